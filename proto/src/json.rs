@@ -1,0 +1,97 @@
+//! JSON helpers for the generated messages.
+
+/// `google.protobuf.Timestamp` as the aws CLI shows it: an ISO 8601 string.
+/// Input also accepts a number of seconds since the epoch, as the aws CLI does.
+pub mod timestamp {
+    use prost_types::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+    pub fn serialize<S: Serializer>(ts: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        match ts {
+            None => s.serialize_none(),
+            Some(ts) => s.serialize_str(&to_rfc3339(ts)),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Seconds(f64),
+        }
+        let Some(raw) = Option::<Raw>::deserialize(d)? else {
+            return Ok(None);
+        };
+        match raw {
+            Raw::Seconds(secs) => Ok(Some(Timestamp {
+                seconds: secs.trunc() as i64,
+                nanos: (secs.fract() * 1e9) as i32,
+            })),
+            Raw::Text(text) => parse(&text).map(Some).map_err(D::Error::custom),
+        }
+    }
+
+    /// Parses an ISO 8601 / RFC 3339 timestamp (`2026-01-02T03:04:05Z`), a
+    /// plain date (`2026-01-02`, midnight UTC) or seconds since the epoch.
+    pub fn parse(text: &str) -> Result<Timestamp, String> {
+        let text = text.trim();
+        if let Ok(secs) = text.parse::<f64>() {
+            return Ok(Timestamp {
+                seconds: secs.trunc() as i64,
+                nanos: (secs.fract() * 1e9) as i32,
+            });
+        }
+        let parsed = OffsetDateTime::parse(text, &Rfc3339)
+            .or_else(|_| OffsetDateTime::parse(&format!("{text}T00:00:00Z"), &Rfc3339))
+            .map_err(|_| {
+                format!("invalid timestamp {text:?}: expected ISO 8601, e.g. 2026-01-02T03:04:05Z")
+            })?;
+        Ok(Timestamp {
+            seconds: parsed.unix_timestamp(),
+            nanos: parsed.nanosecond() as i32,
+        })
+    }
+
+    /// Formats like the aws CLI: `2026-01-02T03:04:05.123000+00:00`.
+    pub fn to_rfc3339(ts: &Timestamp) -> String {
+        let dt = OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos),
+        )
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
+        );
+        dt.format(&format).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::v1::{JobRun, MonitoringConfiguration, StartJobRunRequest};
+
+    #[test]
+    fn json_uses_aws_member_names_and_skips_absent_members() {
+        let run = JobRun {
+            id: "abc".into(),
+            created_at: Some(prost_types::Timestamp { seconds: 0, nanos: 0 }),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&run).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"id": "abc", "createdAt": "1970-01-01T00:00:00.000000+00:00"})
+        );
+        let monitoring: MonitoringConfiguration =
+            serde_json::from_str(r#"{"persistentAppUI": "ENABLED"}"#).unwrap();
+        assert_eq!(monitoring.persistent_app_ui, "ENABLED");
+    }
+
+    #[test]
+    fn unknown_members_are_rejected_with_their_name() {
+        let err = serde_json::from_str::<StartJobRunRequest>(r#"{"virtualClusterID": "x"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("virtualClusterID"), "{err}");
+    }
+}
