@@ -1,0 +1,237 @@
+//! Running a parsed command: build the request, call the server, print.
+//!
+//! Requests are built (and flag errors reported) before connecting, so a
+//! bad command line fails the same way whether or not a server is up.
+
+use crate::args::{Cli, Command};
+use crate::client;
+use crate::error::CliError;
+use crate::output;
+use crate::paginate::{Collector, Resume};
+use crate::requests;
+use crate::wait;
+use serde_json::json;
+use sparkvc_proto::v1::DescribeJobRunRequest;
+use std::time::Duration;
+
+/// One call whose response is printed as is.
+macro_rules! simple_call {
+    ($url:expr, $operation:literal, $method:ident, $request:expr) => {{
+        let request = $request?;
+        let mut client = client::connect($url).await?;
+        let response = client
+            .$method(request)
+            .await
+            .map_err(|status| CliError::from_status($operation, $url, &status))?
+            .into_inner();
+        output::print(&output::to_value(&response));
+    }};
+}
+
+/// A list call, paginated as described in `paginate`.
+macro_rules! list_call {
+    ($url:expr, $operation:literal, $method:ident, $request:expr, $paging:expr, $items:ident, $key:literal) => {{
+        let request = $request?;
+        let paging = $paging;
+        let mut client = client::connect($url).await?;
+        if paging.no_paginate {
+            let mut request = request;
+            if let Some(token) = &paging.starting_token {
+                request.next_token = Resume::decode(token).next_token.unwrap_or_default();
+            }
+            let response = client
+                .$method(request)
+                .await
+                .map_err(|status| CliError::from_status($operation, $url, &status))?
+                .into_inner();
+            output::print(&output::with_member(&response, $key, json!([])));
+        } else {
+            let start = match &paging.starting_token {
+                Some(token) => Resume::decode(token),
+                None => Resume {
+                    next_token: Some(request.next_token.clone()),
+                    skip: 0,
+                },
+            };
+            let mut collector = Collector::new(start, paging.max_items.map(|n| n as usize));
+            while let Some(token) = collector.next_request().map(|t| t.map(str::to_string)) {
+                let mut page_request = request.clone();
+                page_request.next_token = token.unwrap_or_default();
+                let response = client
+                    .$method(page_request)
+                    .await
+                    .map_err(|status| CliError::from_status($operation, $url, &status))?
+                    .into_inner();
+                collector.accept(response.$items, &response.next_token);
+            }
+            let (items, next_token) = collector.finish();
+            output::print(&output::list($key, &items, next_token));
+        }
+    }};
+}
+
+pub async fn run(cli: &Cli) -> Result<(), CliError> {
+    let url = cli.endpoint_url.as_str();
+    match &cli.command {
+        Command::CreateVirtualCluster(a) => simple_call!(
+            url,
+            "CreateVirtualCluster",
+            create_virtual_cluster,
+            requests::create_virtual_cluster(a)
+        ),
+        Command::DescribeVirtualCluster(a) => simple_call!(
+            url,
+            "DescribeVirtualCluster",
+            describe_virtual_cluster,
+            requests::describe_virtual_cluster(a)
+        ),
+        Command::ListVirtualClusters(a) => list_call!(
+            url,
+            "ListVirtualClusters",
+            list_virtual_clusters,
+            requests::list_virtual_clusters(a),
+            &a.paging,
+            virtual_clusters,
+            "virtualClusters"
+        ),
+        Command::UpdateVirtualCluster(a) => simple_call!(
+            url,
+            "UpdateVirtualCluster",
+            update_virtual_cluster,
+            requests::update_virtual_cluster(a)
+        ),
+        Command::DeleteVirtualCluster(a) => simple_call!(
+            url,
+            "DeleteVirtualCluster",
+            delete_virtual_cluster,
+            requests::delete_virtual_cluster(a)
+        ),
+        Command::StartJobRun(a) => {
+            let request = requests::start_job_run(a)?;
+            let mut client = client::connect(url).await?;
+            let virtual_cluster_id = request.virtual_cluster_id.clone();
+            let response = client
+                .start_job_run(request)
+                .await
+                .map_err(|status| CliError::from_status("StartJobRun", url, &status))?
+                .into_inner();
+            if !a.wait {
+                output::print(&output::to_value(&response));
+                return Ok(());
+            }
+            eprintln!(
+                "started job run {} in virtual cluster {}",
+                response.id, virtual_cluster_id
+            );
+            let describe = DescribeJobRunRequest {
+                id: response.id.clone(),
+                virtual_cluster_id: if response.virtual_cluster_id.is_empty() {
+                    virtual_cluster_id
+                } else {
+                    response.virtual_cluster_id.clone()
+                },
+            };
+            let interval = Duration::from_secs_f64(a.poll_interval);
+            let last = wait::until_done(&mut client, url, describe, interval).await?;
+            output::print(&output::to_value(&last));
+            if let Some(err) = wait::outcome(&last.job_run.unwrap_or_default()) {
+                return Err(err);
+            }
+        }
+        Command::DescribeJobRun(a) => simple_call!(
+            url,
+            "DescribeJobRun",
+            describe_job_run,
+            requests::describe_job_run(a)
+        ),
+        Command::ListJobRuns(a) => list_call!(
+            url,
+            "ListJobRuns",
+            list_job_runs,
+            requests::list_job_runs(a),
+            &a.paging,
+            job_runs,
+            "jobRuns"
+        ),
+        Command::CancelJobRun(a) => simple_call!(
+            url,
+            "CancelJobRun",
+            cancel_job_run,
+            requests::cancel_job_run(a)
+        ),
+        Command::CreateJobTemplate(a) => simple_call!(
+            url,
+            "CreateJobTemplate",
+            create_job_template,
+            requests::create_job_template(a)
+        ),
+        Command::DescribeJobTemplate(a) => simple_call!(
+            url,
+            "DescribeJobTemplate",
+            describe_job_template,
+            requests::describe_job_template(a)
+        ),
+        Command::ListJobTemplates(a) => list_call!(
+            url,
+            "ListJobTemplates",
+            list_job_templates,
+            requests::list_job_templates(a),
+            &a.paging,
+            templates,
+            "templates"
+        ),
+        Command::DeleteJobTemplate(a) => simple_call!(
+            url,
+            "DeleteJobTemplate",
+            delete_job_template,
+            requests::delete_job_template(a)
+        ),
+        Command::CreateSecurityConfiguration(a) => simple_call!(
+            url,
+            "CreateSecurityConfiguration",
+            create_security_configuration,
+            requests::create_security_configuration(a)
+        ),
+        Command::DescribeSecurityConfiguration(a) => simple_call!(
+            url,
+            "DescribeSecurityConfiguration",
+            describe_security_configuration,
+            requests::describe_security_configuration(a)
+        ),
+        Command::ListSecurityConfigurations(a) => list_call!(
+            url,
+            "ListSecurityConfigurations",
+            list_security_configurations,
+            requests::list_security_configurations(a),
+            &a.paging,
+            security_configurations,
+            "securityConfigurations"
+        ),
+        Command::DeleteSecurityConfiguration(a) => simple_call!(
+            url,
+            "DeleteSecurityConfiguration",
+            delete_security_configuration,
+            requests::delete_security_configuration(a)
+        ),
+        Command::TagResource(a) => {
+            simple_call!(url, "TagResource", tag_resource, requests::tag_resource(a))
+        }
+        Command::UntagResource(a) => simple_call!(
+            url,
+            "UntagResource",
+            untag_resource,
+            requests::untag_resource(a)
+        ),
+        Command::ListTagsForResource(a) => {
+            let request = requests::list_tags_for_resource(a)?;
+            let mut client = client::connect(url).await?;
+            let response = client
+                .list_tags_for_resource(request)
+                .await
+                .map_err(|status| CliError::from_status("ListTagsForResource", url, &status))?
+                .into_inner();
+            output::print(&output::with_member(&response, "tags", json!({})));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The `sparkvc` binary; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    sparkvc_cli::main()
+}
