@@ -4,8 +4,8 @@
 
 use prost::Message;
 use protox::prost_reflect::prost_types::{
-    field_descriptor_proto::{Label, Type},
     DescriptorProto, FieldDescriptorProto,
+    field_descriptor_proto::{Label, Type},
 };
 use std::{env, error::Error, path::PathBuf};
 

@@ -75,7 +75,10 @@ mod tests {
     fn json_uses_aws_member_names_and_skips_absent_members() {
         let run = JobRun {
             id: "abc".into(),
-            created_at: Some(prost_types::Timestamp { seconds: 0, nanos: 0 }),
+            created_at: Some(prost_types::Timestamp {
+                seconds: 0,
+                nanos: 0,
+            }),
             ..Default::default()
         };
         let json = serde_json::to_value(&run).unwrap();
@@ -90,8 +93,8 @@ mod tests {
 
     #[test]
     fn unknown_members_are_rejected_with_their_name() {
-        let err = serde_json::from_str::<StartJobRunRequest>(r#"{"virtualClusterID": "x"}"#)
-            .unwrap_err();
+        let err =
+            serde_json::from_str::<StartJobRunRequest>(r#"{"virtualClusterID": "x"}"#).unwrap_err();
         assert!(err.to_string().contains("virtualClusterID"), "{err}");
     }
 }

@@ -1,0 +1,113 @@
+//! Start-up wiring: open the store, build the control plane, serve gRPC
+//! (with health and reflection), and shut down cleanly.
+
+use crate::api::Api;
+use crate::config::{Config, LogFormat};
+use crate::control::{ControlPlane, Identity};
+use crate::ids::ArnBuilder;
+use crate::release::Catalogue;
+use crate::store::Store;
+use anyhow::Context;
+use sparkvc_proto::EmrContainersServer;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPARKVC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Runs the server until `shutdown` completes. Prints the address it listens
+/// on as the first line of standard output, so that scripts and tests that
+/// ask for port 0 learn which port they got.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let catalogue = match &config.release_catalogue {
+        Some(path) => Catalogue::load(path)?,
+        None => Catalogue::builtin(),
+    };
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let store = Store::open(&config.data_dir.join("store"))
+        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        job_runs = store.job_run_count(),
+        "store opened"
+    );
+    let identity = Identity {
+        arns: ArnBuilder {
+            partition: config.partition.clone(),
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+        },
+        caller_arn: config.caller_arn(),
+    };
+    let control = Arc::new(ControlPlane::new(store.clone(), catalogue, identity));
+    control
+        .resume_terminations()
+        .await
+        .map_err(|e| anyhow::anyhow!("resuming virtual cluster deletions: {e}"))?;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<EmrContainersServer<Api>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(sparkvc_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    println!("sparkvc-server listening on {addr}");
+    tracing::info!(%addr, "serving the emr-containers API");
+
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(EmrContainersServer::new(Api::new(control)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("gRPC server failed")?;
+    store.close()?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,214 @@
+//! Server configuration: defaults, then a TOML file, then environment
+//! variables and flags (the last word wins).
+
+use clap::Parser;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Command-line flags; each also reads an environment variable.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sparkvc-server",
+    version,
+    about = "The sparkvc control plane: EMR-on-EKS-style virtual clusters over gRPC"
+)]
+pub struct Flags {
+    /// TOML configuration file (see deploy/sparkvc-server.example.toml).
+    #[arg(long, env = "SPARKVC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address the gRPC API listens on (port 0 picks a free port).
+    #[arg(long, env = "SPARKVC_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the embedded store; created if missing.
+    #[arg(long, env = "SPARKVC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// AWS partition used in ARNs.
+    #[arg(long, env = "SPARKVC_PARTITION")]
+    pub partition: Option<String>,
+    /// Region used in ARNs.
+    #[arg(long, env = "SPARKVC_REGION")]
+    pub region: Option<String>,
+    /// 12-digit account ID used in ARNs.
+    #[arg(long, env = "SPARKVC_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// Release catalogue (TOML); the built-in deploy/releases.toml if unset.
+    #[arg(long, env = "SPARKVC_RELEASE_CATALOGUE")]
+    pub release_catalogue: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, env = "SPARKVC_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The settings the server runs with.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub partition: String,
+    pub region: String,
+    pub account_id: String,
+    pub release_catalogue: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// Reported as `createdBy`; defaults to the account's root ARN.
+    pub caller_arn: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("sparkvc-data"),
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            release_catalogue: None,
+            log_format: LogFormat::Text,
+            caller_arn: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error("invalid setting {setting}: {rule}")]
+    Invalid { setting: &'static str, rule: String },
+}
+
+impl Config {
+    pub fn load(flags: &Flags) -> Result<Self, ConfigError> {
+        let mut config = match &flags.config {
+            None => Self::default(),
+            Some(path) => {
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: shown.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: shown,
+                    source,
+                })?
+            }
+        };
+        if let Some(v) = flags.listen {
+            config.listen = v;
+        }
+        if let Some(v) = &flags.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &flags.partition {
+            config.partition = v.clone();
+        }
+        if let Some(v) = &flags.region {
+            config.region = v.clone();
+        }
+        if let Some(v) = &flags.account_id {
+            config.account_id = v.clone();
+        }
+        if let Some(v) = &flags.release_catalogue {
+            config.release_catalogue = Some(v.clone());
+        }
+        if let Some(v) = flags.log_format {
+            config.log_format = v;
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, rule: &str| {
+            Err(ConfigError::Invalid {
+                setting,
+                rule: rule.into(),
+            })
+        };
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return invalid("account_id", "must be 12 digits, e.g. 123456789012");
+        }
+        let partition_ok = self.partition.starts_with("aws")
+            && self
+                .partition
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !partition_ok {
+            return invalid(
+                "partition",
+                "must be an AWS partition name such as aws, aws-cn or aws-us-gov",
+            );
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return invalid("region", "must be a region name such as us-east-1");
+        }
+        Ok(())
+    }
+
+    pub fn caller_arn(&self) -> String {
+        self.caller_arn
+            .clone()
+            .unwrap_or_else(|| format!("arn:{}:iam::{}:root", self.partition, self.account_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            "region = \"eu-west-1\"\naccount_id = \"123456789012\"\n",
+        )
+        .unwrap();
+        let flags = Flags::parse_from([
+            "sparkvc-server",
+            "--config",
+            path.to_str().unwrap(),
+            "--region",
+            "us-west-2",
+        ]);
+        let config = Config::load(&flags).unwrap();
+        assert_eq!(config.region, "us-west-2");
+        assert_eq!(config.account_id, "123456789012");
+        assert_eq!(config.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let flags = Flags::parse_from(["sparkvc-server", "--account-id", "42"]);
+        let err = Config::load(&flags).unwrap_err().to_string();
+        assert!(err.contains("account_id"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "regoin = \"x\"\n").unwrap();
+        let flags = Flags::parse_from(["sparkvc-server", "--config", path.to_str().unwrap()]);
+        let err = Config::load(&flags).unwrap_err().to_string();
+        assert!(err.contains("regoin"), "{err}");
+    }
+}

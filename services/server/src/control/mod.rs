@@ -1,0 +1,126 @@
+//! The control plane's operations: what each API call does to the store,
+//! once the request has passed validation. Handlers in `api` only validate
+//! and map; the rules about resources live here.
+
+mod job_runs;
+mod job_templates;
+mod security_configurations;
+mod tags;
+mod virtual_clusters;
+
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{ArnBuilder, Clock};
+use crate::release::Catalogue;
+use crate::store::keys::Cursor;
+use crate::store::{ClientTokenRecord, Store, Txn, Window};
+use prost::Message;
+use prost_types::Timestamp;
+use sha2::{Digest, Sha256};
+
+/// Who and where this control plane is.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub arns: ArnBuilder,
+    /// Reported as `createdBy`; sparkvc does not authenticate callers yet.
+    pub caller_arn: String,
+}
+
+#[derive(Debug)]
+pub struct ControlPlane {
+    store: Store,
+    catalogue: Catalogue,
+    identity: Identity,
+    clock: Clock,
+}
+
+impl ControlPlane {
+    pub fn new(store: Store, catalogue: Catalogue, identity: Identity) -> Self {
+        Self {
+            store,
+            catalogue,
+            identity,
+            clock: Clock::default(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn arns(&self) -> &ArnBuilder {
+        &self.identity.arns
+    }
+}
+
+pub fn timestamp_from_micros(micros: u64) -> Timestamp {
+    Timestamp {
+        seconds: (micros / 1_000_000) as i64,
+        nanos: ((micros % 1_000_000) * 1000) as i32,
+    }
+}
+
+fn micros_from_timestamp(ts: &Timestamp) -> u64 {
+    let micros = i128::from(ts.seconds) * 1_000_000 + i128::from(ts.nanos) / 1000;
+    micros.clamp(0, i128::from(u64::MAX)) as u64
+}
+
+/// SHA-256 of a request with its client token blanked, so that a retry with
+/// the same token is recognised as the same request.
+fn fingerprint<M: Message + Clone>(request: &M, clear_token: impl FnOnce(&mut M)) -> Vec<u8> {
+    let mut copy = request.clone();
+    clear_token(&mut copy);
+    Sha256::digest(copy.encode_to_vec()).to_vec()
+}
+
+/// An idempotent operation's client token, as seen inside a write.
+struct Idempotency<'a> {
+    operation: &'static str,
+    scope: &'a str,
+    token: &'a str,
+    fingerprint: Vec<u8>,
+}
+
+impl Idempotency<'_> {
+    /// The resource an earlier request with this token made, or an error if
+    /// that request was a different one.
+    fn replayed(&self, txn: &Txn<'_>) -> ApiResult<Option<String>> {
+        match txn.client_token(self.operation, self.scope, self.token)? {
+            None => Ok(None),
+            Some(prior) if prior.fingerprint == self.fingerprint => Ok(Some(prior.resource_id)),
+            Some(_) => Err(ApiError::validation(format!(
+                "The client token {} was already used with a different {} request; use a new client token for a new request.",
+                self.token, self.operation
+            ))),
+        }
+    }
+
+    fn record(&self, txn: &mut Txn<'_>, resource_id: &str) {
+        let record = ClientTokenRecord {
+            fingerprint: self.fingerprint.clone(),
+            resource_id: resource_id.to_string(),
+        };
+        txn.put_client_token(self.operation, self.scope, self.token, &record);
+    }
+}
+
+/// The part of a time-ordered listing a list request asks for.
+fn window(
+    listing: &str,
+    created_after: Option<&Timestamp>,
+    created_before: Option<&Timestamp>,
+    max_results: Option<i32>,
+    next_token: &str,
+) -> ApiResult<Window> {
+    let cursor = match next_token {
+        "" => None,
+        token => Some(Cursor::from_token(token, listing).ok_or_else(|| {
+            ApiError::validation("The nextToken is not valid for this request: pass the nextToken of the previous page of the same listing.")
+        })?),
+    };
+    Ok(Window {
+        created_after_micros: created_after.map(micros_from_timestamp),
+        created_before_micros: created_before.map(micros_from_timestamp),
+        cursor,
+        limit: crate::validate::page_size(max_results)?,
+    })
+}

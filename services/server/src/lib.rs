@@ -1,0 +1,18 @@
+//! sparkvc's control plane: the emr-containers API over gRPC, backed by an
+//! embedded sled store.
+//!
+//! Data flows one way: request → `validate` → `control` (decides, writes the
+//! `store` durably) → response. Kubernetes execution reads the store's open
+//! runs and writes state transitions back through the same store.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod ids;
+pub mod release;
+pub mod state;
+pub mod store;
+pub mod template;
+pub mod validate;

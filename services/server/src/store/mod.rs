@@ -1,0 +1,599 @@
+//! The embedded store: sled trees for each record kind plus the indexes that
+//! listing and the reconciler need.
+//!
+//! | tree                      | key                          | value                          |
+//! |---------------------------|------------------------------|--------------------------------|
+//! | `virtual_clusters`        | vcId                         | VirtualCluster                 |
+//! | `vc_namespaces`           | providerId/namespace         | vcId (live clusters only)      |
+//! | `job_runs`                | vcId/jobRunId                | JobRun                         |
+//! | `open_job_runs`           | vcId/jobRunId                | state (non-terminal runs only) |
+//! | `job_templates`           | templateId                   | JobTemplate                    |
+//! | `security_configurations` | securityConfigurationId      | SecurityConfiguration          |
+//! | `client_tokens`           | operation/scope/clientToken  | ClientTokenRecord              |
+//!
+//! Values are prost messages behind a one-byte schema version.
+//!
+//! Writes go through [`Store::write`]: one writer at a time reads what it
+//! needs, decides, and buffers its changes; they are committed to all trees
+//! atomically, and the call returns only once they are on disk (see
+//! [`durability`]). Reads never wait for writers.
+
+mod durability;
+pub mod keys;
+
+use crate::ids;
+use crate::state::JobRunState;
+use durability::GroupCommit;
+use keys::Cursor;
+use prost::Message;
+use sled::Transactional;
+use sparkvc_proto::v1 as pb;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+const SCHEMA_VERSION: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed to read or write.
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A committed write could not be made durable.
+    #[error("could not flush the store to disk: {0}")]
+    Flush(String),
+    /// A record could not be decoded.
+    #[error("record {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A change recorded when an idempotent request first succeeds.
+#[derive(Clone, PartialEq, Message)]
+pub struct ClientTokenRecord {
+    /// SHA-256 of the request, with the token itself left out.
+    #[prost(bytes = "vec", tag = "1")]
+    pub fingerprint: Vec<u8>,
+    /// What the request created.
+    #[prost(string, tag = "2")]
+    pub resource_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TreeId {
+    VirtualClusters = 0,
+    VcNamespaces,
+    JobRuns,
+    OpenJobRuns,
+    JobTemplates,
+    SecurityConfigurations,
+    ClientTokens,
+}
+
+const TREE_NAMES: [&str; 7] = [
+    "virtual_clusters",
+    "vc_namespaces",
+    "job_runs",
+    "open_job_runs",
+    "job_templates",
+    "security_configurations",
+    "client_tokens",
+];
+
+/// How many of a virtual cluster's runs are queued and running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// PENDING or SUBMITTED.
+    pub in_queue: i64,
+    /// RUNNING.
+    pub running: i64,
+}
+
+impl QueueCounts {
+    fn add(&mut self, state: JobRunState, sign: i64) {
+        match state {
+            JobRunState::Pending | JobRunState::Submitted => self.in_queue += sign,
+            JobRunState::Running => self.running += sign,
+            _ => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    writer: Mutex<()>,
+    counts: Mutex<BTreeMap<String, QueueCounts>>,
+    commit: Arc<GroupCommit>,
+}
+
+fn encode<M: Message>(msg: &M) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(msg.encoded_len() + 1);
+    buf.push(SCHEMA_VERSION);
+    msg.encode(&mut buf).expect("a Vec grows as needed");
+    buf
+}
+
+fn decode<M: Message + Default>(key: &[u8], bytes: &[u8]) -> StoreResult<M> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
+    };
+    match bytes.split_first() {
+        Some((&SCHEMA_VERSION, body)) => M::decode(body).map_err(|e| corrupt(e.to_string())),
+        Some((v, _)) => Err(corrupt(format!(
+            "schema version {v} is newer than this sparkvc understands"
+        ))),
+        None => Err(corrupt("empty record".into())),
+    }
+}
+
+/// A page of a listing, and where the next page starts.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+/// Which part of a time-ordered tree to list.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    pub created_after_micros: Option<u64>,
+    pub created_before_micros: Option<u64>,
+    pub cursor: Option<Cursor>,
+    pub limit: usize,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()?;
+        let trees = TREE_NAMES
+            .iter()
+            .map(|n| db.open_tree(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let commit = GroupCommit::start(db.clone());
+        let store = Self {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                writer: Mutex::new(()),
+                counts: Mutex::default(),
+                commit,
+            }),
+        };
+        store.rebuild_counts()?;
+        Ok(store)
+    }
+
+    fn tree(&self, id: TreeId) -> &sled::Tree {
+        &self.inner.trees[id as usize]
+    }
+
+    fn rebuild_counts(&self) -> StoreResult<()> {
+        let mut counts = BTreeMap::<String, QueueCounts>::new();
+        for entry in self.tree(TreeId::OpenJobRuns).iter() {
+            let (key, state) = entry?;
+            let (vc, _) = keys::split_job_run(&key).unwrap_or_default();
+            let state = JobRunState::parse(&String::from_utf8_lossy(&state))
+                .unwrap_or(JobRunState::Pending);
+            counts.entry(vc).or_default().add(state, 1);
+        }
+        *self.inner.counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+        Ok(())
+    }
+
+    /// Runs `change` as the only writer, commits what it buffered atomically,
+    /// and returns once that is on disk. If `change` fails nothing is written.
+    pub async fn write<T, E>(
+        &self,
+        change: impl FnOnce(&mut Txn<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let result = {
+            let _only_writer = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let mut txn = Txn {
+                store: self,
+                writes: Vec::new(),
+                count_changes: Vec::new(),
+            };
+            let result = change(&mut txn)?;
+            txn.commit()?;
+            result
+        };
+        self.inner
+            .commit
+            .wait_durable()
+            .await
+            .map_err(StoreError::Flush)?;
+        Ok(result)
+    }
+
+    // --- reads ---------------------------------------------------------------
+
+    fn get<M: Message + Default>(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<M>> {
+        match self.tree(tree).get(key)? {
+            None => Ok(None),
+            Some(bytes) => decode(key, &bytes).map(Some),
+        }
+    }
+
+    pub fn virtual_cluster(&self, id: &str) -> StoreResult<Option<pb::VirtualCluster>> {
+        self.get(TreeId::VirtualClusters, id.as_bytes())
+    }
+
+    pub fn job_run(&self, vc_id: &str, run_id: &str) -> StoreResult<Option<pb::JobRun>> {
+        self.get(TreeId::JobRuns, &keys::job_run(vc_id, run_id))
+    }
+
+    pub fn job_template(&self, id: &str) -> StoreResult<Option<pb::JobTemplate>> {
+        self.get(TreeId::JobTemplates, id.as_bytes())
+    }
+
+    pub fn security_configuration(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<pb::SecurityConfiguration>> {
+        self.get(TreeId::SecurityConfigurations, id.as_bytes())
+    }
+
+    pub fn queue_counts(&self, vc_id: &str) -> QueueCounts {
+        let counts = self.inner.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.get(vc_id).copied().unwrap_or_default()
+    }
+
+    /// Every non-terminal job run, as (virtual cluster ID, job run ID, state).
+    pub fn open_job_runs(&self) -> StoreResult<Vec<(String, String, JobRunState)>> {
+        let mut out = Vec::new();
+        for entry in self.tree(TreeId::OpenJobRuns).iter() {
+            let (key, state) = entry?;
+            if let Some((vc, run)) = keys::split_job_run(&key) {
+                let state = JobRunState::parse(&String::from_utf8_lossy(&state))
+                    .unwrap_or(JobRunState::Pending);
+                out.push((vc, run, state));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Virtual clusters in a given state, oldest first.
+    pub fn virtual_clusters_in_state(&self, state: &str) -> StoreResult<Vec<pb::VirtualCluster>> {
+        let mut out = Vec::new();
+        for entry in self.tree(TreeId::VirtualClusters).iter() {
+            let (key, bytes) = entry?;
+            let vc: pb::VirtualCluster = decode(&key, &bytes)?;
+            if vc.state == state {
+                out.push(vc);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Newest first, within `prefix` and the window, keeping what `keep`
+    /// accepts, until `window.limit` items are found.
+    fn list<M: Message + Default>(
+        &self,
+        tree: TreeId,
+        prefix: &[u8],
+        window: &Window,
+        keep: impl Fn(&M) -> bool,
+    ) -> StoreResult<Page<M>> {
+        let (low, mut high) = keys::time_window(
+            prefix,
+            window.created_after_micros,
+            window.created_before_micros,
+        );
+        if let Some(cursor) = &window.cursor
+            && cursor.after < high
+        {
+            high = cursor.after.clone();
+        }
+        let mut items = Vec::new();
+        let mut last_key = None;
+        if low < high {
+            for entry in self.tree(tree).range(low..high).rev() {
+                let (key, bytes) = entry?;
+                let item: M = decode(&key, &bytes)?;
+                if !keep(&item) {
+                    continue;
+                }
+                if items.len() == window.limit {
+                    // One more matching item exists: there is a next page.
+                    return Ok(Page {
+                        items,
+                        next: last_key.map(|after| Cursor { after }),
+                    });
+                }
+                items.push(item);
+                last_key = Some(key.to_vec());
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    pub fn list_virtual_clusters(
+        &self,
+        window: &Window,
+        keep: impl Fn(&pb::VirtualCluster) -> bool,
+    ) -> StoreResult<Page<pb::VirtualCluster>> {
+        self.list(TreeId::VirtualClusters, b"", window, keep)
+    }
+
+    pub fn list_job_runs(
+        &self,
+        vc_id: &str,
+        window: &Window,
+        keep: impl Fn(&pb::JobRun) -> bool,
+    ) -> StoreResult<Page<pb::JobRun>> {
+        self.list(TreeId::JobRuns, &keys::job_run_prefix(vc_id), window, keep)
+    }
+
+    pub fn list_job_templates(&self, window: &Window) -> StoreResult<Page<pb::JobTemplate>> {
+        self.list(TreeId::JobTemplates, b"", window, |_| true)
+    }
+
+    pub fn list_security_configurations(
+        &self,
+        window: &Window,
+    ) -> StoreResult<Page<pb::SecurityConfiguration>> {
+        self.list(TreeId::SecurityConfigurations, b"", window, |_| true)
+    }
+
+    /// Flushes and stops the background flusher.
+    pub fn close(&self) -> StoreResult<()> {
+        self.inner.db.flush()?;
+        self.inner.commit.stop();
+        Ok(())
+    }
+
+    /// Number of stored job runs (all states), for diagnostics and benchmarks.
+    pub fn job_run_count(&self) -> usize {
+        self.tree(TreeId::JobRuns).len()
+    }
+}
+
+/// The buffered changes of one [`Store::write`].
+pub struct Txn<'a> {
+    store: &'a Store,
+    writes: Vec<(TreeId, Vec<u8>, Option<Vec<u8>>)>,
+    count_changes: Vec<(String, Option<JobRunState>, Option<JobRunState>)>,
+}
+
+impl Txn<'_> {
+    /// Reads through this transaction's own buffered writes.
+    fn get<M: Message + Default>(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<M>> {
+        if let Some((_, _, value)) = self
+            .writes
+            .iter()
+            .rev()
+            .find(|(t, k, _)| *t == tree && k == key)
+        {
+            return value.as_deref().map(|bytes| decode(key, bytes)).transpose();
+        }
+        self.store.get(tree, key)
+    }
+
+    fn put<M: Message>(&mut self, tree: TreeId, key: Vec<u8>, msg: &M) {
+        self.writes.push((tree, key, Some(encode(msg))));
+    }
+
+    fn remove(&mut self, tree: TreeId, key: Vec<u8>) {
+        self.writes.push((tree, key, None));
+    }
+
+    pub fn virtual_cluster(&self, id: &str) -> StoreResult<Option<pb::VirtualCluster>> {
+        self.get(TreeId::VirtualClusters, id.as_bytes())
+    }
+
+    pub fn put_virtual_cluster(&mut self, vc: &pb::VirtualCluster) {
+        self.put(TreeId::VirtualClusters, vc.id.clone().into_bytes(), vc);
+    }
+
+    /// The live virtual cluster that owns a namespace, if any.
+    pub fn namespace_owner(
+        &self,
+        provider_id: &str,
+        namespace: &str,
+    ) -> StoreResult<Option<String>> {
+        let key = keys::namespace(provider_id, namespace);
+        if let Some((_, _, value)) = self
+            .writes
+            .iter()
+            .rev()
+            .find(|(t, k, _)| *t == TreeId::VcNamespaces && *k == key)
+        {
+            return Ok(value
+                .as_ref()
+                .map(|v| String::from_utf8_lossy(v).into_owned()));
+        }
+        Ok(self
+            .store
+            .tree(TreeId::VcNamespaces)
+            .get(&key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub fn claim_namespace(&mut self, provider_id: &str, namespace: &str, vc_id: &str) {
+        self.writes.push((
+            TreeId::VcNamespaces,
+            keys::namespace(provider_id, namespace),
+            Some(vc_id.as_bytes().to_vec()),
+        ));
+    }
+
+    pub fn release_namespace(&mut self, provider_id: &str, namespace: &str) {
+        self.remove(
+            TreeId::VcNamespaces,
+            keys::namespace(provider_id, namespace),
+        );
+    }
+
+    pub fn job_run(&self, vc_id: &str, run_id: &str) -> StoreResult<Option<pb::JobRun>> {
+        self.get(TreeId::JobRuns, &keys::job_run(vc_id, run_id))
+    }
+
+    /// Stores a job run and keeps the open-run index and queue counts in step.
+    /// `previous` is the state it was stored with (None for a new run).
+    pub fn put_job_run(&mut self, previous: Option<JobRunState>, run: &pb::JobRun) {
+        let key = keys::job_run(&run.virtual_cluster_id, &run.id);
+        let state = crate::state::state_of(run);
+        self.put(TreeId::JobRuns, key.clone(), run);
+        if state.is_terminal() {
+            self.remove(TreeId::OpenJobRuns, key);
+        } else {
+            self.writes.push((
+                TreeId::OpenJobRuns,
+                key,
+                Some(state.as_str().as_bytes().to_vec()),
+            ));
+        }
+        self.count_changes
+            .push((run.virtual_cluster_id.clone(), previous, Some(state)));
+    }
+
+    /// The open (non-terminal) runs of one virtual cluster, as committed.
+    pub fn open_job_runs_of(&self, vc_id: &str) -> StoreResult<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in self
+            .store
+            .tree(TreeId::OpenJobRuns)
+            .scan_prefix(keys::job_run_prefix(vc_id))
+            .keys()
+        {
+            if let Some((_, run)) = keys::split_job_run(&entry?) {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn queue_counts(&self, vc_id: &str) -> QueueCounts {
+        let mut counts = self.store.queue_counts(vc_id);
+        for (vc, before, after) in &self.count_changes {
+            if vc == vc_id {
+                before.map(|s| counts.add(s, -1));
+                after.map(|s| counts.add(s, 1));
+            }
+        }
+        counts
+    }
+
+    pub fn job_template(&self, id: &str) -> StoreResult<Option<pb::JobTemplate>> {
+        self.get(TreeId::JobTemplates, id.as_bytes())
+    }
+
+    pub fn put_job_template(&mut self, template: &pb::JobTemplate) {
+        self.put(
+            TreeId::JobTemplates,
+            template.id.clone().into_bytes(),
+            template,
+        );
+    }
+
+    pub fn delete_job_template(&mut self, id: &str) {
+        self.remove(TreeId::JobTemplates, id.as_bytes().to_vec());
+    }
+
+    pub fn security_configuration(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<pb::SecurityConfiguration>> {
+        self.get(TreeId::SecurityConfigurations, id.as_bytes())
+    }
+
+    pub fn put_security_configuration(&mut self, config: &pb::SecurityConfiguration) {
+        self.put(
+            TreeId::SecurityConfigurations,
+            config.id.clone().into_bytes(),
+            config,
+        );
+    }
+
+    pub fn delete_security_configuration(&mut self, id: &str) {
+        self.remove(TreeId::SecurityConfigurations, id.as_bytes().to_vec());
+    }
+
+    pub fn client_token(
+        &self,
+        operation: &str,
+        scope: &str,
+        token: &str,
+    ) -> StoreResult<Option<ClientTokenRecord>> {
+        self.get(
+            TreeId::ClientTokens,
+            &keys::client_token(operation, scope, token),
+        )
+    }
+
+    pub fn put_client_token(
+        &mut self,
+        operation: &str,
+        scope: &str,
+        token: &str,
+        record: &ClientTokenRecord,
+    ) {
+        self.put(
+            TreeId::ClientTokens,
+            keys::client_token(operation, scope, token),
+            record,
+        );
+    }
+
+    fn commit(self) -> StoreResult<()> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let trees = &self.store.inner.trees[..];
+        trees
+            .transaction(|tx| {
+                for (tree, key, value) in &self.writes {
+                    let tree = &tx[*tree as usize];
+                    match value {
+                        Some(v) => tree.insert(key.as_slice(), v.as_slice())?,
+                        None => tree.remove(key.as_slice())?,
+                    };
+                }
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(err) => StoreError::Sled(err),
+                sled::transaction::TransactionError::Abort(()) => {
+                    unreachable!("the closure never aborts")
+                }
+            })?;
+        let mut counts = self
+            .store
+            .inner
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (vc, before, after) in self.count_changes {
+            let entry = counts.entry(vc).or_default();
+            if let Some(s) = before {
+                entry.add(s, -1);
+            }
+            if let Some(s) = after {
+                entry.add(s, 1);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The creation time of a record, from its time-ordered ID.
+pub fn created_micros(id: &str) -> Option<u64> {
+    ids::micros_of(id)
+}
