@@ -6,11 +6,10 @@
 use crate::args::{Cli, Command};
 use crate::client;
 use crate::error::CliError;
-use crate::output;
+use crate::output::{self, Keyed};
 use crate::paginate::{Collector, Resume};
 use crate::requests;
 use crate::wait;
-use serde_json::json;
 use sparkvc_proto::v1::DescribeJobRunRequest;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ macro_rules! simple_call {
             .await
             .map_err(|status| CliError::from_status($operation, $url, &status))?
             .into_inner();
-        output::print(&output::to_value(&response));
+        output::print(&response);
     }};
 }
 
@@ -44,7 +43,10 @@ macro_rules! list_call {
                 .await
                 .map_err(|status| CliError::from_status($operation, $url, &status))?
                 .into_inner();
-            output::print(&output::with_member(&response, $key, json!([])));
+            output::print(
+                &Keyed::new($key, &response.$items)
+                    .with_token("nextToken", Some(&response.next_token)),
+            );
         } else {
             let start = match &paging.starting_token {
                 Some(token) => Resume::decode(token),
@@ -65,7 +67,7 @@ macro_rules! list_call {
                 collector.accept(response.$items, &response.next_token);
             }
             let (items, next_token) = collector.finish();
-            output::print(&output::list($key, &items, next_token));
+            output::print(&Keyed::new($key, &items).with_token("NextToken", next_token.as_deref()));
         }
     }};
 }
@@ -116,7 +118,7 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
                 .map_err(|status| CliError::from_status("StartJobRun", url, &status))?
                 .into_inner();
             if !a.wait {
-                output::print(&output::to_value(&response));
+                output::print(&response);
                 return Ok(());
             }
             eprintln!(
@@ -133,7 +135,7 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
             };
             let interval = Duration::from_secs_f64(a.poll_interval);
             let last = wait::until_done(&mut client, url, describe, interval).await?;
-            output::print(&output::to_value(&last));
+            output::print(&last);
             if let Some(err) = wait::outcome(&last.job_run.unwrap_or_default()) {
                 return Err(err);
             }
@@ -230,7 +232,7 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
                 .await
                 .map_err(|status| CliError::from_status("ListTagsForResource", url, &status))?
                 .into_inner();
-            output::print(&output::with_member(&response, "tags", json!({})));
+            output::print(&Keyed::new("tags", &response.tags));
         }
     }
     Ok(())

@@ -1,61 +1,70 @@
 //! Printing responses the way the aws CLI does with `--output json`: the
 //! AWS response shape, pretty-printed with a 2-space indent; nothing at all
-//! for an empty response.
+//! for an empty response. Members keep the order of the proto messages.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Serialize, Serializer, ser::SerializeMap};
 use std::io::Write;
 
-/// Renders a response; `None` when the response is empty.
-pub fn render(value: &Value) -> Option<String> {
-    match value {
-        Value::Object(map) if map.is_empty() => None,
-        Value::Null => None,
-        other => serde_json::to_string_pretty(other).ok(),
-    }
-}
-
-/// The JSON value of a response message.
-pub fn to_value<T: Serialize>(response: &T) -> Value {
-    serde_json::to_value(response).unwrap_or(Value::Null)
-}
-
-/// A list command's output: `{"<key>": [...]}`, the key always present, plus
-/// `NextToken` when `--max-items` stopped the listing early.
-pub fn list<T: Serialize>(key: &str, items: &[T], next_token: Option<String>) -> Value {
-    let mut map = Map::new();
-    map.insert(
-        key.to_string(),
-        Value::Array(items.iter().map(to_value).collect()),
-    );
-    if let Some(token) = next_token {
-        map.insert("NextToken".to_string(), Value::String(token));
-    }
-    Value::Object(map)
-}
-
-/// A response whose `key` member is printed even when empty, as AWS returns
-/// it (`{"tags": {}}`, `{"jobRuns": []}` from `--no-paginate`).
-pub fn with_member<T: Serialize>(response: &T, key: &str, empty: Value) -> Value {
-    let mut value = to_value(response);
-    if let Value::Object(map) = &mut value {
-        map.entry(key.to_string()).or_insert(empty);
-    }
-    value
+/// Renders a response; `None` when it has no members.
+pub fn render<T: Serialize + ?Sized>(response: &T) -> Option<String> {
+    let text = serde_json::to_string_pretty(response).ok()?;
+    (text != "{}" && text != "null").then_some(text)
 }
 
 /// Prints a response on stdout. A closed stdout (`| head`) is not an error.
-pub fn print(value: &Value) {
-    if let Some(text) = render(value) {
+pub fn print<T: Serialize + ?Sized>(response: &T) {
+    if let Some(text) = render(response) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+    }
+}
+
+/// An object whose main member is printed even when empty, as AWS returns it
+/// (`{"virtualClusters": []}`, `{"tags": {}}`), with an optional token after
+/// it: `NextToken` for a listing cut by `--max-items`, `nextToken` for a
+/// `--no-paginate` page.
+#[derive(Debug)]
+pub struct Keyed<'a, V: ?Sized> {
+    pub key: &'static str,
+    pub value: &'a V,
+    pub token_key: &'static str,
+    pub token: Option<&'a str>,
+}
+
+impl<V: Serialize + ?Sized> Serialize for Keyed<'_, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let token = self.token.filter(|t| !t.is_empty());
+        let mut map = serializer.serialize_map(Some(1 + usize::from(token.is_some())))?;
+        map.serialize_entry(self.key, self.value)?;
+        if let Some(token) = token {
+            map.serialize_entry(self.token_key, token)?;
+        }
+        map.end()
+    }
+}
+
+impl<'a, V: ?Sized> Keyed<'a, V> {
+    /// Just `{"<key>": value}`.
+    pub fn new(key: &'static str, value: &'a V) -> Self {
+        Self {
+            key,
+            value,
+            token_key: "NextToken",
+            token: None,
+        }
+    }
+
+    /// With a token member after the main one (left out when empty).
+    pub fn with_token(mut self, token_key: &'static str, token: Option<&'a str>) -> Self {
+        self.token_key = token_key;
+        self.token = token;
+        self
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use sparkvc_proto::v1::{
         DeleteVirtualClusterResponse, ListTagsForResourceResponse, TagResourceResponse,
         VirtualCluster,
@@ -63,35 +72,54 @@ mod tests {
 
     #[test]
     fn empty_responses_print_nothing() {
-        assert_eq!(render(&to_value(&TagResourceResponse {})), None);
+        assert_eq!(render(&TagResourceResponse {}), None);
     }
 
     #[test]
-    fn responses_are_indented_by_two_spaces() {
-        let value = to_value(&DeleteVirtualClusterResponse { id: "abc".into() });
-        assert_eq!(render(&value).unwrap(), "{\n  \"id\": \"abc\"\n}");
+    fn responses_are_indented_by_two_spaces_in_proto_order() {
+        let response = DeleteVirtualClusterResponse { id: "abc".into() };
+        assert_eq!(render(&response).unwrap(), "{\n  \"id\": \"abc\"\n}");
+        let cluster = VirtualCluster {
+            id: "i".into(),
+            name: "n".into(),
+            arn: "a".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&cluster).unwrap(),
+            r#"{"id":"i","name":"n","arn":"a"}"#
+        );
     }
 
     #[test]
-    fn lists_always_have_their_key_and_a_next_token_when_cut_short() {
+    fn lists_always_have_their_key_and_a_token_when_cut_short() {
         let empty: Vec<VirtualCluster> = vec![];
         assert_eq!(
-            list("virtualClusters", &empty, None),
-            json!({"virtualClusters": []})
+            render(&Keyed::new("virtualClusters", &empty)).unwrap(),
+            "{\n  \"virtualClusters\": []\n}"
         );
         let one = vec![VirtualCluster {
             id: "a".into(),
             ..Default::default()
         }];
+        let keyed = Keyed::new("virtualClusters", &one).with_token("NextToken", Some("tok"));
         assert_eq!(
-            list("virtualClusters", &one, Some("tok".into())),
-            json!({"virtualClusters": [{"id": "a"}], "NextToken": "tok"})
+            serde_json::to_string(&keyed).unwrap(),
+            r#"{"virtualClusters":[{"id":"a"}],"NextToken":"tok"}"#
+        );
+        let keyed = Keyed::new("virtualClusters", &one).with_token("nextToken", Some(""));
+        assert_eq!(
+            serde_json::to_string(&keyed).unwrap(),
+            r#"{"virtualClusters":[{"id":"a"}]}"#
         );
     }
 
     #[test]
     fn tags_are_printed_even_when_there_are_none() {
-        let value = with_member(&ListTagsForResourceResponse::default(), "tags", json!({}));
-        assert_eq!(render(&value).unwrap(), "{\n  \"tags\": {}\n}");
+        let response = ListTagsForResourceResponse::default();
+        assert_eq!(
+            render(&Keyed::new("tags", &response.tags)).unwrap(),
+            "{\n  \"tags\": {}\n}"
+        );
     }
 }
