@@ -14,6 +14,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+/// How long in-flight requests may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPARKVC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -77,13 +80,30 @@ pub async fn run(
     println!("sparkvc-server listening on {addr}");
     tracing::info!(%addr, "serving the emr-containers API");
 
-    tonic::transport::Server::builder()
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let serve = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(EmrContainersServer::new(Api::new(control)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
-        .context("gRPC server failed")?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    // In-flight requests get a grace period; clients that keep idle
+    // connections open do not hold the process up beyond it. Anything already
+    // acknowledged is durable either way.
+    let grace = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = serve => served.context("gRPC server failed")?,
+        () = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them"),
+    }
     store.close()?;
     tracing::info!("stopped cleanly");
     Ok(())

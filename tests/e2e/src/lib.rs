@@ -1,0 +1,269 @@
+//! Test harness: builds and starts the real `sparkvc-server` binary on a
+//! loopback port with its own data directory, connects real gRPC clients,
+//! runs the real `sparkvc` CLI, and kills the server (SIGTERM or SIGKILL)
+//! when a test asks.
+
+use sparkvc_proto::EmrContainersClient;
+use sparkvc_proto::v1 as pb;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+pub type Client = EmrContainersClient<Channel>;
+
+/// The workspace's target directory, next to this test binary.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .to_path_buf()
+}
+
+/// Builds the server and CLI once per test process, so the binaries under
+/// test are always the current code even with `cargo test -p sparkvc-e2e`.
+fn ensure_built() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "sparkvc-server",
+            "-p",
+            "sparkvc-cli",
+        ]);
+        if bin_dir().file_name().is_some_and(|p| p == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(
+            status.success(),
+            "building sparkvc-server and sparkvc failed"
+        );
+    });
+}
+
+pub fn server_binary() -> PathBuf {
+    ensure_built();
+    bin_dir().join("sparkvc-server")
+}
+
+pub fn cli_binary() -> PathBuf {
+    ensure_built();
+    bin_dir().join("sparkvc")
+}
+
+/// A running `sparkvc-server` process.
+pub struct Server {
+    child: Child,
+    pub addr: std::net::SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts a server on a free loopback port, storing its data in `data_dir`.
+    pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Self {
+        let mut child = Command::new(server_binary())
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(["--account-id", "123456789012", "--region", "us-west-2"])
+            .args(extra_args)
+            .env("SPARKVC_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sparkvc-server");
+        let stdout = child.stdout.take().expect("server stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the server's address line");
+        let addr = line
+            .trim()
+            .strip_prefix("sparkvc-server listening on ")
+            .unwrap_or_else(|| panic!("server did not start; it printed {line:?}"))
+            .parse()
+            .expect("a socket address");
+        Self {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> Client {
+        let channel = Channel::from_shared(self.endpoint())
+            .expect("endpoint")
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .expect("connect to sparkvc-server");
+        EmrContainersClient::new(channel)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the process gets no chance to flush or clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns whether it exited 0.
+    pub fn terminate(mut self) -> bool {
+        signal(self.child.id(), "TERM");
+        wait_timeout(&mut self.child, Duration::from_secs(20)).is_some_and(|s| s.success())
+    }
+
+    /// Whether the process has exited (and with what status).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Runs the `sparkvc` CLI against `endpoint`.
+pub fn sparkvc(endpoint: &str, args: &[&str]) -> Output {
+    Command::new(cli_binary())
+        .args(args)
+        .env("SPARKVC_ENDPOINT_URL", endpoint)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sparkvc")
+}
+
+/// stdout as JSON, asserting the command succeeded.
+pub fn json_of(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "sparkvc failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+// --- fixtures ----------------------------------------------------------------
+
+pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/EMRContainers-JobExecutionRole";
+pub const RELEASE: &str = "emr-7.9.0-latest";
+
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn create_vc_request(namespace: &str) -> pb::CreateVirtualClusterRequest {
+    pb::CreateVirtualClusterRequest {
+        name: format!("vc-{namespace}"),
+        container_provider: Some(pb::ContainerProvider {
+            r#type: "EKS".into(),
+            id: "local".into(),
+            info: Some(pb::ContainerInfo {
+                eks_info: Some(pb::EksInfo {
+                    namespace: namespace.into(),
+                    node_label: String::new(),
+                }),
+            }),
+        }),
+        client_token: unique("token"),
+        ..Default::default()
+    }
+}
+
+pub fn submit_driver(entry_point: &str) -> pb::JobDriver {
+    pb::JobDriver {
+        spark_submit_job_driver: Some(pb::SparkSubmitJobDriver {
+            entry_point: entry_point.into(),
+            entry_point_arguments: vec!["100".into()],
+            spark_submit_parameters: "--conf spark.executor.instances=2".into(),
+        }),
+        spark_sql_job_driver: None,
+    }
+}
+
+pub fn start_request(vc_id: &str) -> pb::StartJobRunRequest {
+    pb::StartJobRunRequest {
+        name: "pi".into(),
+        virtual_cluster_id: vc_id.into(),
+        client_token: unique("token"),
+        execution_role_arn: ROLE_ARN.into(),
+        release_label: RELEASE.into(),
+        job_driver: Some(submit_driver(
+            "local:///opt/spark/examples/src/main/python/pi.py",
+        )),
+        ..Default::default()
+    }
+}
+
+/// Creates a virtual cluster on a fresh namespace and returns its ID.
+pub async fn new_virtual_cluster(client: &mut Client) -> String {
+    let req = create_vc_request(&unique("ns"));
+    client
+        .create_virtual_cluster(req)
+        .await
+        .expect("create virtual cluster")
+        .into_inner()
+        .id
+}
+
+/// The AWS error type a failed call carried.
+pub fn aws_error(status: &tonic::Status) -> String {
+    status
+        .metadata()
+        .get(sparkvc_proto::ERROR_TYPE_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("<none>")
+        .to_string()
+}
