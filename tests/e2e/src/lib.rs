@@ -16,12 +16,11 @@ pub type Client = EmrContainersClient<Channel>;
 
 /// The workspace's target directory, next to this test binary.
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current test executable");
-    // target/<profile>/deps/<test> -> target/<profile>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target directory")
-        .to_path_buf()
+    let exe = std::env::current_exe().expect("current executable");
+    // Tests live in target/<profile>/deps/, programs in target/<profile>/.
+    let dir = exe.parent().expect("executable directory");
+    let dir = if dir.ends_with("deps") { dir.parent().expect("target directory") } else { dir };
+    dir.to_path_buf()
 }
 
 /// Builds the server and CLI once per test process, so the binaries under

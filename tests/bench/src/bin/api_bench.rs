@@ -1,0 +1,238 @@
+//! StartJobRun throughput and latency with durable writes, and read latency
+//! with a large store, measured against the real `sparkvc-server` binary over
+//! loopback gRPC.
+//!
+//! ```text
+//! cargo run --release -p sparkvc-bench --bin api-bench
+//! ```
+//!
+//! Prints a table and writes `target/bench-results/api-bench.json`.
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use sparkvc_e2e::{Client, Server, new_virtual_cluster, start_request};
+use sparkvc_proto::v1 as pb;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// StartJobRun requests per concurrency level.
+    #[arg(long, default_value_t = 10_000)]
+    requests: usize,
+    /// Concurrency levels (clients, each with its own connection).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    clients: Vec<usize>,
+    /// Job runs stored before measuring describe/list latency.
+    #[arg(long, default_value_t = 100_000)]
+    stored: usize,
+    /// Read requests measured per read benchmark.
+    #[arg(long, default_value_t = 2_000)]
+    reads: usize,
+    /// Where to write the figures.
+    #[arg(long, default_value = "target/bench-results/api-bench.json")]
+    output: PathBuf,
+}
+
+struct Latencies(Histogram<u64>);
+
+impl Latencies {
+    fn new() -> Self {
+        Self(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"))
+    }
+    fn record(&mut self, d: Duration) {
+        let _ = self.0.record(d.as_micros().max(1) as u64);
+    }
+    fn ms(&self, q: f64) -> f64 {
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+    fn summary(&self) -> serde_json::Value {
+        json!({"p50_ms": self.ms(0.5), "p99_ms": self.ms(0.99), "max_ms": self.0.max() as f64 / 1000.0, "count": self.0.len()})
+    }
+}
+
+/// Sends `total` StartJobRun requests from `clients` concurrent clients.
+async fn start_runs(server: &Server, vc: &str, total: usize, clients: usize) -> (Duration, Latencies) {
+    let mut tasks = Vec::new();
+    let began = Instant::now();
+    for i in 0..clients {
+        let share = total / clients + usize::from(i < total % clients);
+        let mut client = server.client().await;
+        let vc = vc.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Latencies::new();
+            for _ in 0..share {
+                let req = start_request(&vc);
+                let t = Instant::now();
+                client.start_job_run(req).await.expect("StartJobRun");
+                lat.record(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Latencies::new();
+    for t in tasks {
+        all.0.add(t.await.expect("client task").0).expect("same histogram bounds");
+    }
+    (began.elapsed(), all)
+}
+
+async fn measure<F, Fut>(n: usize, mut call: F) -> Latencies
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut lat = Latencies::new();
+    for i in 0..n {
+        let t = Instant::now();
+        call(i).await;
+        lat.record(t.elapsed());
+    }
+    lat
+}
+
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path());
+    let mut client = server.client().await;
+    let mut results = serde_json::Map::new();
+    results.insert("machine".into(), json!({"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}));
+
+    println!("StartJobRun, durable (acknowledged only after fsync), {} requests per level", args.requests);
+    println!("{:>8} {:>12} {:>10} {:>10} {:>10}", "clients", "runs/s", "p50 ms", "p99 ms", "max ms");
+    let mut start_results = Vec::new();
+    for &clients in &args.clients {
+        let vc = new_virtual_cluster(&mut client).await;
+        let (elapsed, lat) = start_runs(&server, &vc, args.requests, clients).await;
+        let rate = args.requests as f64 / elapsed.as_secs_f64();
+        println!("{clients:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2}", lat.ms(0.5), lat.ms(0.99), lat.0.max() as f64 / 1000.0);
+        let mut entry = lat.summary();
+        entry["clients"] = json!(clients);
+        entry["runs_per_second"] = json!(rate);
+        start_results.push(entry);
+    }
+    results.insert("start_job_run".into(), json!(start_results));
+
+    // A large store: one virtual cluster with `stored` runs.
+    let vc = new_virtual_cluster(&mut client).await;
+    let t = Instant::now();
+    start_runs(&server, &vc, args.stored, 64).await;
+    println!("\nstored {} job runs in {:.1} s", args.stored, t.elapsed().as_secs_f64());
+    let ids: Vec<String> = {
+        let mut ids = Vec::new();
+        let mut token = String::new();
+        while ids.len() < args.stored {
+            let page = client
+                .list_job_runs(pb::ListJobRunsRequest { virtual_cluster_id: vc.clone(), max_results: Some(1000), next_token: token, ..Default::default() })
+                .await
+                .expect("list")
+                .into_inner();
+            ids.extend(page.job_runs.into_iter().map(|r| r.id));
+            if page.next_token.is_empty() {
+                break;
+            }
+            token = page.next_token;
+        }
+        ids
+    };
+    assert_eq!(ids.len(), args.stored, "every stored run is listed");
+
+    let describe = measure(args.reads, |i| {
+        let mut c: Client = client.clone();
+        let req = pb::DescribeJobRunRequest { id: ids[(i * 7919) % ids.len()].clone(), virtual_cluster_id: vc.clone() };
+        async move {
+            c.describe_job_run(req).await.expect("describe");
+        }
+    })
+    .await;
+    let first_page = measure(args.reads, |_| {
+        let mut c: Client = client.clone();
+        let req = pb::ListJobRunsRequest { virtual_cluster_id: vc.clone(), max_results: Some(50), ..Default::default() };
+        async move {
+            assert_eq!(c.list_job_runs(req).await.expect("list").into_inner().job_runs.len(), 50);
+        }
+    })
+    .await;
+    // A page from the middle of the listing, reached with a nextToken.
+    let middle_token = client
+        .list_job_runs(pb::ListJobRunsRequest { virtual_cluster_id: vc.clone(), max_results: Some(1000), ..Default::default() })
+        .await
+        .expect("list")
+        .into_inner()
+        .next_token;
+    let deep_page = measure(args.reads, |_| {
+        let mut c: Client = client.clone();
+        let req = pb::ListJobRunsRequest { virtual_cluster_id: vc.clone(), max_results: Some(50), next_token: middle_token.clone(), ..Default::default() };
+        async move {
+            assert_eq!(c.list_job_runs(req).await.expect("list").into_inner().job_runs.len(), 50);
+        }
+    })
+    .await;
+    // Worst case: a state filter that matches nothing walks the whole cluster.
+    let unmatched = measure(5, |_| {
+        let mut c: Client = client.clone();
+        let req = pb::ListJobRunsRequest { virtual_cluster_id: vc.clone(), states: vec!["COMPLETED".into()], ..Default::default() };
+        async move {
+            c.list_job_runs(req).await.expect("list");
+        }
+    })
+    .await;
+
+    println!("\nreads with {} stored job runs (one client)", args.stored);
+    println!("{:>36} {:>10} {:>10}", "", "p50 ms", "p99 ms");
+    for (name, lat) in [
+        ("DescribeJobRun", &describe),
+        ("ListJobRuns, first page of 50", &first_page),
+        ("ListJobRuns, page 21 of 50 by token", &deep_page),
+        ("ListJobRuns, filter matching none", &unmatched),
+    ] {
+        println!("{name:>36} {:>10.2} {:>10.2}", lat.ms(0.5), lat.ms(0.99));
+    }
+    results.insert(
+        "reads".into(),
+        json!({
+            "stored_job_runs": args.stored,
+            "describe_job_run": describe.summary(),
+            "list_job_runs_first_page_50": first_page.summary(),
+            "list_job_runs_deep_page_50": deep_page.summary(),
+            "list_job_runs_filter_matching_none": unmatched.summary(),
+        }),
+    );
+    let rss = peak_rss_mb(server.pid());
+    if let Some(mb) = rss {
+        println!("\nserver peak RSS: {mb:.0} MB");
+    }
+    results.insert("server_peak_rss_mb".into(), json!(rss));
+    results.insert("store_bytes".into(), json!(dir_size(&dir.path().join("store"))));
+
+    if let Some(parent) = args.output.parent() {
+        std::fs::create_dir_all(parent).expect("results directory");
+    }
+    std::fs::write(&args.output, serde_json::to_string_pretty(&results).expect("json")).expect("write results");
+    println!("results written to {}", args.output.display());
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
