@@ -1,0 +1,35 @@
+# The developer entry points. README.md and .ci/run use these targets.
+
+CARGO ?= cargo
+
+.PHONY: demo test test-unit check bench cluster-up cluster-down fmt
+
+## demo: start a server on a fresh store, create a virtual cluster and a job run with the CLI
+demo:
+	bash deploy/demo.sh
+
+## test: start the local Kubernetes + AWS stand-in, run every test, stop them again
+test:
+	bash deploy/test.sh
+
+## test-unit: the tests that need no local cluster
+test-unit:
+	$(CARGO) test -p sparkvc-proto -p sparkvc-server -p sparkvc-cli -p sparkvc-e2e
+
+## check: formatting and lints, as CI runs them
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## bench: the API benchmark (release build); figures in target/bench-results/
+bench:
+	$(CARGO) run --release -p sparkvc-bench --bin api-bench
+
+cluster-up:
+	deploy/local/up
+
+cluster-down:
+	deploy/local/down
+
+fmt:
+	$(CARGO) fmt --all

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test: starts the local Kubernetes control plane and the AWS
+# stand-in (deploy/local/up builds them on first use), runs the whole
+# workspace's tests against them, and stops what it started, pass or fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deploy/local/up
+trap 'deploy/local/down' EXIT
+# shellcheck disable=SC1091
+source deploy/local/.run/env
+cargo test --workspace --no-fail-fast "$@"
