@@ -78,7 +78,7 @@ impl Server {
             .arg(data_dir)
             .args(["--account-id", "123456789012", "--region", "us-west-2"])
             .args(extra_args)
-            .env("SPARKVC_LOG", "warn")
+            .env("SPARKVC_LOG", std::env::var("SPARKVC_LOG").unwrap_or("warn".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
