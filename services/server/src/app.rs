@@ -91,7 +91,10 @@ pub async fn run(
         .add_service(EmrContainersServer::new(Api::new(control)))
         // Small request/response pairs: Nagle's algorithm would hold each
         // response back for the client's delayed ACK (~40 ms).
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown);
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        );
     // In-flight requests get a grace period; clients that keep idle
     // connections open do not hold the process up beyond it. Anything already
     // acknowledged is durable either way.

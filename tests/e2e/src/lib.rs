@@ -19,7 +19,11 @@ fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current executable");
     // Tests live in target/<profile>/deps/, programs in target/<profile>/.
     let dir = exe.parent().expect("executable directory");
-    let dir = if dir.ends_with("deps") { dir.parent().expect("target directory") } else { dir };
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target directory")
+    } else {
+        dir
+    };
     dir.to_path_buf()
 }
 
@@ -78,7 +82,10 @@ impl Server {
             .arg(data_dir)
             .args(["--account-id", "123456789012", "--region", "us-west-2"])
             .args(extra_args)
-            .env("SPARKVC_LOG", std::env::var("SPARKVC_LOG").unwrap_or("warn".into()))
+            .env(
+                "SPARKVC_LOG",
+                std::env::var("SPARKVC_LOG").unwrap_or("warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

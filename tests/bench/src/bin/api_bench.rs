@@ -53,7 +53,12 @@ impl Latencies {
 }
 
 /// Sends `total` StartJobRun requests from `clients` concurrent clients.
-async fn start_runs(server: &Server, vc: &str, total: usize, clients: usize) -> (Duration, Latencies) {
+async fn start_runs(
+    server: &Server,
+    vc: &str,
+    total: usize,
+    clients: usize,
+) -> (Duration, Latencies) {
     let mut tasks = Vec::new();
     let began = Instant::now();
     for i in 0..clients {
@@ -73,7 +78,9 @@ async fn start_runs(server: &Server, vc: &str, total: usize, clients: usize) -> 
     }
     let mut all = Latencies::new();
     for t in tasks {
-        all.0.add(t.await.expect("client task").0).expect("same histogram bounds");
+        all.0
+            .add(t.await.expect("client task").0)
+            .expect("same histogram bounds");
     }
     (began.elapsed(), all)
 }
@@ -106,16 +113,30 @@ async fn main() {
     let server = Server::start(dir.path());
     let mut client = server.client().await;
     let mut results = serde_json::Map::new();
-    results.insert("machine".into(), json!({"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}));
+    results.insert(
+        "machine".into(),
+        json!({"cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)}),
+    );
 
-    println!("StartJobRun, durable (acknowledged only after fsync), {} requests per level", args.requests);
-    println!("{:>8} {:>12} {:>10} {:>10} {:>10}", "clients", "runs/s", "p50 ms", "p99 ms", "max ms");
+    println!(
+        "StartJobRun, durable (acknowledged only after fsync), {} requests per level",
+        args.requests
+    );
+    println!(
+        "{:>8} {:>12} {:>10} {:>10} {:>10}",
+        "clients", "runs/s", "p50 ms", "p99 ms", "max ms"
+    );
     let mut start_results = Vec::new();
     for &clients in &args.clients {
         let vc = new_virtual_cluster(&mut client).await;
         let (elapsed, lat) = start_runs(&server, &vc, args.requests, clients).await;
         let rate = args.requests as f64 / elapsed.as_secs_f64();
-        println!("{clients:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2}", lat.ms(0.5), lat.ms(0.99), lat.0.max() as f64 / 1000.0);
+        println!(
+            "{clients:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2}",
+            lat.ms(0.5),
+            lat.ms(0.99),
+            lat.0.max() as f64 / 1000.0
+        );
         let mut entry = lat.summary();
         entry["clients"] = json!(clients);
         entry["runs_per_second"] = json!(rate);
@@ -127,13 +148,22 @@ async fn main() {
     let vc = new_virtual_cluster(&mut client).await;
     let t = Instant::now();
     start_runs(&server, &vc, args.stored, 64).await;
-    println!("\nstored {} job runs in {:.1} s", args.stored, t.elapsed().as_secs_f64());
+    println!(
+        "\nstored {} job runs in {:.1} s",
+        args.stored,
+        t.elapsed().as_secs_f64()
+    );
     let ids: Vec<String> = {
         let mut ids = Vec::new();
         let mut token = String::new();
         while ids.len() < args.stored {
             let page = client
-                .list_job_runs(pb::ListJobRunsRequest { virtual_cluster_id: vc.clone(), max_results: Some(1000), next_token: token, ..Default::default() })
+                .list_job_runs(pb::ListJobRunsRequest {
+                    virtual_cluster_id: vc.clone(),
+                    max_results: Some(1000),
+                    next_token: token,
+                    ..Default::default()
+                })
                 .await
                 .expect("list")
                 .into_inner();
@@ -149,7 +179,10 @@ async fn main() {
 
     let describe = measure(args.reads, |i| {
         let mut c: Client = client.clone();
-        let req = pb::DescribeJobRunRequest { id: ids[(i * 7919) % ids.len()].clone(), virtual_cluster_id: vc.clone() };
+        let req = pb::DescribeJobRunRequest {
+            id: ids[(i * 7919) % ids.len()].clone(),
+            virtual_cluster_id: vc.clone(),
+        };
         async move {
             c.describe_job_run(req).await.expect("describe");
         }
@@ -157,31 +190,64 @@ async fn main() {
     .await;
     let first_page = measure(args.reads, |_| {
         let mut c: Client = client.clone();
-        let req = pb::ListJobRunsRequest { virtual_cluster_id: vc.clone(), max_results: Some(50), ..Default::default() };
+        let req = pb::ListJobRunsRequest {
+            virtual_cluster_id: vc.clone(),
+            max_results: Some(50),
+            ..Default::default()
+        };
         async move {
-            assert_eq!(c.list_job_runs(req).await.expect("list").into_inner().job_runs.len(), 50);
+            assert_eq!(
+                c.list_job_runs(req)
+                    .await
+                    .expect("list")
+                    .into_inner()
+                    .job_runs
+                    .len(),
+                50
+            );
         }
     })
     .await;
     // A page from the middle of the listing, reached with a nextToken.
     let middle_token = client
-        .list_job_runs(pb::ListJobRunsRequest { virtual_cluster_id: vc.clone(), max_results: Some(1000), ..Default::default() })
+        .list_job_runs(pb::ListJobRunsRequest {
+            virtual_cluster_id: vc.clone(),
+            max_results: Some(1000),
+            ..Default::default()
+        })
         .await
         .expect("list")
         .into_inner()
         .next_token;
     let deep_page = measure(args.reads, |_| {
         let mut c: Client = client.clone();
-        let req = pb::ListJobRunsRequest { virtual_cluster_id: vc.clone(), max_results: Some(50), next_token: middle_token.clone(), ..Default::default() };
+        let req = pb::ListJobRunsRequest {
+            virtual_cluster_id: vc.clone(),
+            max_results: Some(50),
+            next_token: middle_token.clone(),
+            ..Default::default()
+        };
         async move {
-            assert_eq!(c.list_job_runs(req).await.expect("list").into_inner().job_runs.len(), 50);
+            assert_eq!(
+                c.list_job_runs(req)
+                    .await
+                    .expect("list")
+                    .into_inner()
+                    .job_runs
+                    .len(),
+                50
+            );
         }
     })
     .await;
     // Worst case: a state filter that matches nothing walks the whole cluster.
     let unmatched = measure(5, |_| {
         let mut c: Client = client.clone();
-        let req = pb::ListJobRunsRequest { virtual_cluster_id: vc.clone(), states: vec!["COMPLETED".into()], ..Default::default() };
+        let req = pb::ListJobRunsRequest {
+            virtual_cluster_id: vc.clone(),
+            states: vec!["COMPLETED".into()],
+            ..Default::default()
+        };
         async move {
             c.list_job_runs(req).await.expect("list");
         }
@@ -213,12 +279,19 @@ async fn main() {
         println!("\nserver peak RSS: {mb:.0} MB");
     }
     results.insert("server_peak_rss_mb".into(), json!(rss));
-    results.insert("store_bytes".into(), json!(dir_size(&dir.path().join("store"))));
+    results.insert(
+        "store_bytes".into(),
+        json!(dir_size(&dir.path().join("store"))),
+    );
 
     if let Some(parent) = args.output.parent() {
         std::fs::create_dir_all(parent).expect("results directory");
     }
-    std::fs::write(&args.output, serde_json::to_string_pretty(&results).expect("json")).expect("write results");
+    std::fs::write(
+        &args.output,
+        serde_json::to_string_pretty(&results).expect("json"),
+    )
+    .expect("write results");
     println!("results written to {}", args.output.display());
 }
 
