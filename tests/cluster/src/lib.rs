@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -192,6 +192,15 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .with_context(|| format!("creating namespace {name}"))?;
+        // The ServiceAccount admission plugin rejects pods until the service
+        // account controller has created the namespace's `default` account.
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        eventually(
+            "the default service account",
+            Duration::from_secs(30),
+            || async { Ok(sas.get_opt("default").await?.map(|_| ())) },
+        )
+        .await?;
         Ok(Self {
             client: client.clone(),
             name,

@@ -156,3 +156,53 @@ async fn pod_marked_to_stay_running_does_not_complete() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn pod_with_init_container_and_native_sidecar_runs_then_succeeds() -> Result<()> {
+    with_namespace("sidecar", |_env, client, ns| async move {
+        let pods: Api<Pod> = Api::namespaced(client, &ns);
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "job-runner", "annotations": { kwok::RUN_SECONDS: "1" } },
+            "spec": {
+                "restartPolicy": "Never",
+                "initContainers": [
+                    { "name": "setup", "image": "busybox" },
+                    { "name": "fluentd", "image": "fluentd", "restartPolicy": "Always" }
+                ],
+                "containers": [{ "name": "main", "image": "spark" }]
+            }
+        }))?;
+        pods.create(&PostParams::default(), &pod).await?;
+        let running = wait_phase(&pods, "job-runner", "Running", 30).await?;
+        let init = running
+            .status
+            .as_ref()
+            .and_then(|s| s.init_container_statuses.clone())
+            .context("no init container statuses")?;
+        let state = |name: &str| {
+            init.iter()
+                .find(|c| c.name == name)
+                .and_then(|c| c.state.clone())
+        };
+        ensure!(
+            state("setup")
+                .and_then(|s| s.terminated)
+                .is_some_and(|t| t.exit_code == 0),
+            "init container not Completed: {:?}",
+            state("setup")
+        );
+        ensure!(
+            state("fluentd").and_then(|s| s.running).is_some(),
+            "sidecar not running: {:?}",
+            state("fluentd")
+        );
+        let done = wait_phase(&pods, "job-runner", "Succeeded", 30).await?;
+        ensure!(
+            terminated(&done, "main").is_some_and(|t| t.exit_code == 0),
+            "main did not exit 0"
+        );
+        Ok(())
+    })
+    .await
+}

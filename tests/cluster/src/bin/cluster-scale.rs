@@ -39,8 +39,9 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| repo_root().join("target"), PathBuf::from);
+    let root = repo_root().canonicalize().unwrap_or_else(|_| repo_root());
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let mut a = Args {
         pods: 1000,
         concurrency: 32,
@@ -95,6 +96,7 @@ async fn main() -> Result<()> {
     let args = parse_args()?;
     let env = LocalEnv::load()?;
     let client = env.kube_client().await?;
+    let server_version = client.apiserver_version().await?.git_version;
 
     // Capacity check: Ready nodes' allocatable pods.
     let nodes = Api::<Node>::all(client.clone())
@@ -267,6 +269,7 @@ async fn main() -> Result<()> {
         "pods": args.pods,
         "concurrency": args.concurrency,
         "kwok_nodes": ready_nodes,
+        "apiserver_version": server_version,
         "machine_cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "create_wall_secs": create_wall.as_secs_f64(),
         "create_throughput_pods_per_sec": throughput,
