@@ -1,0 +1,325 @@
+//! Kubernetes rendering: pure functions from a job run to the objects that
+//! run it. No API calls, no I/O, deterministic output (sorted maps), so every
+//! result can be golden-tested.
+//!
+//! The reconciler's use:
+//! 1. [`pod_template_files`] says which user pod templates (local path or
+//!    `s3://`) must be fetched;
+//! 2. [`render_job_run`] with their contents gives the objects to create:
+//!    the role's service accounts and RoleBinding (shared by the runs of that
+//!    role in the namespace), the ConfigMap and the job-runner Job;
+//! 3. a [`RenderError`] fails the run with [`RenderError::failure_reason`] and
+//!    [`RenderError::state_details`].
+//!
+//! Per virtual cluster, [`tenancy::render_tenant`] gives the namespace's Role,
+//! NetworkPolicy and optional quota objects.
+
+pub mod args;
+pub mod job;
+pub mod names;
+pub mod pod_template;
+pub mod spark_conf;
+pub mod tenancy;
+
+use crate::release::Release;
+use args::{ArgsKind, SubmitArgs};
+use job::EntryPoint;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use pod_template::{PodTemplateInputs, SparkRole};
+use sparkvc_proto::v1::JobRun;
+use std::collections::BTreeMap;
+
+/// Longest `stateDetails` AWS allows.
+pub const MAX_STATE_DETAILS: usize = 256;
+
+/// Why a job run cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The job run asks for something sparkvc refuses or cannot read: an
+    /// unterminated quote, a setting sparkvc controls, a disallowed pod
+    /// template field, an unknown classification property. `field` names it
+    /// (`sparkSubmitParameters`, `spark.kubernetes.namespace`,
+    /// `driver pod template: spec.serviceAccountName`, …); `message` is the
+    /// whole sentence shown to the user. The run fails with USER_ERROR.
+    #[error("{message}")]
+    User { field: String, message: String },
+    /// sparkvc's own inputs are wrong (its configuration, a record missing a
+    /// member the API guarantees). The run fails with INTERNAL_ERROR.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RenderError {
+    pub(crate) fn user(field: impl Into<String>, message: impl Into<String>) -> Self {
+        RenderError::User {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The job run's `failureReason`.
+    pub fn failure_reason(&self) -> &'static str {
+        match self {
+            RenderError::User { .. } => "USER_ERROR",
+            RenderError::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The job run's `stateDetails`: the message, cut to
+    /// [`MAX_STATE_DETAILS`] characters (ending in `…` when cut).
+    pub fn state_details(&self) -> String {
+        let text = self.to_string();
+        if text.chars().count() <= MAX_STATE_DETAILS {
+            return text;
+        }
+        let mut cut: String = text.chars().take(MAX_STATE_DETAILS - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// Everything needed to render one job run.
+#[derive(Debug, Clone)]
+pub struct JobRunInputs<'a> {
+    pub run: &'a JobRun,
+    /// The virtual cluster's namespace.
+    pub namespace: &'a str,
+    /// The AWS account of the execution role, for the service account names.
+    pub account_id: &'a str,
+    pub release: &'a Release,
+    /// Contents of the user's driver pod template, fetched by the caller
+    /// from the location [`pod_template_files`] gave.
+    pub driver_template: Option<&'a str>,
+    pub executor_template: Option<&'a str>,
+    /// The per-run owner: set on the ConfigMap, the Job and the driver pod
+    /// (executors are owned by the driver, by Spark), so that deleting it
+    /// garbage-collects the run.
+    pub owner: Option<OwnerReference>,
+}
+
+/// The objects of one job run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedJobRun {
+    /// client, driver, executor; annotated with `eks.amazonaws.com/role-arn`.
+    /// Shared by the role's runs in the namespace: create if absent.
+    pub service_accounts: Vec<ServiceAccount>,
+    /// Grants the Spark Role to the client and driver accounts; shared too.
+    pub role_binding: RoleBinding,
+    /// `spark-defaults.conf`, the pod templates (and the SQL runner).
+    pub config_map: ConfigMap,
+    pub job: Job,
+    /// What the job-runner runs, argv[0] first (also in the Job).
+    pub spark_submit_argv: Vec<String>,
+}
+
+/// The user pod template locations a run names (local path or `s3://`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodTemplateFiles {
+    pub driver: Option<String>,
+    pub executor: Option<String>,
+}
+
+/// The job driver, its parameters member name, and its options.
+struct Driver<'a> {
+    entry: EntryPoint<'a>,
+    args_field: &'static str,
+    args: SubmitArgs,
+}
+
+fn driver(run: &JobRun) -> Result<Driver<'_>, RenderError> {
+    let job_driver = run
+        .job_driver
+        .as_ref()
+        .ok_or_else(|| RenderError::Internal(format!("job run {} has no jobDriver", run.id)))?;
+    if let Some(d) = &job_driver.spark_submit_job_driver {
+        let field = "sparkSubmitParameters";
+        let words = args::split_words(field, &d.spark_submit_parameters)?;
+        Ok(Driver {
+            entry: EntryPoint::SparkSubmit {
+                entry_point: &d.entry_point,
+                arguments: &d.entry_point_arguments,
+            },
+            args_field: field,
+            args: args::parse_submit_args(field, ArgsKind::SparkSubmit, words)?,
+        })
+    } else if let Some(d) = &job_driver.spark_sql_job_driver {
+        let field = "sparkSqlParameters";
+        let words = args::split_words(field, &d.spark_sql_parameters)?;
+        Ok(Driver {
+            entry: EntryPoint::SparkSql {
+                sql_file: &d.entry_point,
+            },
+            args_field: field,
+            args: args::parse_submit_args(field, ArgsKind::SparkSql, words)?,
+        })
+    } else {
+        Err(RenderError::Internal(format!(
+            "job run {} has neither sparkSubmitJobDriver nor sparkSqlJobDriver",
+            run.id
+        )))
+    }
+}
+
+/// Which user pod templates the caller must fetch before [`render_job_run`].
+pub fn pod_template_files(run: &JobRun) -> Result<PodTemplateFiles, RenderError> {
+    let driver = driver(run)?;
+    let classes = spark_conf::parse_classifications(run.configuration_overrides.as_ref())?;
+    let (d, e) = spark_conf::user_pod_template_files(&classes.spark_defaults, &driver.args.conf);
+    Ok(PodTemplateFiles {
+        driver: d,
+        executor: e,
+    })
+}
+
+/// Renders the objects of a job run. Pure: same inputs, same output.
+pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, RenderError> {
+    let run = inputs.run;
+    let id = run.id.as_str();
+    let vc = run.virtual_cluster_id.as_str();
+    let driver = driver(run)?;
+    let classes = spark_conf::parse_classifications(run.configuration_overrides.as_ref())?;
+    let (want_driver, want_executor) =
+        spark_conf::user_pod_template_files(&classes.spark_defaults, &driver.args.conf);
+    for (what, wanted, given) in [
+        ("driver", &want_driver, inputs.driver_template),
+        ("executor", &want_executor, inputs.executor_template),
+    ] {
+        if wanted.is_some() != given.is_some() {
+            return Err(RenderError::Internal(format!(
+                "the {what} pod template was {} but {} given",
+                if wanted.is_some() {
+                    "asked for"
+                } else {
+                    "not asked for"
+                },
+                if given.is_some() { "was" } else { "was not" },
+            )));
+        }
+    }
+
+    let identity = tenancy::render_role_identity(
+        inputs.namespace,
+        vc,
+        inputs.account_id,
+        &run.execution_role_arn,
+    )?;
+    let sas = names::ServiceAccountNames::new(inputs.account_id, &run.execution_role_arn)?;
+    let labels = names::job_run_labels(id, vc);
+    let config_map_name = names::config_map_name(id);
+
+    let conf = spark_conf::merge(
+        &spark_conf::SparkConfInputs {
+            job_run_id: id,
+            virtual_cluster_id: vc,
+            namespace: inputs.namespace,
+            image: &inputs.release.image,
+            service_accounts: &sas,
+            driver_template_path: job::DRIVER_TEMPLATE_PATH,
+            executor_template_path: job::EXECUTOR_TEMPLATE_PATH,
+        },
+        &classes.spark_defaults,
+        driver.args_field,
+        &driver.args.conf,
+    )?;
+
+    let is_sql = matches!(driver.entry, EntryPoint::SparkSql { .. });
+    let template = |role: SparkRole, user: Option<&str>| -> Result<String, RenderError> {
+        let component = match role {
+            SparkRole::Driver => names::COMPONENT_DRIVER,
+            SparkRole::Executor => names::COMPONENT_EXECUTOR,
+        };
+        let mut pod_labels = labels.clone();
+        pod_labels.insert(names::COMPONENT.into(), component.into());
+        let driver_role = role == SparkRole::Driver;
+        let pod = pod_template::render_pod_template(&PodTemplateInputs {
+            role,
+            user_template: user,
+            namespace: inputs.namespace,
+            labels: pod_labels,
+            owner: inputs.owner.as_ref().filter(|_| driver_role),
+            extra_volumes: if driver_role && is_sql {
+                vec![job::sql_runner_volume(&config_map_name)]
+            } else {
+                vec![]
+            },
+        })?;
+        pod_template::to_json(&pod)
+    };
+    let mut data = BTreeMap::from([
+        (
+            job::KEY_SPARK_DEFAULTS.to_string(),
+            spark_conf::to_properties_text(&conf),
+        ),
+        (
+            job::KEY_DRIVER_TEMPLATE.to_string(),
+            template(SparkRole::Driver, inputs.driver_template)?,
+        ),
+        (
+            job::KEY_EXECUTOR_TEMPLATE.to_string(),
+            template(SparkRole::Executor, inputs.executor_template)?,
+        ),
+    ]);
+    if is_sql {
+        data.insert(job::KEY_SQL_RUNNER.to_string(), job::SQL_RUNNER.to_string());
+    }
+    let config_map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(config_map_name.clone()),
+            namespace: Some(inputs.namespace.into()),
+            labels: Some(labels.clone()),
+            owner_references: inputs.owner.clone().map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        immutable: Some(true),
+        ..ConfigMap::default()
+    };
+
+    let name = if run.name.is_empty() {
+        id
+    } else {
+        run.name.as_str()
+    };
+    let argv = job::spark_submit_argv(name, &driver.args.options, &driver.entry);
+    let job = job::render_job(&job::JobInputs {
+        job_run_id: id,
+        namespace: inputs.namespace,
+        labels: &labels,
+        image: &inputs.release.image,
+        service_account: &sas.client,
+        config_map: &config_map_name,
+        argv: &argv,
+        submitter: &classes.job_submitter,
+        owner: inputs.owner.as_ref(),
+    });
+    Ok(RenderedJobRun {
+        service_accounts: identity.service_accounts,
+        role_binding: identity.role_binding,
+        config_map,
+        job,
+        spark_submit_argv: argv,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reasons_and_state_details() {
+        let user = RenderError::user("f", "x".repeat(300));
+        assert_eq!(user.failure_reason(), "USER_ERROR");
+        let details = user.state_details();
+        assert_eq!(details.chars().count(), MAX_STATE_DETAILS);
+        assert!(details.ends_with('…'));
+        let internal = RenderError::Internal("boom".into());
+        assert_eq!(internal.failure_reason(), "INTERNAL_ERROR");
+        assert_eq!(internal.state_details(), "internal error: boom");
+        // Multi-byte characters are cut on a character boundary.
+        let wide = RenderError::user("f", "é".repeat(300));
+        assert_eq!(wide.state_details().chars().count(), MAX_STATE_DETAILS);
+    }
+}

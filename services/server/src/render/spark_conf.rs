@@ -1,0 +1,755 @@
+//! The merged Spark configuration of a job run and the other classifications
+//! of `configurationOverrides.applicationConfiguration`.
+//!
+//! Order of precedence, lowest first:
+//! 1. sparkvc's defaults that users may change (the release image as
+//!    `spark.kubernetes.container.image`; EMR lets users bring a custom image);
+//! 2. the `spark-defaults` classification;
+//! 3. `--conf` pairs of `sparkSubmitParameters` / `sparkSqlParameters` (as on a
+//!    real spark-submit command line, they beat the properties file);
+//! 4. what sparkvc must control (namespace, pod names, service accounts, pod
+//!    template paths, labels, `waitAppCompletion`). A user setting one of these
+//!    in 2 or 3 is a USER_ERROR naming the setting, not a silent override.
+//!
+//! `spark.kubernetes.submission.waitAppCompletion` is `true`: the job-runner
+//! (spark-submit) keeps running until the application ends and exits with its
+//! outcome, as EMR's job-runner does, so the Job's state follows the app.
+//!
+//! The result is written as `spark-defaults.conf` in `java.util.Properties`
+//! syntax (Spark loads it with `Properties.load`), one `key value` line per
+//! setting, sorted by key. Spark trims leading and trailing whitespace of
+//! values read from a properties file, so such whitespace cannot survive.
+
+use super::RenderError;
+use super::names::{self, ServiceAccountNames};
+use sparkvc_proto::v1::ConfigurationOverrides;
+use std::collections::BTreeMap;
+
+pub const SPARK_DEFAULTS: &str = "spark-defaults";
+pub const EMR_JOB_SUBMITTER: &str = "emr-job-submitter";
+pub const EMR_CONTAINERS_DEFAULTS: &str = "emr-containers-defaults";
+
+pub const DRIVER_POD_TEMPLATE_FILE: &str = "spark.kubernetes.driver.podTemplateFile";
+pub const EXECUTOR_POD_TEMPLATE_FILE: &str = "spark.kubernetes.executor.podTemplateFile";
+pub const CONTAINER_IMAGE: &str = "spark.kubernetes.container.image";
+
+/// Keys only sparkvc may set (exact matches).
+const CONTROLLED_KEYS: &[&str] = &[
+    "spark.master",
+    "spark.submit.deployMode",
+    "spark.kubernetes.namespace",
+    "spark.kubernetes.driver.pod.name",
+    "spark.kubernetes.executor.podNamePrefix",
+    "spark.kubernetes.driver.podTemplateContainerName",
+    "spark.kubernetes.executor.podTemplateContainerName",
+    "spark.kubernetes.submission.waitAppCompletion",
+];
+
+/// Key prefixes only sparkvc may set: every `spark.kubernetes.authenticate.*`
+/// (service accounts and API credentials).
+const CONTROLLED_PREFIXES: &[&str] = &["spark.kubernetes.authenticate."];
+
+/// The classifications sparkvc understands, parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Classifications {
+    /// `spark-defaults` properties.
+    pub spark_defaults: BTreeMap<String, String>,
+    pub job_submitter: JobSubmitterConfig,
+    pub containers_defaults: ContainersDefaults,
+}
+
+/// The `emr-job-submitter` classification: how the job-runner pod is placed
+/// and sized.
+///
+/// EMR's documented keys: `jobsubmitter.node.selector.<key>`,
+/// `jobsubmitter.label.<key>`, `jobsubmitter.annotation.<key>`,
+/// `jobsubmitter.logging.image`, `jobsubmitter.logging.request.cores`,
+/// `jobsubmitter.logging.request.memory` (the last three are for the logging
+/// sidecar, kept here for the log-shipping work). sparkvc extension, named
+/// after EMR's logging keys: `jobsubmitter.container.request.cores`,
+/// `jobsubmitter.container.request.memory`, `jobsubmitter.container.limit.cores`,
+/// `jobsubmitter.container.limit.memory` for the job-runner container itself.
+/// Any other key is a USER_ERROR naming it (EMR's `jobsubmitter.node.toleration.*`
+/// is not implemented yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobSubmitterConfig {
+    pub node_selector: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub cpu_request: Option<String>,
+    pub memory_request: Option<String>,
+    pub cpu_limit: Option<String>,
+    pub memory_limit: Option<String>,
+    pub logging_image: Option<String>,
+    pub logging_cpu_request: Option<String>,
+    pub logging_memory_request: Option<String>,
+}
+
+/// The `emr-containers-defaults` classification, parsed but not acted on by
+/// rendering (job-start timeout and logging belong to later work).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainersDefaults {
+    /// `job-start-timeout`, seconds.
+    pub job_start_timeout_seconds: Option<u64>,
+    /// `executor.logging`: `false` when set to `DISABLED`.
+    pub executor_logging: Option<bool>,
+    pub logging_image: Option<String>,
+    pub logging_cpu_request: Option<String>,
+    pub logging_memory_request: Option<String>,
+}
+
+/// Parses the classifications sparkvc knows; any other classification, or
+/// nested configurations, is a USER_ERROR.
+pub fn parse_classifications(
+    overrides: Option<&ConfigurationOverrides>,
+) -> Result<Classifications, RenderError> {
+    let mut out = Classifications::default();
+    let Some(overrides) = overrides else {
+        return Ok(out);
+    };
+    for config in &overrides.application_configuration {
+        let classification = config.classification.as_str();
+        if !config.configurations.is_empty() {
+            return Err(RenderError::user(
+                "applicationConfiguration",
+                format!("classification {classification} does not take nested configurations"),
+            ));
+        }
+        match classification {
+            SPARK_DEFAULTS => out.spark_defaults.extend(config.properties.clone()),
+            EMR_JOB_SUBMITTER => {
+                for (key, value) in &config.properties {
+                    job_submitter_property(&mut out.job_submitter, key, value)?;
+                }
+            }
+            EMR_CONTAINERS_DEFAULTS => {
+                for (key, value) in &config.properties {
+                    containers_defaults_property(&mut out.containers_defaults, key, value)?;
+                }
+            }
+            other => {
+                return Err(RenderError::user(
+                    "applicationConfiguration",
+                    format!(
+                        "classification {other:?} is not supported (supported: \
+                         {SPARK_DEFAULTS}, {EMR_JOB_SUBMITTER}, {EMR_CONTAINERS_DEFAULTS})"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn job_submitter_property(
+    cfg: &mut JobSubmitterConfig,
+    key: &str,
+    value: &str,
+) -> Result<(), RenderError> {
+    let field = format!("{EMR_JOB_SUBMITTER} {key}");
+    let quantity = |slot: &mut Option<String>| {
+        check_quantity(&field, value)?;
+        *slot = Some(value.to_string());
+        Ok(())
+    };
+    if let Some(label) = key.strip_prefix("jobsubmitter.node.selector.") {
+        check_label(&field, label, value)?;
+        cfg.node_selector.insert(label.into(), value.into());
+    } else if let Some(label) = key.strip_prefix("jobsubmitter.label.") {
+        check_label(&field, label, value)?;
+        cfg.labels.insert(label.into(), value.into());
+    } else if let Some(annotation) = key.strip_prefix("jobsubmitter.annotation.") {
+        if !is_qualified_name(annotation) {
+            return Err(RenderError::user(
+                &field,
+                format!("{field}: {annotation:?} is not a valid annotation key"),
+            ));
+        }
+        cfg.annotations.insert(annotation.into(), value.into());
+    } else {
+        match key {
+            "jobsubmitter.container.request.cores" => quantity(&mut cfg.cpu_request)?,
+            "jobsubmitter.container.request.memory" => quantity(&mut cfg.memory_request)?,
+            "jobsubmitter.container.limit.cores" => quantity(&mut cfg.cpu_limit)?,
+            "jobsubmitter.container.limit.memory" => quantity(&mut cfg.memory_limit)?,
+            "jobsubmitter.logging.image" => cfg.logging_image = Some(value.into()),
+            "jobsubmitter.logging.request.cores" => quantity(&mut cfg.logging_cpu_request)?,
+            "jobsubmitter.logging.request.memory" => quantity(&mut cfg.logging_memory_request)?,
+            _ => {
+                return Err(RenderError::user(
+                    &field,
+                    format!("{EMR_JOB_SUBMITTER}: unknown property {key:?}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn containers_defaults_property(
+    cfg: &mut ContainersDefaults,
+    key: &str,
+    value: &str,
+) -> Result<(), RenderError> {
+    let field = format!("{EMR_CONTAINERS_DEFAULTS} {key}");
+    match key {
+        "job-start-timeout" => {
+            let seconds = value.trim().parse::<u64>().ok().filter(|s| *s > 0);
+            cfg.job_start_timeout_seconds = Some(seconds.ok_or_else(|| {
+                RenderError::user(
+                    &field,
+                    format!("{field}: {value:?} is not a positive number of seconds"),
+                )
+            })?);
+        }
+        "executor.logging" => cfg.executor_logging = Some(value != "DISABLED"),
+        "logging.image" => cfg.logging_image = Some(value.into()),
+        "logging.request.cores" => {
+            check_quantity(&field, value)?;
+            cfg.logging_cpu_request = Some(value.into());
+        }
+        "logging.request.memory" => {
+            check_quantity(&field, value)?;
+            cfg.logging_memory_request = Some(value.into());
+        }
+        _ => {
+            return Err(RenderError::user(
+                &field,
+                format!("{EMR_CONTAINERS_DEFAULTS}: unknown property {key:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What sparkvc itself puts into the Spark configuration.
+#[derive(Debug, Clone)]
+pub struct SparkConfInputs<'a> {
+    pub job_run_id: &'a str,
+    pub virtual_cluster_id: &'a str,
+    pub namespace: &'a str,
+    /// The release image, the default for `spark.kubernetes.container.image`.
+    pub image: &'a str,
+    pub service_accounts: &'a ServiceAccountNames,
+    /// Where the job-runner pod sees the driver/executor pod templates.
+    pub driver_template_path: &'a str,
+    pub executor_template_path: &'a str,
+}
+
+/// Merges the Spark configuration (see the module documentation for the
+/// order). `spark_defaults` is the classification, `conf` the `--conf` pairs of
+/// the member `conf_field`. The pod template file settings are replaced by
+/// the paths inside the job-runner pod.
+pub fn merge(
+    inputs: &SparkConfInputs<'_>,
+    spark_defaults: &BTreeMap<String, String>,
+    conf_field: &str,
+    conf: &[(String, String)],
+) -> Result<BTreeMap<String, String>, RenderError> {
+    let mut merged = BTreeMap::from([(CONTAINER_IMAGE.to_string(), inputs.image.to_string())]);
+    let classification = format!("{SPARK_DEFAULTS} classification");
+    let command_line = format!("{conf_field} --conf");
+    let user = spark_defaults
+        .iter()
+        .map(|(k, v)| (k, v, &classification))
+        .chain(conf.iter().map(|(k, v)| (k, v, &command_line)));
+    for (key, value, source) in user {
+        if let Some(reason) = controlled(key) {
+            return Err(RenderError::user(
+                key,
+                format!("{source}: {key} {reason} and cannot be set"),
+            ));
+        }
+        if key.contains(['\n', '\r']) {
+            return Err(RenderError::user(
+                key,
+                format!("{source}: a key contains a line break"),
+            ));
+        }
+        merged.insert(key.clone(), value.clone());
+    }
+    for (key, value) in controlled_settings(inputs) {
+        merged.insert(key, value);
+    }
+    Ok(merged)
+}
+
+/// Why `key` is sparkvc's to set, if it is.
+fn controlled(key: &str) -> Option<&'static str> {
+    if CONTROLLED_KEYS.contains(&key) || CONTROLLED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        return Some("is set by sparkvc");
+    }
+    for role in ["driver", "executor"] {
+        let label = key.strip_prefix(&format!("spark.kubernetes.{role}.label."));
+        if label.is_some_and(is_sparkvc_label) {
+            return Some("is a label sparkvc sets");
+        }
+    }
+    None
+}
+
+fn is_sparkvc_label(key: &str) -> bool {
+    [
+        names::EMR_JOB_ID,
+        names::EMR_VIRTUAL_CLUSTER_ID,
+        names::MANAGED_BY,
+        names::JOB_RUN_ID,
+        names::VIRTUAL_CLUSTER_ID,
+        names::COMPONENT,
+        names::SPARK_ROLE,
+    ]
+    .contains(&key)
+}
+
+fn controlled_settings(inputs: &SparkConfInputs<'_>) -> Vec<(String, String)> {
+    let id = inputs.job_run_id;
+    let mut out: Vec<(String, String)> = [
+        ("spark.kubernetes.namespace", inputs.namespace.to_string()),
+        (
+            "spark.kubernetes.driver.pod.name",
+            names::driver_pod_name(id),
+        ),
+        (
+            "spark.kubernetes.executor.podNamePrefix",
+            names::executor_pod_prefix(id),
+        ),
+        (
+            "spark.kubernetes.authenticate.driver.serviceAccountName",
+            inputs.service_accounts.driver.clone(),
+        ),
+        (
+            "spark.kubernetes.authenticate.executor.serviceAccountName",
+            inputs.service_accounts.executor.clone(),
+        ),
+        (
+            DRIVER_POD_TEMPLATE_FILE,
+            inputs.driver_template_path.to_string(),
+        ),
+        (
+            EXECUTOR_POD_TEMPLATE_FILE,
+            inputs.executor_template_path.to_string(),
+        ),
+        (
+            "spark.kubernetes.driver.podTemplateContainerName",
+            super::pod_template::DRIVER_CONTAINER.to_string(),
+        ),
+        (
+            "spark.kubernetes.executor.podTemplateContainerName",
+            super::pod_template::EXECUTOR_CONTAINER.to_string(),
+        ),
+        (
+            "spark.kubernetes.submission.waitAppCompletion",
+            "true".to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let labels = names::job_run_labels(id, inputs.virtual_cluster_id);
+    for (role, component) in [
+        ("driver", names::COMPONENT_DRIVER),
+        ("executor", names::COMPONENT_EXECUTOR),
+    ] {
+        for (key, value) in labels
+            .iter()
+            .chain([(&names::COMPONENT.to_string(), &component.to_string())])
+        {
+            out.push((
+                format!("spark.kubernetes.{role}.label.{key}"),
+                value.clone(),
+            ));
+        }
+    }
+    out
+}
+
+/// The pod template file settings the user gave (classification, then
+/// `--conf`, the later winning), before sparkvc replaces them.
+pub fn user_pod_template_files(
+    spark_defaults: &BTreeMap<String, String>,
+    conf: &[(String, String)],
+) -> (Option<String>, Option<String>) {
+    let find = |key: &str| {
+        conf.iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .or_else(|| spark_defaults.get(key).cloned())
+            .filter(|v| !v.trim().is_empty())
+    };
+    (
+        find(DRIVER_POD_TEMPLATE_FILE),
+        find(EXECUTOR_POD_TEMPLATE_FILE),
+    )
+}
+
+/// `spark-defaults.conf` text: one `key value` line per setting, sorted by key,
+/// escaped for `java.util.Properties`.
+pub fn to_properties_text(conf: &BTreeMap<String, String>) -> String {
+    let mut out = String::from("# Written by sparkvc; the job run's merged Spark configuration.\n");
+    for (key, value) in conf {
+        out.push_str(&escape(key, true));
+        out.push(' ');
+        out.push_str(&escape(value, false));
+        out.push('\n');
+    }
+    out
+}
+
+fn escape(text: &str, is_key: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.chars().enumerate() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x0c' => out.push_str("\\f"),
+            ' ' if is_key || i == 0 => out.push_str("\\ "),
+            '=' | ':' if is_key => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' | '!' if is_key || i == 0 => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A Kubernetes resource quantity (`500m`, `1`, `1.5`, `512Mi`, `2G`, `1e3`).
+pub fn check_quantity(field: &str, value: &str) -> Result<(), RenderError> {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$",
+        )
+        .expect("quantity regex")
+    });
+    if RE.is_match(value) {
+        Ok(())
+    } else {
+        Err(RenderError::user(
+            field,
+            format!("{field}: {value:?} is not a Kubernetes quantity (such as 500m or 512Mi)"),
+        ))
+    }
+}
+
+/// A label key (optionally prefixed `dns.subdomain/`) and value.
+pub fn check_label(field: &str, key: &str, value: &str) -> Result<(), RenderError> {
+    static VALUE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+            .expect("label regex")
+    });
+    if !is_qualified_name(key) {
+        return Err(RenderError::user(
+            field,
+            format!("{field}: {key:?} is not a valid label key"),
+        ));
+    }
+    if !VALUE.is_match(value) {
+        return Err(RenderError::user(
+            field,
+            format!("{field}: {value:?} is not a valid label value"),
+        ));
+    }
+    Ok(())
+}
+
+/// Kubernetes' "qualified name": `[prefix/]name`.
+fn is_qualified_name(key: &str) -> bool {
+    static NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$").expect("name regex")
+    });
+    static PREFIX: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+            .expect("prefix regex")
+    });
+    match key.split_once('/') {
+        Some((prefix, name)) => {
+            prefix.len() <= 253 && PREFIX.is_match(prefix) && NAME.is_match(name)
+        }
+        None => NAME.is_match(key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparkvc_proto::v1::Configuration;
+
+    fn overrides(configs: &[(&str, &[(&str, &str)])]) -> ConfigurationOverrides {
+        ConfigurationOverrides {
+            application_configuration: configs
+                .iter()
+                .map(|(c, props)| Configuration {
+                    classification: c.to_string(),
+                    properties: props
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    configurations: vec![],
+                })
+                .collect(),
+            monitoring_configuration: None,
+        }
+    }
+
+    fn sas() -> ServiceAccountNames {
+        ServiceAccountNames {
+            client: "sa-client".into(),
+            driver: "sa-driver".into(),
+            executor: "sa-executor".into(),
+        }
+    }
+
+    fn inputs(sas: &ServiceAccountNames) -> SparkConfInputs<'_> {
+        SparkConfInputs {
+            job_run_id: "0000000000000000001",
+            virtual_cluster_id: "vc1",
+            namespace: "ns1",
+            image: "apache/spark:3.5.5",
+            service_accounts: sas,
+            driver_template_path: "/etc/spark/pod-templates/driver.json",
+            executor_template_path: "/etc/spark/pod-templates/executor.json",
+        }
+    }
+
+    #[test]
+    fn command_line_beats_classification_and_sparkvc_sets_last() {
+        let sas = sas();
+        let defaults = BTreeMap::from([
+            ("spark.executor.memory".to_string(), "2g".to_string()),
+            ("spark.executor.cores".to_string(), "1".to_string()),
+            (
+                DRIVER_POD_TEMPLATE_FILE.to_string(),
+                "s3://b/driver.yaml".to_string(),
+            ),
+        ]);
+        let conf = vec![("spark.executor.cores".to_string(), "4".to_string())];
+        let merged = merge(&inputs(&sas), &defaults, "sparkSubmitParameters", &conf).unwrap();
+        assert_eq!(merged["spark.executor.memory"], "2g");
+        assert_eq!(merged["spark.executor.cores"], "4");
+        assert_eq!(
+            merged[DRIVER_POD_TEMPLATE_FILE],
+            "/etc/spark/pod-templates/driver.json"
+        );
+        assert_eq!(merged["spark.kubernetes.namespace"], "ns1");
+        assert_eq!(
+            merged["spark.kubernetes.driver.pod.name"],
+            "spark-0000000000000000001-driver"
+        );
+        assert_eq!(
+            merged["spark.kubernetes.authenticate.driver.serviceAccountName"],
+            "sa-driver"
+        );
+        assert_eq!(
+            merged["spark.kubernetes.submission.waitAppCompletion"],
+            "true"
+        );
+        assert_eq!(merged[CONTAINER_IMAGE], "apache/spark:3.5.5");
+        assert_eq!(
+            merged["spark.kubernetes.executor.label.emr-containers.amazonaws.com/job.id"],
+            "0000000000000000001"
+        );
+        assert_eq!(
+            merged["spark.kubernetes.driver.label.sparkvc.io/component"],
+            "driver"
+        );
+    }
+
+    #[test]
+    fn users_may_bring_their_own_image() {
+        let sas = sas();
+        let conf = vec![(CONTAINER_IMAGE.to_string(), "me/spark:custom".to_string())];
+        let merged = merge(
+            &inputs(&sas),
+            &BTreeMap::new(),
+            "sparkSubmitParameters",
+            &conf,
+        )
+        .unwrap();
+        assert_eq!(merged[CONTAINER_IMAGE], "me/spark:custom");
+    }
+
+    #[test]
+    fn controlled_settings_are_refused_by_name() {
+        let sas = sas();
+        for key in [
+            "spark.kubernetes.namespace",
+            "spark.kubernetes.driver.pod.name",
+            "spark.kubernetes.authenticate.driver.serviceAccountName",
+            "spark.kubernetes.authenticate.submission.oauthToken",
+            "spark.master",
+            "spark.submit.deployMode",
+            "spark.kubernetes.submission.waitAppCompletion",
+            "spark.kubernetes.driver.label.sparkvc.io/job-run-id",
+            "spark.kubernetes.executor.label.emr-containers.amazonaws.com/virtual-cluster-id",
+        ] {
+            let conf = vec![(key.to_string(), "x".to_string())];
+            let err = merge(
+                &inputs(&sas),
+                &BTreeMap::new(),
+                "sparkSubmitParameters",
+                &conf,
+            )
+            .unwrap_err();
+            assert_eq!(err.failure_reason(), "USER_ERROR");
+            assert!(
+                err.to_string()
+                    .starts_with("sparkSubmitParameters --conf: "),
+                "{err}"
+            );
+            assert!(err.to_string().contains(key), "{err}");
+            let defaults = BTreeMap::from([(key.to_string(), "x".to_string())]);
+            let err = merge(&inputs(&sas), &defaults, "sparkSubmitParameters", &[]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("spark-defaults classification: "),
+                "{err}"
+            );
+        }
+        // Other labels are the user's to set.
+        let conf = vec![(
+            "spark.kubernetes.driver.label.team".to_string(),
+            "a".to_string(),
+        )];
+        assert!(merge(&inputs(&sas), &BTreeMap::new(), "p", &conf).is_ok());
+    }
+
+    #[test]
+    fn properties_text_is_sorted_and_escaped() {
+        let conf = BTreeMap::from([
+            ("b".to_string(), "2".to_string()),
+            ("a".to_string(), r"C:\x y".to_string()),
+            ("k=1 :#".to_string(), " lead\nline".to_string()),
+            ("c".to_string(), "#not a comment".to_string()),
+        ]);
+        assert_eq!(
+            to_properties_text(&conf),
+            "# Written by sparkvc; the job run's merged Spark configuration.\n\
+             a C:\\\\x y\n\
+             b 2\n\
+             c \\#not a comment\n\
+             k\\=1\\ \\:\\# \\ lead\\nline\n"
+        );
+    }
+
+    #[test]
+    fn classifications_are_parsed() {
+        let o = overrides(&[
+            (SPARK_DEFAULTS, &[("spark.a", "1")]),
+            (
+                EMR_JOB_SUBMITTER,
+                &[
+                    (
+                        "jobsubmitter.node.selector.eks.amazonaws.com/capacityType",
+                        "ON_DEMAND",
+                    ),
+                    ("jobsubmitter.label.team", "data"),
+                    (
+                        "jobsubmitter.annotation.example.com/note",
+                        "any text at all",
+                    ),
+                    ("jobsubmitter.container.request.cores", "250m"),
+                    ("jobsubmitter.container.limit.memory", "1Gi"),
+                    ("jobsubmitter.logging.request.memory", "200Mi"),
+                ],
+            ),
+            (
+                EMR_CONTAINERS_DEFAULTS,
+                &[
+                    ("job-start-timeout", "1800"),
+                    ("executor.logging", "DISABLED"),
+                ],
+            ),
+        ]);
+        let c = parse_classifications(Some(&o)).unwrap();
+        assert_eq!(c.spark_defaults["spark.a"], "1");
+        let js = &c.job_submitter;
+        assert_eq!(
+            js.node_selector["eks.amazonaws.com/capacityType"],
+            "ON_DEMAND"
+        );
+        assert_eq!(js.labels["team"], "data");
+        assert_eq!(js.annotations["example.com/note"], "any text at all");
+        assert_eq!(js.cpu_request.as_deref(), Some("250m"));
+        assert_eq!(js.memory_limit.as_deref(), Some("1Gi"));
+        assert_eq!(js.logging_memory_request.as_deref(), Some("200Mi"));
+        assert_eq!(c.containers_defaults.job_start_timeout_seconds, Some(1800));
+        assert_eq!(c.containers_defaults.executor_logging, Some(false));
+    }
+
+    #[test]
+    fn bad_classifications_are_user_errors_naming_the_key() {
+        let err = |configs: &[(&str, &[(&str, &str)])]| {
+            let e = parse_classifications(Some(&overrides(configs))).unwrap_err();
+            assert_eq!(e.failure_reason(), "USER_ERROR");
+            e.to_string()
+        };
+        assert_eq!(
+            err(&[(EMR_JOB_SUBMITTER, &[("jobsubmitter.frob", "1")])]),
+            "emr-job-submitter: unknown property \"jobsubmitter.frob\""
+        );
+        assert!(
+            err(&[(
+                EMR_JOB_SUBMITTER,
+                &[("jobsubmitter.container.request.cores", "lots")]
+            )])
+            .contains("is not a Kubernetes quantity")
+        );
+        assert!(
+            err(&[(
+                EMR_JOB_SUBMITTER,
+                &[("jobsubmitter.node.selector.a b", "x")]
+            )])
+            .contains("is not a valid label key")
+        );
+        assert!(
+            err(&[(EMR_JOB_SUBMITTER, &[("jobsubmitter.label.a", "x y")])])
+                .contains("is not a valid label value")
+        );
+        assert!(
+            err(&[(EMR_CONTAINERS_DEFAULTS, &[("job-start-timeout", "soon")])])
+                .contains("not a positive number of seconds")
+        );
+        assert!(err(&[(EMR_CONTAINERS_DEFAULTS, &[("frob", "1")])]).contains("unknown property"));
+        assert!(err(&[("spark-log4j", &[])]).contains("is not supported"));
+    }
+
+    #[test]
+    fn user_pod_template_files_prefer_the_command_line() {
+        let defaults = BTreeMap::from([
+            (
+                DRIVER_POD_TEMPLATE_FILE.to_string(),
+                "s3://b/d.yaml".to_string(),
+            ),
+            (
+                EXECUTOR_POD_TEMPLATE_FILE.to_string(),
+                "s3://b/e.yaml".to_string(),
+            ),
+        ]);
+        let conf = vec![(
+            DRIVER_POD_TEMPLATE_FILE.to_string(),
+            "/local/d.yaml".to_string(),
+        )];
+        assert_eq!(
+            user_pod_template_files(&defaults, &conf),
+            (Some("/local/d.yaml".into()), Some("s3://b/e.yaml".into()))
+        );
+        assert_eq!(user_pod_template_files(&BTreeMap::new(), &[]), (None, None));
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in ["1", "500m", "0.5", ".5", "512Mi", "2G", "1e3", "+1"] {
+            assert!(check_quantity("f", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "m", "1mi", "-1", "1 Gi", "1.2.3", "lots"] {
+            assert!(check_quantity("f", bad).is_err(), "{bad}");
+        }
+    }
+}
