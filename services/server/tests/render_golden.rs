@@ -1,0 +1,301 @@
+//! Golden tests of `sparkvc_server::render`: representative job runs rendered
+//! to JSON and compared with `tests/golden/*.json`.
+//!
+//! After an intended change, regenerate with
+//! `SPARKVC_UPDATE_GOLDEN=1 cargo test -p sparkvc-server --test render_golden`
+//! and review the diff. Without the variable, any difference fails the test.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde_json::{Value, json};
+use sparkvc_proto::v1::JobRun;
+use sparkvc_server::release::Release;
+use sparkvc_server::render::tenancy::{self, ContainerLimits, TenancyConfig};
+use sparkvc_server::render::{
+    JobRunInputs, PodTemplateFiles, RenderError, pod_template_files, render_job_run,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+const ACCOUNT: &str = "123456789012";
+const NAMESPACE: &str = "spark-team-a";
+
+fn release() -> Release {
+    Release {
+        label: "emr-7.9.0-latest".into(),
+        spark_version: "3.5.5".into(),
+        image: "docker.io/apache/spark:3.5.5-scala2.12-java17-python3-ubuntu".into(),
+        aliases: vec![],
+    }
+}
+
+/// A job run in the AWS JSON shape, as StartJobRun would have stored it.
+fn run(extra: Value) -> JobRun {
+    let mut base = json!({
+        "id": "00000000000000000ab",
+        "name": "spark-pi",
+        "virtualClusterId": "0000000000000000000000vc1",
+        "arn": "arn:aws:emr-containers:us-east-1:123456789012:/virtualclusters/0000000000000000000000vc1/jobruns/00000000000000000ab",
+        "state": "PENDING",
+        "executionRoleArn": "arn:aws:iam::123456789012:role/team-a/SparkJobRole",
+        "releaseLabel": "emr-7.9.0-latest",
+    });
+    base.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(base).expect("a valid JobRun")
+}
+
+fn owner() -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: "sparkvc-run-00000000000000000ab".into(),
+        uid: "6f1c1a52-1111-4c3b-9d6e-000000000001".into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn render(
+    run: &JobRun,
+    driver: Option<&str>,
+    executor: Option<&str>,
+) -> Result<Value, RenderError> {
+    let release = release();
+    let rendered = render_job_run(&JobRunInputs {
+        run,
+        namespace: NAMESPACE,
+        account_id: ACCOUNT,
+        release: &release,
+        driver_template: driver,
+        executor_template: executor,
+        owner: Some(owner()),
+    })?;
+    // The pod templates are JSON text inside the ConfigMap; show them parsed
+    // as well so the golden files are easy to review.
+    let data = rendered.config_map.data.clone().unwrap_or_default();
+    let parsed: BTreeMap<&str, Value> = data
+        .iter()
+        .filter(|(k, _)| k.ends_with(".json"))
+        .map(|(k, v)| (k.as_str(), serde_json::from_str(v).unwrap()))
+        .collect();
+    Ok(json!({
+        "serviceAccounts": rendered.service_accounts,
+        "roleBinding": rendered.role_binding,
+        "configMap": rendered.config_map,
+        "job": rendered.job,
+        "sparkSubmitArgv": rendered.spark_submit_argv,
+        "podTemplatesParsed": parsed,
+    }))
+}
+
+fn check_golden(name: &str, value: &Value) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.json"));
+    let mut text = serde_json::to_string_pretty(value).unwrap();
+    text.push('\n');
+    if std::env::var_os("SPARKVC_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with SPARKVC_UPDATE_GOLDEN=1 to create it",
+            path.display()
+        )
+    });
+    if want != text {
+        let first = want
+            .lines()
+            .zip(text.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| want.lines().count().min(text.lines().count()));
+        panic!(
+            "{} differs from the rendered output, first at line {}:\n  golden:   {:?}\n  rendered: {:?}\n\
+             If the change is intended, rerun with SPARKVC_UPDATE_GOLDEN=1 and review the diff.",
+            path.display(),
+            first + 1,
+            want.lines().nth(first),
+            text.lines().nth(first),
+        );
+    }
+}
+
+#[test]
+fn spark_pi_with_defaults() {
+    let run = run(json!({
+        "jobDriver": {"sparkSubmitJobDriver": {
+            "entryPoint": "local:///opt/spark/examples/jars/spark-examples_2.12-3.5.5.jar",
+            "entryPointArguments": ["100"],
+            "sparkSubmitParameters": "--class org.apache.spark.examples.SparkPi --conf spark.executor.instances=2 --conf 'spark.driver.extraJavaOptions=-Dlog4j.debug=true -Da=$(b)'"
+        }},
+        "configurationOverrides": {"applicationConfiguration": [
+            {"classification": "spark-defaults", "properties": {"spark.executor.memory": "1g", "spark.executor.instances": "1"}}
+        ]}
+    }));
+    assert_eq!(
+        pod_template_files(&run).unwrap(),
+        PodTemplateFiles::default()
+    );
+    check_golden("spark_pi", &render(&run, None, None).unwrap());
+}
+
+#[test]
+fn pyspark_with_pod_templates_and_job_submitter_settings() {
+    let run = run(json!({
+        "name": "nightly-etl",
+        "jobDriver": {"sparkSubmitJobDriver": {
+            "entryPoint": "s3a://bucket/jobs/etl.py",
+            "entryPointArguments": ["--date", "2025-01-01"],
+            "sparkSubmitParameters": "--py-files s3a://bucket/jobs/deps.zip --conf spark.kubernetes.executor.podTemplateFile=s3://bucket/templates/executor.json"
+        }},
+        "configurationOverrides": {"applicationConfiguration": [
+            {"classification": "spark-defaults", "properties": {
+                "spark.kubernetes.driver.podTemplateFile": "s3://bucket/templates/driver.yaml",
+                "spark.dynamicAllocation.enabled": "false"
+            }},
+            {"classification": "emr-job-submitter", "properties": {
+                "jobsubmitter.node.selector.eks.amazonaws.com/capacityType": "ON_DEMAND",
+                "jobsubmitter.label.team": "a",
+                "jobsubmitter.container.request.cores": "250m",
+                "jobsubmitter.container.request.memory": "768Mi"
+            }},
+            {"classification": "emr-containers-defaults", "properties": {"job-start-timeout": "1800"}}
+        ]}
+    }));
+    assert_eq!(
+        pod_template_files(&run).unwrap(),
+        PodTemplateFiles {
+            driver: Some("s3://bucket/templates/driver.yaml".into()),
+            executor: Some("s3://bucket/templates/executor.json".into()),
+        }
+    );
+    let driver = "\
+apiVersion: v1
+kind: Pod
+metadata:
+  labels:
+    team: a
+spec:
+  securityContext:
+    fsGroup: 65534
+  nodeSelector:
+    eks.amazonaws.com/capacityType: ON_DEMAND
+  containers:
+  - name: spark-kubernetes-driver
+    env:
+    - name: TZ
+      value: UTC
+  - name: side-car
+    image: docker.io/library/busybox:1.36
+    command: [sh, -c, 'sleep infinity']
+";
+    let executor = r#"{"spec": {"tolerations": [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [{"name": "spark-kubernetes-executor", "resources": {"limits": {"ephemeral-storage": "10Gi"}}}]}}"#;
+    check_golden(
+        "pyspark_with_templates",
+        &render(&run, Some(driver), Some(executor)).unwrap(),
+    );
+}
+
+#[test]
+fn spark_sql_file() {
+    let run = run(json!({
+        "name": "daily-report",
+        "jobDriver": {"sparkSqlJobDriver": {
+            "entryPoint": "s3a://bucket/sql/report.sql",
+            "sparkSqlParameters": "--conf spark.sql.shuffle.partitions=8 --driver-memory 2g"
+        }}
+    }));
+    check_golden("spark_sql", &render(&run, None, None).unwrap());
+}
+
+#[test]
+fn tenant_objects() {
+    let config = TenancyConfig {
+        allow_ingress_from_namespaces: vec!["monitoring".into()],
+        resource_quota: Some(BTreeMap::from([
+            ("requests.cpu".into(), "64".into()),
+            ("requests.memory".into(), "256Gi".into()),
+        ])),
+        container_limits: Some(ContainerLimits {
+            default_request: BTreeMap::from([("cpu".into(), "100m".into())]),
+            max: BTreeMap::from([("memory".into(), "64Gi".into())]),
+            ..ContainerLimits::default()
+        }),
+    };
+    let t = tenancy::render_tenant(NAMESPACE, "0000000000000000000000vc1", &config).unwrap();
+    check_golden(
+        "tenant",
+        &json!({
+            "role": t.role,
+            "networkPolicy": t.network_policy,
+            "resourceQuota": t.resource_quota,
+            "limitRange": t.limit_range,
+        }),
+    );
+}
+
+#[test]
+fn user_errors_fail_the_run_with_a_message_naming_the_field() {
+    let cases = [
+        (
+            json!({"jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "x", "sparkSubmitParameters": "--conf \"a=b"}}}),
+            None,
+            "sparkSubmitParameters has an unterminated \" quote",
+        ),
+        (
+            json!({"jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "x", "sparkSubmitParameters": "--conf spark.kubernetes.namespace=kube-system"}}}),
+            None,
+            "sparkSubmitParameters --conf: spark.kubernetes.namespace is set by sparkvc and cannot be set",
+        ),
+        (
+            json!({"jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "x", "sparkSubmitParameters": "--deploy-mode client"}}}),
+            None,
+            "sparkSubmitParameters: --deploy-mode is set by sparkvc and cannot be given",
+        ),
+        (
+            json!({"jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "x",
+                "sparkSubmitParameters": "--conf spark.kubernetes.driver.podTemplateFile=/t.yaml"}}}),
+            Some(
+                "spec:\n  containers:\n  - name: spark-kubernetes-driver\n    image: evil/image\n",
+            ),
+            "driver pod template: spec.containers[spark-kubernetes-driver].image is not allowed (set spark.kubernetes.container.image instead)",
+        ),
+        (
+            json!({"jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "x"}},
+                "configurationOverrides": {"applicationConfiguration": [
+                    {"classification": "emr-job-submitter", "properties": {"jobsubmitter.magic": "1"}}]}}),
+            None,
+            "emr-job-submitter: unknown property \"jobsubmitter.magic\"",
+        ),
+    ];
+    for (extra, driver_template, want) in cases {
+        let err = render(&run(extra), driver_template, None).unwrap_err();
+        assert_eq!(err.failure_reason(), "USER_ERROR");
+        assert_eq!(err.state_details(), want);
+    }
+}
+
+#[test]
+fn a_template_asked_for_but_not_given_is_an_internal_error() {
+    let run = run(
+        json!({"jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "x",
+        "sparkSubmitParameters": "--conf spark.kubernetes.driver.podTemplateFile=/t.yaml"}}}),
+    );
+    let err = render(&run, None, None).unwrap_err();
+    assert_eq!(err.failure_reason(), "INTERNAL_ERROR");
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let run = run(
+        json!({"jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "x",
+        "sparkSubmitParameters": "--conf b=2 --conf a=1"}}}),
+    );
+    assert_eq!(
+        render(&run, None, None).unwrap(),
+        render(&run, None, None).unwrap()
+    );
+}
