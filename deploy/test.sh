@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-deploy/local/up
+# down stops only what up recorded, so it is safe even if up fails halfway.
 trap 'deploy/local/down' EXIT
+deploy/local/up
 # shellcheck disable=SC1091
 source deploy/local/.run/env
 cargo test --workspace --no-fail-fast "$@"

@@ -5,6 +5,7 @@ use crate::api::Api;
 use crate::config::{Config, LogFormat};
 use crate::control::{ControlPlane, Identity};
 use crate::ids::ArnBuilder;
+use crate::kube::Clusters;
 use crate::release::Catalogue;
 use crate::store::Store;
 use anyhow::Context;
@@ -57,7 +58,18 @@ pub async fn run(
         },
         caller_arn: config.caller_arn(),
     };
-    let control = Arc::new(ControlPlane::new(store.clone(), catalogue, identity));
+    let clusters = Clusters::connect(&config.clusters).await?;
+    if clusters.is_empty() {
+        tracing::warn!("no Kubernetes cluster configured: API-only mode, job runs stay PENDING");
+    } else {
+        tracing::info!(clusters = ?clusters, "Kubernetes clusters configured");
+    }
+    let control = Arc::new(ControlPlane::new(
+        store.clone(),
+        catalogue,
+        identity,
+        clusters,
+    ));
     control
         .resume_terminations()
         .await

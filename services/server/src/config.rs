@@ -38,6 +38,31 @@ pub struct Flags {
     /// Log format: text or json.
     #[arg(long, env = "SPARKVC_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// A Kubernetes cluster to run job runs on, as ID=CONTEXT (a context of
+    /// --kubeconfig) or ID=in-cluster; repeat for several. Replaces the
+    /// clusters of the config file.
+    #[arg(long = "cluster", env = "SPARKVC_CLUSTERS", value_delimiter = ',')]
+    pub clusters: Vec<String>,
+    /// Kubeconfig for the --cluster contexts (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, env = "SPARKVC_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// A Kubernetes cluster that virtual clusters can be created on; its `id` is
+/// what `containerProvider.id` names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub id: String,
+    /// Kubeconfig file; `$KUBECONFIG` or `~/.kube/config` if unset.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context in the kubeconfig; its current context if unset.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Use the pod's service account instead of a kubeconfig.
+    #[serde(default)]
+    pub in_cluster: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -60,6 +85,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Reported as `createdBy`; defaults to the account's root ARN.
     pub caller_arn: Option<String>,
+    /// Where job runs run; none means API-only.
+    #[serde(rename = "cluster")]
+    pub clusters: Vec<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -73,6 +101,7 @@ impl Default for Config {
             release_catalogue: None,
             log_format: LogFormat::Text,
             caller_arn: None,
+            clusters: Vec::new(),
         }
     }
 }
@@ -130,6 +159,13 @@ impl Config {
         if let Some(v) = flags.log_format {
             config.log_format = v;
         }
+        if !flags.clusters.is_empty() {
+            config.clusters = flags
+                .clusters
+                .iter()
+                .map(|spec| parse_cluster_flag(spec, flags.kubeconfig.as_ref()))
+                .collect::<Result<_, _>>()?;
+        }
         config.check()?;
         Ok(config)
     }
@@ -173,6 +209,30 @@ impl Config {
     }
 }
 
+/// `ID=CONTEXT`, `ID=in-cluster`, or `ID` (the kubeconfig's current context).
+fn parse_cluster_flag(
+    spec: &str,
+    kubeconfig: Option<&PathBuf>,
+) -> Result<ClusterConfig, ConfigError> {
+    let (id, context) = match spec.split_once('=') {
+        Some((id, context)) => (id.trim(), Some(context.trim())),
+        None => (spec.trim(), None),
+    };
+    if id.is_empty() {
+        return Err(ConfigError::Invalid {
+            setting: "cluster",
+            rule: format!("{spec:?} must be ID=CONTEXT or ID=in-cluster"),
+        });
+    }
+    let in_cluster = context == Some("in-cluster");
+    Ok(ClusterConfig {
+        id: id.to_string(),
+        kubeconfig: kubeconfig.cloned(),
+        context: context.filter(|_| !in_cluster).map(str::to_string),
+        in_cluster,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +257,40 @@ mod tests {
         assert_eq!(config.region, "us-west-2");
         assert_eq!(config.account_id, "123456789012");
         assert_eq!(config.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn clusters_come_from_flags_or_the_file() {
+        let flags = Flags::parse_from([
+            "sparkvc-server",
+            "--cluster",
+            "local=kind-a,prod=in-cluster",
+            "--kubeconfig",
+            "/k",
+        ]);
+        let config = Config::load(&flags).unwrap();
+        assert_eq!(
+            config.clusters[0],
+            ClusterConfig {
+                id: "local".into(),
+                kubeconfig: Some("/k".into()),
+                context: Some("kind-a".into()),
+                in_cluster: false
+            }
+        );
+        assert!(config.clusters[1].in_cluster);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            "[[cluster]]\nid = \"east\"\ncontext = \"eks-east\"\n",
+        )
+        .unwrap();
+        let flags = Flags::parse_from(["sparkvc-server", "--config", path.to_str().unwrap()]);
+        assert_eq!(
+            Config::load(&flags).unwrap().clusters[0].context.as_deref(),
+            Some("eks-east")
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod ids;
+pub mod kube;
 pub mod release;
 pub mod render;
 pub mod state;

@@ -10,6 +10,7 @@ mod virtual_clusters;
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{ArnBuilder, Clock};
+use crate::kube::Clusters;
 use crate::release::Catalogue;
 use crate::store::keys::Cursor;
 use crate::store::{ClientTokenRecord, Store, Txn, Window};
@@ -30,15 +31,17 @@ pub struct ControlPlane {
     store: Store,
     catalogue: Catalogue,
     identity: Identity,
+    clusters: Clusters,
     clock: Clock,
 }
 
 impl ControlPlane {
-    pub fn new(store: Store, catalogue: Catalogue, identity: Identity) -> Self {
+    pub fn new(store: Store, catalogue: Catalogue, identity: Identity, clusters: Clusters) -> Self {
         Self {
             store,
             catalogue,
             identity,
+            clusters,
             clock: Clock::default(),
         }
     }

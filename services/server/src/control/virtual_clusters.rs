@@ -5,6 +5,7 @@
 use super::{ControlPlane, Idempotency, fingerprint, timestamp_from_micros, window};
 use crate::error::{ApiError, ApiResult};
 use crate::ids;
+use crate::kube::access::{self, AccessError};
 use crate::state::{self, JobRunState, Outcome};
 use crate::validate;
 use sparkvc_proto::v1 as pb;
@@ -30,6 +31,7 @@ impl ControlPlane {
     ) -> ApiResult<pb::CreateVirtualClusterResponse> {
         let provider = req.container_provider.clone().unwrap_or_default();
         let namespace = validate::namespace_of(&provider)?.to_string();
+        self.check_namespace(&provider.id, &namespace).await?;
         let micros = self.clock.now_micros();
         let id = ids::new_id(micros, ids::VIRTUAL_CLUSTER_ID_LEN);
         let vc = pb::VirtualCluster {
@@ -82,6 +84,27 @@ impl ControlPlane {
             name: created.name,
             arn: created.arn,
         })
+    }
+
+    /// With clusters configured, the provider must be one of them, and the
+    /// namespace must exist there with the permissions sparkvc needs.
+    async fn check_namespace(&self, provider_id: &str, namespace: &str) -> ApiResult<()> {
+        if self.clusters.is_empty() {
+            return Ok(());
+        }
+        let Some(client) = self.clusters.get(provider_id) else {
+            let known: Vec<_> = self.clusters.ids().collect();
+            return Err(ApiError::validation(format!(
+                "containerProvider.id {provider_id} is not a cluster this sparkvc server runs job runs on; known clusters: {}.",
+                known.join(", ")
+            )));
+        };
+        access::check_namespace(client, provider_id, namespace)
+            .await
+            .map_err(|err| match err {
+                AccessError::Unreachable { .. } => ApiError::Internal(err.to_string()),
+                _ => ApiError::validation(err.to_string()),
+            })
     }
 
     pub fn describe_virtual_cluster(&self, id: &str) -> ApiResult<pb::VirtualCluster> {

@@ -1,0 +1,103 @@
+//! The Kubernetes clusters this control plane runs job runs on.
+//!
+//! A virtual cluster's `containerProvider.id` names one of them. With no
+//! cluster configured the server runs API-only: virtual clusters are accepted
+//! for any provider ID and job runs stay PENDING, since nothing could run
+//! them.
+
+pub mod access;
+
+use crate::config::ClusterConfig;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The kubeconfig could not be read or does not have the context.
+    #[error("cluster {id}: {source}")]
+    Kubeconfig {
+        id: String,
+        source: kube::config::KubeconfigError,
+    },
+    /// The in-cluster service-account configuration is missing.
+    #[error("cluster {id}: not running inside Kubernetes: {source}")]
+    InCluster {
+        id: String,
+        source: kube::config::InClusterError,
+    },
+    /// The client could not be built from the configuration.
+    #[error("cluster {id}: {source}")]
+    Client { id: String, source: kube::Error },
+    /// Two clusters share an ID.
+    #[error("cluster {0} is configured twice")]
+    Duplicate(String),
+}
+
+/// One Kubernetes client per configured cluster.
+#[derive(Clone, Default)]
+pub struct Clusters {
+    clients: BTreeMap<String, kube::Client>,
+}
+
+impl std::fmt::Debug for Clusters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.clients.keys()).finish()
+    }
+}
+
+impl Clusters {
+    /// Builds a client for each configured cluster. Connections are made
+    /// lazily, on first use.
+    pub async fn connect(configs: &[ClusterConfig]) -> Result<Self, ClusterError> {
+        let mut clients = BTreeMap::new();
+        for cluster in configs {
+            let id = cluster.id.clone();
+            let config = if cluster.in_cluster {
+                kube::Config::incluster().map_err(|source| ClusterError::InCluster {
+                    id: id.clone(),
+                    source,
+                })?
+            } else {
+                let options = KubeConfigOptions {
+                    context: cluster.context.clone(),
+                    ..Default::default()
+                };
+                let kubeconfig = match &cluster.kubeconfig {
+                    Some(path) => Kubeconfig::read_from(path),
+                    None => Kubeconfig::read(),
+                }
+                .map_err(|source| ClusterError::Kubeconfig {
+                    id: id.clone(),
+                    source,
+                })?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|source| ClusterError::Kubeconfig {
+                        id: id.clone(),
+                        source,
+                    })?
+            };
+            let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
+                id: id.clone(),
+                source,
+            })?;
+            if clients.insert(id.clone(), client).is_some() {
+                return Err(ClusterError::Duplicate(id));
+            }
+        }
+        Ok(Self { clients })
+    }
+
+    /// Whether job runs can run anywhere.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&kube::Client> {
+        self.clients.get(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.clients.keys().map(String::as_str)
+    }
+}
