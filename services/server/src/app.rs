@@ -3,9 +3,10 @@
 
 use crate::api::Api;
 use crate::config::{Config, LogFormat};
-use crate::control::{ControlPlane, Identity};
+use crate::control::{ControlPlane, ControlPlaneParts, Identity};
 use crate::ids::ArnBuilder;
 use crate::kube::Clusters;
+use crate::kube::executor::Executor;
 use crate::release::Catalogue;
 use crate::store::Store;
 use anyhow::Context;
@@ -64,12 +65,25 @@ pub async fn run(
     } else {
         tracing::info!(clusters = ?clusters, "Kubernetes clusters configured");
     }
-    let control = Arc::new(ControlPlane::new(
-        store.clone(),
+    let wake = Arc::new(tokio::sync::Notify::new());
+    if !clusters.is_empty() {
+        let executor = Executor::new(
+            store.clone(),
+            clusters.clone(),
+            catalogue.clone(),
+            config.account_id.clone(),
+            wake.clone(),
+        );
+        Arc::new(executor).spawn();
+    }
+    let control = Arc::new(ControlPlane::new(ControlPlaneParts {
+        store: store.clone(),
         catalogue,
         identity,
         clusters,
-    ));
+        tenancy: config.tenancy.clone(),
+        wake,
+    }));
     control
         .resume_terminations()
         .await

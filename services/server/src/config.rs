@@ -88,6 +88,9 @@ pub struct Config {
     /// Where job runs run; none means API-only.
     #[serde(rename = "cluster")]
     pub clusters: Vec<ClusterConfig>,
+    /// What each virtual cluster's namespace gets besides the Spark Role
+    /// and NetworkPolicy (allowed ingress namespaces, quota, limits).
+    pub tenancy: crate::render::tenancy::TenancyConfig,
 }
 
 impl Default for Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             caller_arn: None,
             clusters: Vec::new(),
+            tenancy: Default::default(),
         }
     }
 }

@@ -97,6 +97,7 @@ impl ControlPlane {
             })
             .await?;
         tracing::info!(virtual_cluster_id = %vc_id, job_run_id = %accepted.id, "job run accepted");
+        self.wake.notify_one();
         Ok(pb::StartJobRunResponse {
             id: accepted.id,
             name: accepted.name,

@@ -12,11 +12,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{ArnBuilder, Clock};
 use crate::kube::Clusters;
 use crate::release::Catalogue;
+use crate::render::tenancy::TenancyConfig;
 use crate::store::keys::Cursor;
 use crate::store::{ClientTokenRecord, Store, Txn, Window};
 use prost::Message;
 use prost_types::Timestamp;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// Who and where this control plane is.
 #[derive(Debug, Clone)]
@@ -26,22 +29,46 @@ pub struct Identity {
     pub caller_arn: String,
 }
 
+/// What a control plane is made of.
+#[derive(Debug)]
+pub struct ControlPlaneParts {
+    pub store: Store,
+    pub catalogue: Catalogue,
+    pub identity: Identity,
+    pub clusters: Clusters,
+    pub tenancy: TenancyConfig,
+    pub wake: Arc<Notify>,
+}
+
 #[derive(Debug)]
 pub struct ControlPlane {
     store: Store,
     catalogue: Catalogue,
     identity: Identity,
     clusters: Clusters,
+    tenancy: TenancyConfig,
+    /// Wakes the executor when runs are accepted or cancelled.
+    wake: Arc<Notify>,
     clock: Clock,
 }
 
 impl ControlPlane {
-    pub fn new(store: Store, catalogue: Catalogue, identity: Identity, clusters: Clusters) -> Self {
+    pub fn new(parts: ControlPlaneParts) -> Self {
+        let ControlPlaneParts {
+            store,
+            catalogue,
+            identity,
+            clusters,
+            tenancy,
+            wake,
+        } = parts;
         Self {
             store,
             catalogue,
             identity,
             clusters,
+            tenancy,
+            wake,
             clock: Clock::default(),
         }
     }

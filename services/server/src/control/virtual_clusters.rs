@@ -6,8 +6,12 @@ use super::{ControlPlane, Idempotency, fingerprint, timestamp_from_micros, windo
 use crate::error::{ApiError, ApiResult};
 use crate::ids;
 use crate::kube::access::{self, AccessError};
+use crate::kube::tenancy as kube_tenancy;
+use crate::render::names;
 use crate::state::{self, JobRunState, Outcome};
 use crate::validate;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use sparkvc_proto::v1 as pb;
 
 pub const RUNNING: &str = "RUNNING";
@@ -47,6 +51,16 @@ impl ControlPlane {
             scheduler_configuration: req.scheduler_configuration,
             scheduler_status: None,
         };
+        if let Some(client) = self.clusters.get(&provider.id) {
+            // Before the record, so a stored virtual cluster is always set up;
+            // objects left by a failed attempt are named per namespace and
+            // reused by the next one.
+            kube_tenancy::set_up(client, &namespace, &vc.id, &self.tenancy)
+                .await
+                .map_err(|e| {
+                    ApiError::Internal(format!("setting up namespace {namespace} failed: {e}"))
+                })?;
+        }
         let token = Idempotency {
             operation: "CreateVirtualCluster",
             scope: "",
@@ -212,58 +226,83 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Cancels a terminating virtual cluster's open job runs and, once none
-    /// is left, marks it TERMINATED and frees its namespace. Safe to repeat:
-    /// start-up calls it for every cluster a crash left TERMINATING.
+    /// Cancels a terminating virtual cluster's open job runs (deleting their
+    /// Kubernetes objects), marks it TERMINATED, frees its namespace and
+    /// removes what sparkvc set up there. Safe to repeat: start-up calls it
+    /// for every cluster a crash left TERMINATING.
     pub async fn finish_termination(&self, id: &str) -> ApiResult<()> {
-        let now = timestamp_from_micros(self.clock.now_micros());
-        let terminated = self
-            .store
-            .write(|txn| -> ApiResult<bool> {
-                let Some(mut vc) = txn.virtual_cluster(id)? else {
-                    return Ok(false);
+        let Some(vc) = self.store.virtual_cluster(id)? else {
+            return Ok(());
+        };
+        if vc.state != TERMINATING {
+            return Ok(());
+        }
+        let provider = vc.container_provider.clone().unwrap_or_default();
+        let namespace = validate::namespace_of(&provider).map(str::to_string).ok();
+        let placement = self.clusters.get(&provider.id).zip(namespace.as_deref());
+        if let Some((client, namespace)) = placement {
+            for (vc_id, run_id, _) in self
+                .store
+                .open_job_runs()?
+                .into_iter()
+                .filter(|(v, _, _)| v == id)
+            {
+                let job = names::job_name(&run_id);
+                let driver = names::driver_pod_name(&run_id);
+                let deleted = async {
+                    crate::kube::delete_if_present::<Job>(client, namespace, &job).await?;
+                    crate::kube::delete_if_present::<Pod>(client, namespace, &driver).await
                 };
-                if vc.state != TERMINATING {
-                    return Ok(false);
-                }
-                let mut still_open = 0;
+                deleted.await.map_err(|e| {
+                    ApiError::Internal(format!(
+                        "could not delete job run {vc_id}/{run_id} on the cluster: {e}"
+                    ))
+                })?;
+            }
+        }
+        let now = timestamp_from_micros(self.clock.now_micros());
+        self.store
+            .write(|txn| -> ApiResult<()> {
+                let Some(mut vc) = txn.virtual_cluster(id)? else {
+                    return Ok(());
+                };
                 for run_id in txn.open_job_runs_of(id)? {
                     let Some(mut run) = txn.job_run(id, &run_id)? else {
                         continue;
                     };
                     let before = state::state_of(&run);
-                    let next = if before == JobRunState::Pending {
-                        JobRunState::Cancelled
-                    } else {
-                        JobRunState::CancelPending
-                    };
                     let outcome = Outcome {
                         details: format!("Virtual cluster {id} was deleted."),
                         ..Default::default()
                     };
-                    if state::transition(&mut run, next, outcome, now) {
-                        txn.put_job_run(Some(before), &run);
+                    if before == JobRunState::Pending || before == JobRunState::CancelPending {
+                        state::transition(&mut run, JobRunState::Cancelled, outcome, now);
+                    } else {
+                        // SUBMITTED/RUNNING: its objects are gone, so it is over.
+                        state::transition(
+                            &mut run,
+                            JobRunState::CancelPending,
+                            outcome.clone(),
+                            now,
+                        );
+                        state::transition(&mut run, JobRunState::Cancelled, outcome, now);
                     }
-                    if !state::state_of(&run).is_terminal() {
-                        still_open += 1;
-                    }
-                }
-                if still_open > 0 {
-                    return Ok(false);
+                    txn.put_job_run(Some(before), &run);
                 }
                 vc.state = TERMINATED.into();
-                if let Some(p) = &vc.container_provider
-                    && let Ok(namespace) = validate::namespace_of(p)
-                {
-                    txn.release_namespace(&p.id, namespace);
+                if let Ok(namespace) = validate::namespace_of(&provider) {
+                    txn.release_namespace(&provider.id, namespace);
                 }
                 txn.put_virtual_cluster(&vc);
-                Ok(true)
+                Ok(())
             })
             .await?;
-        if terminated {
-            tracing::info!(virtual_cluster_id = id, "virtual cluster terminated");
+        if let Some((client, namespace)) = placement
+            && let Err(e) = kube_tenancy::tear_down(client, namespace, id).await
+        {
+            tracing::warn!(virtual_cluster_id = id, error = %e, "could not remove sparkvc's objects from the namespace");
         }
+        tracing::info!(virtual_cluster_id = id, "virtual cluster terminated");
         Ok(())
     }
 

@@ -6,6 +6,11 @@
 //! them.
 
 pub mod access;
+mod apply;
+pub use apply::{create_if_absent, delete_if_present};
+pub mod executor;
+pub mod observe;
+pub mod tenancy;
 
 use crate::config::ClusterConfig;
 use kube::config::{KubeConfigOptions, Kubeconfig};

@@ -1,0 +1,215 @@
+//! What the pods of a job run say about its state: a pure function from the
+//! observed job-runner and driver pods to the next job-run state.
+//!
+//! - The driver pod decides: Running → RUNNING, Succeeded → COMPLETED,
+//!   Failed → FAILED with the container's exit code and reason.
+//! - Before any driver exists, a failed job-runner pod (spark-submit itself
+//!   failed: bad arguments, no permission to create the driver, ...) fails the
+//!   run as USER_ERROR.
+//! - A job-runner that succeeded without a driver is reported as missing, and
+//!   the caller confirms with a direct read before failing the run.
+
+use crate::state::{JobRunState, Outcome};
+use k8s_openapi::api::core::v1::Pod;
+
+/// What the caller should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// Nothing new.
+    Unchanged,
+    /// Move the run to this state.
+    Transition(JobRunState, ObservedOutcome),
+    /// The job-runner finished but no driver was seen: read it directly.
+    DriverMissing,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedOutcome {
+    pub details: String,
+    pub failure_reason: String,
+}
+
+impl From<ObservedOutcome> for Outcome {
+    fn from(o: ObservedOutcome) -> Self {
+        Outcome {
+            details: o.details,
+            failure_reason: o.failure_reason,
+        }
+    }
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
+}
+
+/// A sentence about the first container that terminated badly.
+fn termination(pod: &Pod) -> String {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref());
+    for status in statuses.into_iter().flatten() {
+        let Some(term) = status.state.as_ref().and_then(|s| s.terminated.as_ref()) else {
+            continue;
+        };
+        if term.exit_code == 0 {
+            continue;
+        }
+        let reason = term.reason.as_deref().unwrap_or("Error");
+        let mut text = format!(
+            "container {} exited with code {} ({reason})",
+            status.name, term.exit_code
+        );
+        if reason == "OOMKilled" {
+            text.push_str(": it ran out of memory; raise its memory limit");
+        }
+        if let Some(message) = term.message.as_deref().filter(|m| !m.is_empty()) {
+            text.push_str(": ");
+            text.push_str(message.trim());
+        }
+        return text;
+    }
+    for status in statuses.into_iter().flatten() {
+        if let Some(waiting) = status.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+            let reason = waiting.reason.as_deref().unwrap_or_default();
+            if matches!(
+                reason,
+                "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName"
+            ) {
+                return format!(
+                    "container {} cannot start: {reason} for image {}",
+                    status.name, status.image
+                );
+            }
+        }
+    }
+    match pod.status.as_ref().and_then(|s| s.reason.as_deref()) {
+        Some(reason) => format!("pod {reason}"),
+        None => "pod failed".into(),
+    }
+}
+
+fn shorten(mut text: String) -> String {
+    if text.chars().count() > 256 {
+        text = text.chars().take(255).collect();
+        text.push('…');
+    }
+    text
+}
+
+pub fn observe(current: JobRunState, runner: Option<&Pod>, driver: Option<&Pod>) -> Observation {
+    use JobRunState::*;
+    if current.is_terminal() {
+        return Observation::Unchanged;
+    }
+    let to = |state, details: String, reason: &str| {
+        Observation::Transition(
+            state,
+            ObservedOutcome {
+                details: shorten(details),
+                failure_reason: reason.into(),
+            },
+        )
+    };
+    if let Some(driver) = driver {
+        return match (phase(driver), current) {
+            ("Running", Submitted | Pending) => {
+                to(Running, "The Spark driver is running.".into(), "")
+            }
+            ("Succeeded", _) => to(Completed, "The Spark application completed.".into(), ""),
+            ("Failed", _) => to(
+                Failed,
+                format!("The Spark driver failed: {}.", termination(driver)),
+                "USER_ERROR",
+            ),
+            _ => Observation::Unchanged,
+        };
+    }
+    match runner.map(phase) {
+        Some("Failed") => to(
+            Failed,
+            format!(
+                "spark-submit failed before a Spark driver existed: {}.",
+                termination(runner.expect("matched"))
+            ),
+            "USER_ERROR",
+        ),
+        Some("Succeeded") => Observation::DriverMissing,
+        _ => Observation::Unchanged,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status})).unwrap()
+    }
+
+    #[test]
+    fn the_driver_decides() {
+        let running = pod(json!({"phase": "Running"}));
+        assert!(matches!(
+            observe(JobRunState::Submitted, None, Some(&running)),
+            Observation::Transition(JobRunState::Running, _)
+        ));
+        assert_eq!(
+            observe(JobRunState::Running, None, Some(&running)),
+            Observation::Unchanged
+        );
+        let done = pod(json!({"phase": "Succeeded"}));
+        assert!(matches!(
+            observe(JobRunState::Running, None, Some(&done)),
+            Observation::Transition(JobRunState::Completed, _)
+        ));
+        assert_eq!(
+            observe(JobRunState::Completed, None, Some(&done)),
+            Observation::Unchanged
+        );
+    }
+
+    #[test]
+    fn failures_say_what_happened() {
+        let oom = pod(json!({"phase": "Failed", "containerStatuses": [{
+            "name": "spark-kubernetes-driver", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
+        }]}));
+        let Observation::Transition(JobRunState::Failed, outcome) =
+            observe(JobRunState::Running, None, Some(&oom))
+        else {
+            panic!("expected a failure")
+        };
+        assert_eq!(outcome.failure_reason, "USER_ERROR");
+        assert!(
+            outcome.details.contains("exited with code 137 (OOMKilled)"),
+            "{}",
+            outcome.details
+        );
+        assert!(outcome.details.contains("ran out of memory"));
+
+        let runner = pod(json!({"phase": "Failed", "containerStatuses": [{
+            "name": "job-runner", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": "Forbidden: cannot create pods"}}
+        }]}));
+        let Observation::Transition(JobRunState::Failed, outcome) =
+            observe(JobRunState::Submitted, Some(&runner), None)
+        else {
+            panic!("expected a failure")
+        };
+        assert!(outcome.details.starts_with("spark-submit failed before a Spark driver existed: container job-runner exited with code 1 (Error): Forbidden"), "{}", outcome.details);
+    }
+
+    #[test]
+    fn a_finished_runner_without_driver_is_confirmed_first() {
+        let done = pod(json!({"phase": "Succeeded"}));
+        assert_eq!(
+            observe(JobRunState::Submitted, Some(&done), None),
+            Observation::DriverMissing
+        );
+    }
+}

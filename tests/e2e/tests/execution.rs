@@ -1,0 +1,398 @@
+//! Job runs executed on the real local cluster (deploy/local): the server
+//! creates the job-runner objects, and state follows the pods' real status
+//! through a watch.
+//!
+//! kwok simulates nodes, so no container runs: the job-runner pod does not
+//! really run spark-submit. Where spark-submit would create the driver pod,
+//! the test creates it, with the name, labels and owner spark-submit would
+//! give it from sparkvc's configuration; kwok then moves it through Running to
+//! Succeeded or Failed as its annotations ask (see deploy/local/README.md).
+//! The real spark-submit is exercised in tests/cluster/tests/spark_submit.rs.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::Role;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use sparkvc_cluster_tests::{LocalEnv, TestNamespace, kwok};
+use sparkvc_e2e::*;
+use sparkvc_proto::v1 as pb;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    _server: Server,
+    client: Client,
+    kube: kube::Client,
+    ns: TestNamespace,
+    vc: String,
+}
+
+async fn setup(test: &str) -> Setup {
+    let env = LocalEnv::load().expect("local environment");
+    let kube = env.kube_client().await.expect("kube client");
+    let ns = TestNamespace::create(&kube, test).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--cluster".to_string(),
+        format!("local={}", env.context),
+        "--kubeconfig".into(),
+        env.kubeconfig.display().to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start_with(dir.path(), &args);
+    let mut client = server.client().await;
+    let vc = client
+        .create_virtual_cluster(create_vc_request(&ns.name))
+        .await
+        .expect("create virtual cluster")
+        .into_inner()
+        .id;
+    Setup {
+        _dir: dir,
+        _server: server,
+        client,
+        kube,
+        ns,
+        vc,
+    }
+}
+
+async fn describe(client: &mut Client, vc: &str, id: &str) -> pb::JobRun {
+    client
+        .describe_job_run(pb::DescribeJobRunRequest {
+            id: id.into(),
+            virtual_cluster_id: vc.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job_run
+        .unwrap()
+}
+
+async fn wait_for_state(client: &mut Client, vc: &str, id: &str, state: &str) -> pb::JobRun {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = describe(client, vc, id).await;
+        if run.state == state {
+            return run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job run {id} never reached {state}; it is {} ({})",
+            run.state,
+            run.state_details
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What spark-submit would create: the driver pod, owned by the job-runner.
+async fn create_driver(s: &Setup, run_id: &str, annotations: &[(&str, &str)]) {
+    let job: Job = Api::namespaced(s.kube.clone(), &s.ns.name)
+        .get(run_id)
+        .await
+        .expect("the job-runner Job");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": format!("spark-{run_id}-driver"),
+            "labels": {
+                "app.kubernetes.io/managed-by": "sparkvc",
+                "sparkvc.io/job-run-id": run_id,
+                "sparkvc.io/virtual-cluster-id": s.vc,
+                "sparkvc.io/component": "driver",
+                "spark-role": "driver"
+            },
+            "annotations": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": run_id, "uid": job.metadata.uid}]
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "spark-kubernetes-driver", "image": "docker.io/apache/spark:3.5.5-scala2.12-java17-python3-ubuntu"}]
+        }
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(s.kube.clone(), &s.ns.name)
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create the driver pod");
+}
+
+#[tokio::test]
+async fn a_job_run_goes_pending_submitted_running_completed() {
+    let mut s = setup("exec-ok").await;
+    let ns = s.ns.name.clone();
+    // The virtual cluster's namespace was set up.
+    Api::<Role>::namespaced(s.kube.clone(), &ns)
+        .get("sparkvc-spark")
+        .await
+        .expect("the Spark Role");
+    Api::<NetworkPolicy>::namespaced(s.kube.clone(), &ns)
+        .get("sparkvc-same-namespace-only")
+        .await
+        .expect("the NetworkPolicy");
+
+    let run = s
+        .client
+        .start_job_run(start_request(&s.vc))
+        .await
+        .unwrap()
+        .into_inner();
+    let submitted = wait_for_state(&mut s.client, &s.vc, &run.id, "SUBMITTED").await;
+    assert!(
+        submitted.state_details.contains(&run.id),
+        "{}",
+        submitted.state_details
+    );
+
+    let job: Job = Api::namespaced(s.kube.clone(), &ns)
+        .get(&run.id)
+        .await
+        .expect("job-runner Job named after the run");
+    let labels = job.metadata.labels.clone().unwrap();
+    assert_eq!(
+        labels.get("emr-containers.amazonaws.com/job.id"),
+        Some(&run.id)
+    );
+    assert_eq!(labels.get("sparkvc.io/virtual-cluster-id"), Some(&s.vc));
+    let pod_spec = job.spec.unwrap().template.spec.unwrap();
+    let args = pod_spec.containers[0]
+        .args
+        .clone()
+        .unwrap_or_default()
+        .join(" ");
+    assert!(args.contains("--deploy-mode cluster"), "{args}");
+    assert!(
+        args.contains("k8s://https://kubernetes.default.svc:443"),
+        "{args}"
+    );
+    let client_sa = pod_spec.service_account_name.unwrap();
+    assert!(
+        client_sa.starts_with("emr-containers-sa-spark-client-123456789012-"),
+        "{client_sa}"
+    );
+    let sa: ServiceAccount = Api::namespaced(s.kube.clone(), &ns)
+        .get(&client_sa)
+        .await
+        .unwrap();
+    assert_eq!(
+        sa.metadata
+            .annotations
+            .unwrap()
+            .get("eks.amazonaws.com/role-arn")
+            .map(String::as_str),
+        Some(ROLE_ARN)
+    );
+    let config: ConfigMap = Api::namespaced(s.kube.clone(), &ns)
+        .get(&format!("spark-{}-conf", run.id))
+        .await
+        .unwrap();
+    let owner = &config.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Job", run.id.as_str()),
+        "the Job owns the run's objects"
+    );
+
+    create_driver(&s, &run.id, &[(kwok::RUN_SECONDS, "2")]).await;
+    wait_for_state(&mut s.client, &s.vc, &run.id, "RUNNING").await;
+    let done = wait_for_state(&mut s.client, &s.vc, &run.id, "COMPLETED").await;
+    assert!(done.finished_at.is_some());
+    let history: Vec<_> = done
+        .state_history
+        .iter()
+        .map(|t| t.state.as_str())
+        .collect();
+    assert_eq!(history, ["PENDING", "SUBMITTED", "RUNNING", "COMPLETED"]);
+
+    // Deleting the virtual cluster removes what sparkvc made and keeps the namespace.
+    s.client
+        .delete_virtual_cluster(pb::DeleteVirtualClusterRequest { id: s.vc.clone() })
+        .await
+        .unwrap();
+    assert!(
+        Api::<Role>::namespaced(s.kube.clone(), &ns)
+            .get_opt("sparkvc-spark")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Api::<NetworkPolicy>::namespaced(s.kube.clone(), &ns)
+            .get_opt("sparkvc-same-namespace-only")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_driver_fails_the_run_with_its_exit_code() {
+    let mut s = setup("exec-oom").await;
+    let run = s
+        .client
+        .start_job_run(start_request(&s.vc))
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for_state(&mut s.client, &s.vc, &run.id, "SUBMITTED").await;
+    create_driver(
+        &s,
+        &run.id,
+        &[
+            (kwok::RUN_SECONDS, "1"),
+            (kwok::EXIT_CODE, "137"),
+            (kwok::REASON, "OOMKilled"),
+        ],
+    )
+    .await;
+    let failed = wait_for_state(&mut s.client, &s.vc, &run.id, "FAILED").await;
+    assert_eq!(failed.failure_reason, "USER_ERROR");
+    assert!(
+        failed
+            .state_details
+            .contains("exited with code 137 (OOMKilled)"),
+        "{}",
+        failed.state_details
+    );
+    assert!(failed.finished_at.is_some());
+    s.ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_runner_that_fails_before_the_driver_fails_the_run() {
+    let mut s = setup("exec-runner").await;
+    let mut req = start_request(&s.vc);
+    // The job-runner's pod gets these annotations (EMR's emr-job-submitter
+    // classification), which tell kwok to fail it as spark-submit would.
+    req.configuration_overrides = Some(pb::ConfigurationOverrides {
+        application_configuration: vec![pb::Configuration {
+            classification: "emr-job-submitter".into(),
+            properties: BTreeMap::from([
+                (
+                    format!("jobsubmitter.annotation.{}", kwok::EXIT_CODE),
+                    "1".into(),
+                ),
+                (
+                    format!("jobsubmitter.annotation.{}", kwok::RUN_SECONDS),
+                    "1".into(),
+                ),
+                (
+                    format!("jobsubmitter.annotation.{}", kwok::MESSAGE),
+                    "Forbidden: cannot create pods".into(),
+                ),
+            ]),
+            configurations: vec![],
+        }],
+        monitoring_configuration: None,
+    });
+    let run = s.client.start_job_run(req).await.unwrap().into_inner();
+    let failed = wait_for_state(&mut s.client, &s.vc, &run.id, "FAILED").await;
+    assert_eq!(failed.failure_reason, "USER_ERROR");
+    assert!(
+        failed
+            .state_details
+            .starts_with("spark-submit failed before a Spark driver existed"),
+        "{}",
+        failed.state_details
+    );
+    assert!(
+        failed.state_details.contains("code 1"),
+        "{}",
+        failed.state_details
+    );
+    s.ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_spark_parameters_fail_the_run_as_a_user_error() {
+    let mut s = setup("exec-bad").await;
+    let mut req = start_request(&s.vc);
+    req.job_driver
+        .as_mut()
+        .unwrap()
+        .spark_submit_job_driver
+        .as_mut()
+        .unwrap()
+        .spark_submit_parameters = "--conf spark.kubernetes.namespace=other".into();
+    let run = s.client.start_job_run(req).await.unwrap().into_inner();
+    let failed = wait_for_state(&mut s.client, &s.vc, &run.id, "FAILED").await;
+    assert_eq!(failed.failure_reason, "USER_ERROR");
+    assert!(
+        failed.state_details.contains("spark.kubernetes.namespace"),
+        "{}",
+        failed.state_details
+    );
+    assert!(
+        Api::<Job>::namespaced(s.kube.clone(), &s.ns.name)
+            .get_opt(&run.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was created"
+    );
+    s.ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancelling_a_running_job_deletes_its_pods() {
+    let mut s = setup("exec-cancel").await;
+    let run = s
+        .client
+        .start_job_run(start_request(&s.vc))
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for_state(&mut s.client, &s.vc, &run.id, "SUBMITTED").await;
+    create_driver(&s, &run.id, &[(kwok::STAY_RUNNING, "true")]).await;
+    wait_for_state(&mut s.client, &s.vc, &run.id, "RUNNING").await;
+    s.client
+        .cancel_job_run(pb::CancelJobRunRequest {
+            id: run.id.clone(),
+            virtual_cluster_id: s.vc.clone(),
+        })
+        .await
+        .unwrap();
+    let cancelled = wait_for_state(&mut s.client, &s.vc, &run.id, "CANCELLED").await;
+    let history: Vec<_> = cancelled
+        .state_history
+        .iter()
+        .map(|t| t.state.as_str())
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "PENDING",
+            "SUBMITTED",
+            "RUNNING",
+            "CANCEL_PENDING",
+            "CANCELLED"
+        ]
+    );
+    let pods: Api<Pod> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while pods
+        .get_opt(&format!("spark-{}-driver", run.id))
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the driver pod was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        Api::<Job>::namespaced(s.kube.clone(), &s.ns.name)
+            .get_opt(&run.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.ns.delete().await.unwrap();
+}
