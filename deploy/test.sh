@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # down stops only what up recorded, so it is safe even if up fails halfway.
 trap 'deploy/local/down' EXIT
 deploy/local/up
+deploy/local/spark-env >/dev/null  # Apache Spark for tests/cluster/tests/spark_submit.rs
 # shellcheck disable=SC1091
 source deploy/local/.run/env
 cargo test --workspace --no-fail-fast "$@"
