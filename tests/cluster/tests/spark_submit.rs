@@ -24,13 +24,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
-use sparkvc_cluster_tests::{default_run_dir, rand_u32, repo_root, with_namespace};
+use sparkvc_cluster_tests::{default_run_dir, eventually, rand_u32, repo_root, with_namespace};
 use sparkvc_proto::v1::JobRun;
 use sparkvc_server::release::Catalogue;
 use sparkvc_server::render::tenancy::{self, TenancyConfig};
@@ -79,6 +82,18 @@ fn spark_home() -> Result<PathBuf> {
          (deploy/test.sh does) to install the pinned pyspark into {}",
         submit.display(),
         venv.display()
+    );
+    let java = std::env::var_os("JAVA_HOME")
+        .map(|h| PathBuf::from(h).join("bin/java"))
+        .unwrap_or_else(|| PathBuf::from("java"));
+    let java_ok = std::process::Command::new(&java)
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ensure!(
+        java_ok,
+        "spark-submit needs Java 17 (or 11): `{} -version` failed; install a JRE or set JAVA_HOME",
+        java.display()
     );
     let kube_jar = std::fs::read_dir(home.join("jars"))?
         .filter_map(|e| e.ok())
@@ -343,10 +358,6 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
                 .await
                 .context("creating a service account")?;
         }
-        Api::<RoleBinding>::namespaced(client.clone(), &ns)
-            .create(&pp, &rendered.role_binding)
-            .await
-            .context("creating the RoleBinding")?;
 
         // The job-runner pod's identity: the rendered Job's service account.
         let client_sa = rendered
@@ -392,6 +403,63 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
             &token_file,
         )?;
 
+        // Control: before the RoleBinding exists, the same submission is
+        // refused, in the client service account's name. So the token is the
+        // credential spark-submit uses, and the rendered binding is what
+        // lets it create the driver.
+        let (status, output) = run_spark_submit(&argv, &spark_home, work.path()).await?;
+        let refused_as = format!(
+            "User \"system:serviceaccount:{ns}:{client_sa}\" cannot create resource \"pods\""
+        );
+        ensure!(
+            !status.success() && output.contains(&refused_as),
+            "without the RoleBinding spark-submit should be refused with {refused_as:?}; \
+             it exited {status}:\n{}",
+            tail(&output, 40)
+        );
+        ensure!(
+            Api::<Pod>::namespaced(client.clone(), &ns)
+                .get_opt(&names::driver_pod_name(&id))
+                .await?
+                .is_none(),
+            "a driver pod exists after the refused submission"
+        );
+
+        Api::<RoleBinding>::namespaced(client.clone(), &ns)
+            .create(&pp, &rendered.role_binding)
+            .await
+            .context("creating the RoleBinding")?;
+        // The authorizer sees the binding through an informer: wait until it
+        // answers yes, so that the submission below cannot race it.
+        eventually(
+            "RBAC to allow the client service account to create pods",
+            Duration::from_secs(30),
+            || async {
+                let review = SubjectAccessReview {
+                    spec: SubjectAccessReviewSpec {
+                        user: Some(format!("system:serviceaccount:{ns}:{client_sa}")),
+                        groups: Some(vec![
+                            "system:serviceaccounts".into(),
+                            format!("system:serviceaccounts:{ns}"),
+                            "system:authenticated".into(),
+                        ]),
+                        resource_attributes: Some(ResourceAttributes {
+                            namespace: Some(ns.clone()),
+                            verb: Some("create".into()),
+                            resource: Some("pods".into()),
+                            ..ResourceAttributes::default()
+                        }),
+                        ..SubjectAccessReviewSpec::default()
+                    },
+                    ..SubjectAccessReview::default()
+                };
+                let out = Api::<SubjectAccessReview>::all(client.clone())
+                    .create(&pp, &review)
+                    .await?;
+                Ok(out.status.is_some_and(|s| s.allowed).then_some(()))
+            },
+        )
+        .await?;
         let submit_started = Instant::now();
         let (status, output) = run_spark_submit(&argv, &spark_home, work.path()).await?;
         let submit_took = submit_started.elapsed();
@@ -568,6 +636,51 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
                 .any(|o| o.name == driver_name)),
             "the driver's Service, owned by the driver pod"
         );
+        // What Spark hands the driver: the merged configuration (sparkvc's
+        // executor settings included) and sparkvc's executor template, which
+        // spark-submit read from the rendered file and stored in a ConfigMap.
+        let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+            .list(&Default::default())
+            .await?;
+        let values = || {
+            config_maps
+                .items
+                .iter()
+                .flat_map(|cm| cm.data.iter().flatten())
+        };
+        let executor_template = rendered
+            .config_map
+            .data
+            .as_ref()
+            .and_then(|d| d.get(job::KEY_EXECUTOR_TEMPLATE))
+            .context("the rendered executor template")?;
+        ensure!(
+            values().any(|(_, v)| v == executor_template),
+            "no ConfigMap holds sparkvc's executor pod template for the driver"
+        );
+        let properties = values()
+            .find(|(k, _)| k.as_str() == "spark.properties")
+            .map(|(_, v)| v.clone())
+            .context("Spark's driver ConfigMap with spark.properties")?;
+        for want in [
+            format!("spark.kubernetes.executor.label.sparkvc.io/job-run-id={id}"),
+            format!(
+                "spark.kubernetes.authenticate.executor.serviceAccountName={}",
+                sas.executor
+            ),
+            format!(
+                "spark.kubernetes.executor.podNamePrefix={}",
+                names::executor_pod_prefix(&id)
+            ),
+            "spark.executor.instances=1".to_string(),
+            "spark.executor.memory=1g".to_string(),
+        ] {
+            ensure!(
+                properties.lines().any(|l| l == want),
+                "the driver's spark.properties lacks {want:?}:\n{properties}"
+            );
+        }
+
         let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
         ensure!(
             phase.as_deref() == Some("Succeeded"),
