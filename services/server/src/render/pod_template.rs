@@ -214,7 +214,12 @@ fn check_user_pod(pod: &Pod, role: SparkRole, namespace: &str) -> Result<(), Ren
             format!("{what}: {path} is not allowed ({why})"),
         ))
     };
-    if pod.metadata.namespace.as_deref().is_some_and(|ns| ns != namespace) {
+    if pod
+        .metadata
+        .namespace
+        .as_deref()
+        .is_some_and(|ns| ns != namespace)
+    {
         return disallowed(
             "metadata.namespace".into(),
             "pods run in the virtual cluster's namespace",
