@@ -556,11 +556,25 @@ impl Txn<'_> {
         if self.writes.is_empty() {
             return Ok(());
         }
-        let trees = &self.store.inner.trees[..];
-        trees
+        // Only the trees this write touches take part: a sled transaction
+        // pays for every tree it spans.
+        let mut touched: Vec<TreeId> = self.writes.iter().map(|(t, _, _)| *t).collect();
+        touched.sort_by_key(|t| *t as usize);
+        touched.dedup();
+        let trees: Vec<sled::Tree> = touched
+            .iter()
+            .map(|t| self.store.tree(*t).clone())
+            .collect();
+        let slot = |tree: TreeId| {
+            touched
+                .iter()
+                .position(|t| *t == tree)
+                .expect("touched tree")
+        };
+        trees[..]
             .transaction(|tx| {
                 for (tree, key, value) in &self.writes {
-                    let tree = &tx[*tree as usize];
+                    let tree = &tx[slot(*tree)];
                     match value {
                         Some(v) => tree.insert(key.as_slice(), v.as_slice())?,
                         None => tree.remove(key.as_slice())?,
