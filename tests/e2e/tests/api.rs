@@ -452,6 +452,24 @@ async fn job_run_lifecycle_without_an_executor() {
     assert_eq!(status.current_in_queue_job_runs, 0);
 }
 
+/// Gives a request only this monitoring configuration.
+fn monitoring(r: &mut pb::StartJobRunRequest, m: pb::MonitoringConfiguration) {
+    r.configuration_overrides = Some(pb::ConfigurationOverrides {
+        application_configuration: vec![],
+        monitoring_configuration: Some(m),
+    });
+}
+
+fn rotation(size: &str, files: i32) -> pb::MonitoringConfiguration {
+    pb::MonitoringConfiguration {
+        container_log_rotation_configuration: Some(pb::ContainerLogRotationConfiguration {
+            rotation_size: size.into(),
+            max_files_to_keep: files,
+        }),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn validation_names_the_member_and_the_rule() {
     let Env {
@@ -581,25 +599,25 @@ async fn validation_names_the_member_and_the_rule() {
         (
             "log uri",
             Box::new(|r| {
-                r.configuration_overrides = Some(pb::ConfigurationOverrides {
-                    application_configuration: vec![],
-                    monitoring_configuration: Some(pb::MonitoringConfiguration {
+                monitoring(
+                    r,
+                    pb::MonitoringConfiguration {
                         s3_monitoring_configuration: Some(pb::S3MonitoringConfiguration {
                             log_uri: "/tmp/logs".into(),
                             ..Default::default()
                         }),
                         ..Default::default()
-                    }),
-                })
+                    },
+                )
             }),
             "s3MonitoringConfiguration.logUri",
         ),
         (
             "log group",
             Box::new(|r| {
-                r.configuration_overrides = Some(pb::ConfigurationOverrides {
-                    application_configuration: vec![],
-                    monitoring_configuration: Some(pb::MonitoringConfiguration {
+                monitoring(
+                    r,
+                    pb::MonitoringConfiguration {
                         cloud_watch_monitoring_configuration: Some(
                             pb::CloudWatchMonitoringConfiguration {
                                 log_group_name: "bad group".into(),
@@ -607,57 +625,31 @@ async fn validation_names_the_member_and_the_rule() {
                             },
                         ),
                         ..Default::default()
-                    }),
-                })
+                    },
+                )
             }),
             "cloudWatchMonitoringConfiguration.logGroupName",
         ),
         (
             "rotation",
-            Box::new(|r| {
-                r.configuration_overrides = Some(pb::ConfigurationOverrides {
-                    application_configuration: vec![],
-                    monitoring_configuration: Some(pb::MonitoringConfiguration {
-                        container_log_rotation_configuration: Some(
-                            pb::ContainerLogRotationConfiguration {
-                                rotation_size: "5TB".into(),
-                                max_files_to_keep: 5,
-                            },
-                        ),
-                        ..Default::default()
-                    }),
-                })
-            }),
+            Box::new(|r| monitoring(r, rotation("5TB", 5))),
             "containerLogRotationConfiguration.rotationSize",
         ),
         (
             "max files",
-            Box::new(|r| {
-                r.configuration_overrides = Some(pb::ConfigurationOverrides {
-                    application_configuration: vec![],
-                    monitoring_configuration: Some(pb::MonitoringConfiguration {
-                        container_log_rotation_configuration: Some(
-                            pb::ContainerLogRotationConfiguration {
-                                rotation_size: "10MB".into(),
-                                max_files_to_keep: 51,
-                            },
-                        ),
-                        ..Default::default()
-                    }),
-                })
-            }),
+            Box::new(|r| monitoring(r, rotation("10MB", 51))),
             "containerLogRotationConfiguration.maxFilesToKeep",
         ),
         (
             "persistent ui",
             Box::new(|r| {
-                r.configuration_overrides = Some(pb::ConfigurationOverrides {
-                    application_configuration: vec![],
-                    monitoring_configuration: Some(pb::MonitoringConfiguration {
+                monitoring(
+                    r,
+                    pb::MonitoringConfiguration {
                         persistent_app_ui: "YES".into(),
                         ..Default::default()
-                    }),
-                })
+                    },
+                )
             }),
             "Member must satisfy enum value set: [ENABLED, DISABLED]",
         ),
