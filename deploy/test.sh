@@ -11,4 +11,7 @@ deploy/local/up
 deploy/local/spark-env >/dev/null  # Apache Spark for tests/cluster/tests/spark_submit.rs
 # shellcheck disable=SC1091
 source deploy/local/.run/env
+# The end-to-end harness builds these two itself (without the tests'
+# dev-dependency features); building them first makes that a no-op.
+cargo build -p sparkvc-server -p sparkvc-cli
 cargo test --workspace --no-fail-fast "$@"
