@@ -42,7 +42,15 @@ async fn setup(test: &str) -> Setup {
         env.kubeconfig.display().to_string(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start_with(dir.path(), &args);
+    // The server reads s3:// pod templates from the local AWS stand-in.
+    let aws = [
+        ("AWS_ENDPOINT_URL", env.aws_endpoint.as_str()),
+        ("AWS_REGION", env.aws_region.as_str()),
+        ("AWS_ACCESS_KEY_ID", env.aws_access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", env.aws_secret_access_key.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let server = Server::start_with_env(dir.path(), &args, &aws);
     let mut client = server.client().await;
     let vc = client
         .create_virtual_cluster(create_vc_request(&ns.name))
@@ -393,6 +401,79 @@ async fn cancelling_a_running_job_deletes_its_pods() {
             .await
             .unwrap()
             .is_none()
+    );
+    s.ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn pod_templates_are_read_from_s3() {
+    let mut s = setup("exec-s3").await;
+    let env = LocalEnv::load().unwrap();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&env.aws_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = unique("templates").replace('_', "-");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    let template = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: log-shipper\n      image: fluent/fluentd:v1.17\n";
+    s3.put_object()
+        .bucket(&bucket)
+        .key("templates/driver.yaml")
+        .body(template.as_bytes().to_vec().into())
+        .send()
+        .await
+        .expect("put template");
+
+    let with_template = |key: &str| {
+        let mut req = start_request(&s.vc);
+        req.job_driver
+            .as_mut()
+            .unwrap()
+            .spark_submit_job_driver
+            .as_mut()
+            .unwrap()
+            .spark_submit_parameters =
+            format!("--conf spark.kubernetes.driver.podTemplateFile=s3://{bucket}/{key}");
+        req
+    };
+    let run = s
+        .client
+        .start_job_run(with_template("templates/driver.yaml"))
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for_state(&mut s.client, &s.vc, &run.id, "SUBMITTED").await;
+    let config: ConfigMap = Api::namespaced(s.kube.clone(), &s.ns.name)
+        .get(&format!("spark-{}-conf", run.id))
+        .await
+        .unwrap();
+    let data = config.data.unwrap_or_default();
+    assert!(
+        data.values()
+            .any(|v| v.contains("log-shipper") && v.contains("spark-kubernetes-driver")),
+        "the merged driver template keeps the S3 template's sidecar: {:?}",
+        data.keys()
+    );
+
+    let missing = s
+        .client
+        .start_job_run(with_template("templates/nope.yaml"))
+        .await
+        .unwrap()
+        .into_inner();
+    let failed = wait_for_state(&mut s.client, &s.vc, &missing.id, "FAILED").await;
+    assert_eq!(failed.failure_reason, "USER_ERROR");
+    assert!(
+        failed
+            .state_details
+            .contains(&format!("s3://{bucket}/templates/nope.yaml cannot be read")),
+        "{}",
+        failed.state_details
     );
     s.ns.delete().await.unwrap();
 }

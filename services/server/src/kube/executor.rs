@@ -20,6 +20,7 @@
 use super::Clusters;
 use super::apply::{create_if_absent, delete_if_present};
 use super::observe::{Observation, ObservedOutcome, observe};
+use super::templates::{TemplateError, TemplateReader};
 use crate::control::timestamp_from_micros;
 use crate::ids::Clock;
 use crate::release::Catalogue;
@@ -49,6 +50,7 @@ pub struct Executor {
     /// Used for service-account names when a role ARN has no account.
     account_id: String,
     wake: Arc<Notify>,
+    templates: TemplateReader,
     clock: Clock,
 }
 
@@ -113,6 +115,7 @@ impl Executor {
             catalogue,
             account_id,
             wake,
+            templates: TemplateReader::default(),
             clock: Clock::default(),
         }
     }
@@ -229,8 +232,14 @@ impl Executor {
                     details: e.to_string(),
                 })?;
         let files = render::pod_template_files(&run)?;
-        let driver_template = read_template("driver", files.driver.as_deref())?;
-        let executor_template = read_template("executor", files.executor.as_deref())?;
+        let driver_template = self
+            .templates
+            .read("driver", files.driver.as_deref())
+            .await?;
+        let executor_template = self
+            .templates
+            .read("executor", files.executor.as_deref())
+            .await?;
         let account_id = role_account(&run.execution_role_arn)
             .unwrap_or(&self.account_id)
             .to_string();
@@ -418,25 +427,11 @@ impl Executor {
     }
 }
 
-/// Reads a user pod template from a local path. `s3://` templates are not
-/// supported yet and fail the run with a clear message.
-fn read_template(which: &str, location: Option<&str>) -> Result<Option<String>, SubmitError> {
-    let Some(location) = location else {
-        return Ok(None);
-    };
-    let path = location.strip_prefix("file://").unwrap_or(location);
-    if location.starts_with("s3://") || location.starts_with("s3a://") {
-        return Err(SubmitError::Fatal {
+impl From<TemplateError> for SubmitError {
+    fn from(err: TemplateError) -> Self {
+        Self::Fatal {
             failure_reason: "USER_ERROR",
-            details: format!(
-                "The {which} pod template {location} is on S3, which sparkvc cannot read yet; use a local path."
-            ),
-        });
+            details: err.to_string().chars().take(256).collect(),
+        }
     }
-    std::fs::read_to_string(path)
-        .map(Some)
-        .map_err(|e| SubmitError::Fatal {
-            failure_reason: "USER_ERROR",
-            details: format!("The {which} pod template {location} cannot be read: {e}."),
-        })
 }
