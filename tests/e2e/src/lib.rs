@@ -270,6 +270,50 @@ pub async fn new_virtual_cluster(client: &mut Client) -> String {
         .id
 }
 
+pub async fn describe_vc(client: &mut Client, id: &str) -> pb::VirtualCluster {
+    let req = pb::DescribeVirtualClusterRequest { id: id.into() };
+    let resp = client
+        .describe_virtual_cluster(req)
+        .await
+        .expect("DescribeVirtualCluster");
+    resp.into_inner()
+        .virtual_cluster
+        .expect("a virtual cluster")
+}
+
+pub async fn describe_run(client: &mut Client, vc: &str, id: &str) -> pb::JobRun {
+    let req = pb::DescribeJobRunRequest {
+        id: id.into(),
+        virtual_cluster_id: vc.into(),
+    };
+    let resp = client.describe_job_run(req).await.expect("DescribeJobRun");
+    resp.into_inner().job_run.expect("a job run")
+}
+
+/// Every job run of a virtual cluster, following nextToken.
+pub async fn all_runs(client: &mut Client, vc: &str) -> Vec<pb::JobRun> {
+    let mut runs = Vec::new();
+    let mut next_token = String::new();
+    loop {
+        let req = pb::ListJobRunsRequest {
+            virtual_cluster_id: vc.into(),
+            max_results: Some(1000),
+            next_token,
+            ..Default::default()
+        };
+        let page = client
+            .list_job_runs(req)
+            .await
+            .expect("ListJobRuns")
+            .into_inner();
+        runs.extend(page.job_runs);
+        if page.next_token.is_empty() {
+            return runs;
+        }
+        next_token = page.next_token;
+    }
+}
+
 /// The AWS error type a failed call carried.
 pub fn aws_error(status: &tonic::Status) -> String {
     status

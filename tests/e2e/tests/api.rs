@@ -68,15 +68,7 @@ async fn virtual_cluster_lifecycle() {
         )
     );
 
-    let vc = client
-        .describe_virtual_cluster(pb::DescribeVirtualClusterRequest {
-            id: created.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .virtual_cluster
-        .unwrap();
+    let vc = describe_vc(&mut client, &created.id).await;
     assert_eq!(vc.state, "RUNNING");
     assert_eq!(vc.name, req.name);
     assert_eq!(vc.tags, req.tags);
@@ -141,26 +133,9 @@ async fn virtual_cluster_lifecycle() {
         .unwrap()
         .into_inner();
     assert_eq!(deleted.id, created.id);
-    let vc = client
-        .describe_virtual_cluster(pb::DescribeVirtualClusterRequest {
-            id: created.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .virtual_cluster
-        .unwrap();
+    let vc = describe_vc(&mut client, &created.id).await;
     assert_eq!(vc.state, "TERMINATED");
-    let run = client
-        .describe_job_run(pb::DescribeJobRunRequest {
-            id: run.id,
-            virtual_cluster_id: created.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job_run
-        .unwrap();
+    let run = describe_run(&mut client, &created.id, &run.id).await;
     assert_eq!(run.state, "CANCELLED");
     assert!(run.finished_at.is_some());
     assert!(
@@ -361,16 +336,7 @@ async fn job_run_lifecycle_without_an_executor() {
         )
     );
 
-    let run = client
-        .describe_job_run(pb::DescribeJobRunRequest {
-            id: started.id.clone(),
-            virtual_cluster_id: vc.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job_run
-        .unwrap();
+    let run = describe_run(&mut client, &vc, &started.id).await;
     // Nothing runs job runs yet: it stays PENDING, and says nothing else.
     assert_eq!(run.state, "PENDING");
     assert_eq!(run.execution_role_arn, ROLE_ARN);
@@ -393,13 +359,8 @@ async fn job_run_lifecycle_without_an_executor() {
         ["PENDING"]
     );
 
-    let status = client
-        .describe_virtual_cluster(pb::DescribeVirtualClusterRequest { id: vc.clone() })
+    let status = describe_vc(&mut client, &vc)
         .await
-        .unwrap()
-        .into_inner()
-        .virtual_cluster
-        .unwrap()
         .scheduler_status
         .unwrap();
     assert_eq!(status.current_in_queue_job_runs, 1);
@@ -411,16 +372,7 @@ async fn job_run_lifecycle_without_an_executor() {
         })
         .await
         .unwrap();
-    let run = client
-        .describe_job_run(pb::DescribeJobRunRequest {
-            id: started.id.clone(),
-            virtual_cluster_id: vc.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job_run
-        .unwrap();
+    let run = describe_run(&mut client, &vc, &started.id).await;
     assert_eq!(run.state, "CANCELLED");
     assert!(run.finished_at.is_some());
     let history: Vec<_> = run.state_history.iter().map(|t| t.state.as_str()).collect();
@@ -440,13 +392,8 @@ async fn job_run_lifecycle_without_an_executor() {
         "ValidationException",
         &format!("Job run {} is not in a cancellable state", started.id),
     );
-    let status = client
-        .describe_virtual_cluster(pb::DescribeVirtualClusterRequest { id: vc })
+    let status = describe_vc(&mut client, &vc)
         .await
-        .unwrap()
-        .into_inner()
-        .virtual_cluster
-        .unwrap()
         .scheduler_status
         .unwrap();
     assert_eq!(status.current_in_queue_job_runs, 0);
@@ -922,16 +869,8 @@ async fn listing_pages_newest_first_with_filters() {
         };
         ids.push(client.start_job_run(req).await.unwrap().into_inner().id);
     }
-    let middle = client
-        .describe_job_run(pb::DescribeJobRunRequest {
-            id: ids[10].clone(),
-            virtual_cluster_id: vc.clone(),
-        })
+    let middle = describe_run(&mut client, &vc, &ids[10])
         .await
-        .unwrap()
-        .into_inner()
-        .job_run
-        .unwrap()
         .created_at
         .unwrap();
     for id in &ids[..5] {
@@ -1152,13 +1091,7 @@ async fn scheduler_queue_limit_rejects_extra_runs() {
         "ValidationException",
         "maxInQueueJobRuns",
     );
-    let described = client
-        .describe_virtual_cluster(pb::DescribeVirtualClusterRequest { id: vc.clone() })
-        .await
-        .unwrap()
-        .into_inner()
-        .virtual_cluster
-        .unwrap();
+    let described = describe_vc(&mut client, &vc).await;
     assert_eq!(
         described
             .scheduler_status
@@ -1274,16 +1207,7 @@ async fn job_templates_fill_in_start_job_run() {
         .await
         .unwrap()
         .into_inner();
-    let run = client
-        .describe_job_run(pb::DescribeJobRunRequest {
-            id: run.id,
-            virtual_cluster_id: vc.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job_run
-        .unwrap();
+    let run = describe_run(&mut client, &vc, &run.id).await;
     let submit = run.job_driver.unwrap().spark_submit_job_driver.unwrap();
     assert_eq!(submit.entry_point_arguments, vec!["8"]);
     assert_eq!(
@@ -1542,16 +1466,7 @@ async fn tags_on_virtual_clusters_and_job_runs() {
             .tags;
         assert_eq!(tags, BTreeMap::from([("b".into(), "2".into())]));
     }
-    let run = client
-        .describe_job_run(pb::DescribeJobRunRequest {
-            id: run.id,
-            virtual_cluster_id: vc.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job_run
-        .unwrap();
+    let run = describe_run(&mut client, &vc, &run.id).await;
     assert_eq!(run.tags.get("b").map(String::as_str), Some("2"));
     assert_eq!(run.state, "PENDING", "tagging changes nothing else");
 

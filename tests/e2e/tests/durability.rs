@@ -8,28 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-async fn all_runs(client: &mut Client, vc: &str) -> Vec<pb::JobRun> {
-    let mut runs = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client
-            .list_job_runs(pb::ListJobRunsRequest {
-                virtual_cluster_id: vc.into(),
-                max_results: Some(1000),
-                next_token: token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        runs.extend(page.job_runs);
-        if page.next_token.is_empty() {
-            return runs;
-        }
-        token = page.next_token;
-    }
-}
-
 #[tokio::test]
 async fn nothing_acknowledged_is_lost_when_the_server_is_killed_mid_load() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,13 +97,8 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed_mid_load() {
     );
     assert_eq!(retried.len(), sent.len());
 
-    let status = client
-        .describe_virtual_cluster(pb::DescribeVirtualClusterRequest { id: vc })
+    let status = describe_vc(&mut client, &vc)
         .await
-        .unwrap()
-        .into_inner()
-        .virtual_cluster
-        .unwrap()
         .scheduler_status
         .unwrap();
     assert_eq!(
