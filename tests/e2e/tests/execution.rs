@@ -98,6 +98,18 @@ async fn wait_for_state(client: &mut Client, vc: &str, id: &str, state: &str) ->
     }
 }
 
+/// Starts a plain job run and waits until its job-runner exists.
+async fn start_submitted(s: &mut Setup) -> pb::StartJobRunResponse {
+    let run = s
+        .client
+        .start_job_run(start_request(&s.vc))
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for_state(&mut s.client, &s.vc, &run.id, "SUBMITTED").await;
+    run
+}
+
 /// What spark-submit would create: the driver pod, owned by the job-runner.
 async fn create_driver(s: &Setup, run_id: &str, annotations: &[(&str, &str)]) {
     let job: Job = Api::namespaced(s.kube.clone(), &s.ns.name)
@@ -241,13 +253,7 @@ async fn a_job_run_goes_pending_submitted_running_completed() {
 #[tokio::test]
 async fn a_failing_driver_fails_the_run_with_its_exit_code() {
     let mut s = setup("exec-oom").await;
-    let run = s
-        .client
-        .start_job_run(start_request(&s.vc))
-        .await
-        .unwrap()
-        .into_inner();
-    wait_for_state(&mut s.client, &s.vc, &run.id, "SUBMITTED").await;
+    let run = start_submitted(&mut s).await;
     create_driver(
         &s,
         &run.id,
@@ -349,13 +355,7 @@ async fn bad_spark_parameters_fail_the_run_as_a_user_error() {
 #[tokio::test]
 async fn cancelling_a_running_job_deletes_its_pods() {
     let mut s = setup("exec-cancel").await;
-    let run = s
-        .client
-        .start_job_run(start_request(&s.vc))
-        .await
-        .unwrap()
-        .into_inner();
-    wait_for_state(&mut s.client, &s.vc, &run.id, "SUBMITTED").await;
+    let run = start_submitted(&mut s).await;
     create_driver(&s, &run.id, &[(kwok::STAY_RUNNING, "true")]).await;
     wait_for_state(&mut s.client, &s.vc, &run.id, "RUNNING").await;
     s.client
