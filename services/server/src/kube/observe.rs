@@ -66,9 +66,9 @@ fn termination(pod: &Pod) -> String {
         if reason == "OOMKilled" {
             text.push_str(": it ran out of memory; raise its memory limit");
         }
-        if let Some(message) = term.message.as_deref().filter(|m| !m.is_empty()) {
+        if let Some(message) = term.message.as_deref().and_then(telling_line) {
             text.push_str(": ");
-            text.push_str(message.trim());
+            text.push_str(message);
         }
         return text;
     }
@@ -90,6 +90,28 @@ fn termination(pod: &Pod) -> String {
         Some(reason) => format!("pod {reason}"),
         None => "pod failed".into(),
     }
+}
+
+/// The line of a termination message that says what went wrong. With
+/// `FallbackToLogsOnError` the message is the end of the container's log,
+/// often a JVM stack trace: its headline (`Exception in thread "main" X: why`)
+/// is what the user needs; otherwise the first error-looking line, otherwise
+/// the last line.
+fn telling_line(message: &str) -> Option<&str> {
+    let lines = || message.lines().map(str::trim).filter(|l| !l.is_empty());
+    if let Some(line) = lines().find_map(|l| l.strip_prefix("Exception in thread ")) {
+        // `"main" org.example.Failure: why` → `org.example.Failure: why`
+        let without_thread = line
+            .strip_prefix('"')
+            .and_then(|l| l.split_once("\" "))
+            .map_or(line, |(_, rest)| rest);
+        return Some(without_thread);
+    }
+    let is_frame = |l: &str| l.starts_with("at ") || l.starts_with("...");
+    lines()
+        .filter(|l| !is_frame(l))
+        .find(|l| l.contains("Exception:") || l.contains("Error:"))
+        .or_else(|| lines().next_back())
 }
 
 fn shorten(mut text: String) -> String {
@@ -202,6 +224,23 @@ mod tests {
             panic!("expected a failure")
         };
         assert!(outcome.details.starts_with("spark-submit failed before a Spark driver existed: container job-runner exited with code 1 (Error): Forbidden"), "{}", outcome.details);
+    }
+
+    #[test]
+    fn a_stack_trace_is_reduced_to_its_headline() {
+        let log = "26/11/21 09:05:49 WARN Utils: Your hostname resolves to a loopback address\n\
+            Exception in thread \"main\" org.apache.spark.SparkException: Driver memory must be a positive number\n\
+            \tat org.apache.spark.deploy.SparkSubmitArguments.error(SparkSubmitArguments.scala:650)\n\
+            \tat org.apache.spark.deploy.SparkSubmit.main(SparkSubmit.scala)\n";
+        assert_eq!(
+            telling_line(log),
+            Some("org.apache.spark.SparkException: Driver memory must be a positive number")
+        );
+        let python =
+            "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: bad input\n";
+        assert_eq!(telling_line(python), Some("ValueError: bad input"));
+        assert_eq!(telling_line("killed\n\n"), Some("killed"));
+        assert_eq!(telling_line(" \n"), None);
     }
 
     #[test]

@@ -202,6 +202,9 @@ pub fn render_job(inputs: &JobInputs<'_>) -> Job {
         resources: Some(resources(inputs.submitter)),
         volume_mounts: Some(vec![conf_mount, template_mount]),
         security_context: Some(super::pod_template::restricted_security_context()),
+        // spark-submit's own error (bad arguments, no permission to create the
+        // driver, ...) becomes the termination message, and so the stateDetails.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Container::default()
     };
     let spec = PodSpec {
