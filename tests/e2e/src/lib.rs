@@ -27,30 +27,60 @@ fn bin_dir() -> PathBuf {
     dir.to_path_buf()
 }
 
+/// `cargo build <args>` for the profile these tests run in, without the
+/// variables cargo sets for a test process: ring's build fingerprint
+/// depends on `CARGO_MANIFEST_DIR`, so inheriting e2e's would make this build,
+/// and the next build from a shell, recompile ring and all that depends on it.
+fn cargo_build(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build").arg("--quiet").args(args);
+    if bin_dir().file_name().is_some_and(|p| p == "release") {
+        cmd.arg("--release");
+    }
+    let set_for_tests = |key: &str| {
+        [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+    };
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(set_for_tests) {
+            cmd.env_remove(key);
+        }
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
+}
+
 /// Builds the server and CLI once per test process, so the binaries under
 /// test are always the current code even with `cargo test -p sparkvc-e2e`.
 fn ensure_built() {
     static BUILD: Once = Once::new();
+    BUILD.call_once(|| cargo_build(&["-p", "sparkvc-server", "-p", "sparkvc-cli"]));
+}
+
+/// `local-job-runner` (tests/cluster), which runs job-runner pods'
+/// spark-submit on this machine. `cargo test --workspace` (deploy/test.sh)
+/// builds it with the tests; only when it is missing is it built here, since
+/// building it on its own resolves other crate features than the tests do
+/// and would make the next test build recompile much of the tree.
+pub fn local_job_runner_binary() -> PathBuf {
+    let path = bin_dir().join("local-job-runner");
+    static BUILD: Once = Once::new();
     BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "sparkvc-server",
-            "-p",
-            "sparkvc-cli",
-        ]);
-        if bin_dir().file_name().is_some_and(|p| p == "release") {
-            cmd.arg("--release");
+        if !path.exists() {
+            cargo_build(&["-p", "sparkvc-cluster-tests", "--bin", "local-job-runner"]);
         }
-        let status = cmd.status().expect("run cargo build");
-        assert!(
-            status.success(),
-            "building sparkvc-server and sparkvc failed"
-        );
     });
+    path
 }
 
 pub fn server_binary() -> PathBuf {
