@@ -1,5 +1,7 @@
 //! Helpers shared by the local-environment proof tests (`tests/*.rs`) and the
-//! scale check (`src/bin/cluster-scale.rs`).
+//! scale check (`src/bin/cluster-scale.rs`), and running a job-runner's
+//! spark-submit on this machine ([`host_submit`], for the spark-submit proof
+//! and `src/bin/local-job-runner.rs`).
 //!
 //! Everything here talks to the environment started by `deploy/local/up`: a
 //! real kube-apiserver (with etcd, controller-manager, scheduler and kwok
@@ -20,6 +22,8 @@ use kube::{Api, Client, Config};
 /// Label put on every namespace the tests create, so leftovers are easy to find:
 /// `kubectl get ns -l sparkvc.io/test`.
 pub const TEST_LABEL: &str = "sparkvc.io/test";
+
+pub mod host_submit;
 
 /// Pod annotations understood by the kwok stages in `deploy/local/kwok/stages.yaml`.
 pub mod kwok {

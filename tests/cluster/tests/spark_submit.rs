@@ -18,11 +18,9 @@
 //! skips, when either is missing.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
@@ -33,11 +31,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
-use sparkvc_cluster_tests::{default_run_dir, eventually, rand_u32, repo_root, with_namespace};
+use sparkvc_cluster_tests::host_submit::{
+    HostSubmit, IN_POD_MASTER, IN_POD_SPARK_SUBMIT, container_argv, materialize_mounts,
+    outside_the_pod, run_spark_submit, spark_home, tail,
+};
+use sparkvc_cluster_tests::{default_run_dir, eventually, rand_u32, with_namespace};
 use sparkvc_proto::v1::JobRun;
 use sparkvc_server::release::Catalogue;
 use sparkvc_server::render::tenancy::{self, TenancyConfig};
-use sparkvc_server::render::{JobRunInputs, RenderedJobRun, job, names, render_job_run};
+use sparkvc_server::render::{JobRunInputs, job, names, render_job_run};
 
 const ACCOUNT: &str = "123456789012";
 const RELEASE: &str = "emr-7.10.0-latest";
@@ -69,47 +71,6 @@ spec:
     command: [sh, -c, 'sleep infinity']
 ";
 
-/// `SPARK_HOME` of the Spark that `deploy/local/spark-env` installed.
-fn spark_home() -> Result<PathBuf> {
-    let venv = std::env::var_os("SPARKVC_SPARK_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("deploy/local/.spark-venv"));
-    let home = venv.join("spark-home");
-    let submit = home.join("bin/spark-submit");
-    ensure!(
-        submit.is_file(),
-        "Apache Spark is not installed: {} is missing. Run `deploy/local/spark-env` \
-         (deploy/test.sh does) to install the pinned pyspark into {}",
-        submit.display(),
-        venv.display()
-    );
-    let java = std::env::var_os("JAVA_HOME")
-        .map(|h| PathBuf::from(h).join("bin/java"))
-        .unwrap_or_else(|| PathBuf::from("java"));
-    let java_ok = std::process::Command::new(&java)
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ensure!(
-        java_ok,
-        "spark-submit needs Java 17 (or 11): `{} -version` failed; install a JRE or set JAVA_HOME",
-        java.display()
-    );
-    let kube_jar = std::fs::read_dir(home.join("jars"))?
-        .filter_map(|e| e.ok())
-        .any(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("spark-kubernetes_")
-        });
-    ensure!(
-        kube_jar,
-        "{} has no spark-kubernetes jar",
-        home.join("jars").display()
-    );
-    Ok(home)
-}
-
 fn job_run(id: &str) -> Result<JobRun> {
     Ok(serde_json::from_value(json!({
         "id": id,
@@ -131,170 +92,6 @@ fn job_run(id: &str) -> Result<JobRun> {
             }}
         ]}
     }))?)
-}
-
-/// The rendered job-runner's ConfigMap files, written under `root` at the
-/// paths where the Job mounts them (`root` + mountPath + item path), so that
-/// an in-pod path `P` is `root/P` here.
-fn materialize_mounts(rendered: &RenderedJobRun, root: &Path) -> Result<Vec<String>> {
-    let data = rendered.config_map.data.clone().unwrap_or_default();
-    let pod = rendered
-        .job
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .context("the Job has a pod spec")?;
-    let container = pod
-        .containers
-        .iter()
-        .find(|c| c.name == job::CONTAINER_NAME)
-        .context("the Job has the job-runner container")?;
-    let mut mount_paths = vec![];
-    for mount in container.volume_mounts.iter().flatten() {
-        let volume = pod
-            .volumes
-            .iter()
-            .flatten()
-            .find(|v| v.name == mount.name)
-            .with_context(|| format!("volume {} of mount {}", mount.name, mount.mount_path))?;
-        let cm = volume
-            .config_map
-            .as_ref()
-            .with_context(|| format!("volume {} is a ConfigMap volume", mount.name))?;
-        ensure!(cm.name == *rendered.config_map.metadata.name.as_ref().unwrap());
-        let dir = root.join(mount.mount_path.trim_start_matches('/'));
-        std::fs::create_dir_all(&dir)?;
-        for item in cm.items.iter().flatten() {
-            let text = data
-                .get(&item.key)
-                .with_context(|| format!("ConfigMap key {}", item.key))?;
-            std::fs::write(dir.join(&item.path), text)?;
-        }
-        mount_paths.push(mount.mount_path.clone());
-    }
-    Ok(mount_paths)
-}
-
-/// Re-roots an in-pod path under `root` if it lies in one of the mounts.
-fn reroot(value: &str, mounts: &[String], root: &Path) -> Option<String> {
-    mounts
-        .iter()
-        .any(|m| value.starts_with(&format!("{m}/")))
-        .then(|| {
-            root.join(value.trim_start_matches('/'))
-                .display()
-                .to_string()
-        })
-}
-
-/// The rendered argv and spark-defaults.conf made runnable from this machine
-/// instead of from the job-runner pod. Only these substitutions are made:
-///
-/// 1. argv[0] `/opt/spark/bin/spark-submit` (the image's Spark) → the
-///    installed Spark's `bin/spark-submit`;
-/// 2. `--master k8s://https://kubernetes.default.svc:443` (the in-cluster
-///    service address, not resolvable here) → the local API server's URL;
-/// 3. in-pod paths of the mounted ConfigMap files (`--properties-file`, the
-///    `spark.kubernetes.*.podTemplateFile` values) → their copies under
-///    `root` (see [`materialize_mounts`]);
-/// 4. appended to the properties file: the submission credentials that a pod
-///    gets from its service account mount, i.e. the CA of the API server and
-///    a token of the rendered `client` service account
-///    (`spark.kubernetes.authenticate.submission.{caCertFile,oauthTokenFile}`).
-///
-/// Everything else (deploy mode, name, the user's options, the entry point and
-/// its arguments, every other property) is passed exactly as rendered.
-fn outside_the_pod(
-    rendered: &RenderedJobRun,
-    root: &Path,
-    mounts: &[String],
-    spark_submit: &Path,
-    api_server: &str,
-    ca_file: &Path,
-    token_file: &Path,
-) -> Result<Vec<String>> {
-    let mut argv = rendered.spark_submit_argv.clone();
-    ensure!(argv[0] == job::SPARK_SUBMIT, "argv[0] is {}", argv[0]);
-    argv[0] = spark_submit.display().to_string(); // 1
-    let master = argv
-        .iter()
-        .position(|a| a == "--master")
-        .context("--master")?;
-    ensure!(argv[master + 1] == job::MASTER);
-    argv[master + 1] = format!("k8s://{api_server}"); // 2
-    let props = argv
-        .iter()
-        .position(|a| a == "--properties-file")
-        .context("--properties-file")?;
-    let props_path = reroot(&argv[props + 1], mounts, root)
-        .with_context(|| format!("{} is not in a mounted ConfigMap", argv[props + 1]))?;
-    argv[props + 1] = props_path.clone(); // 3
-
-    let text = std::fs::read_to_string(&props_path)?;
-    let mut out = String::new();
-    for line in text.lines() {
-        let rerooted = line
-            .split_once(' ')
-            .filter(|(k, _)| k.starts_with("spark.kubernetes.") && k.ends_with(".podTemplateFile"))
-            .and_then(|(k, v)| reroot(v, mounts, root).map(|v| format!("{k} {v}"))); // 3
-        out.push_str(rerooted.as_deref().unwrap_or(line));
-        out.push('\n');
-    }
-    out.push_str(
-        "# Added by the spark-submit test: the credentials a pod gets from its service account.\n",
-    );
-    out.push_str(&format!(
-        "spark.kubernetes.authenticate.submission.caCertFile {}\n\
-         spark.kubernetes.authenticate.submission.oauthTokenFile {}\n",
-        ca_file.display(),
-        token_file.display()
-    )); // 4
-    std::fs::write(&props_path, out)?;
-    Ok(argv)
-}
-
-/// Runs `argv` with a clean Kubernetes environment: no kubeconfig (fabric8
-/// would otherwise pick up the admin's client certificate from `KUBECONFIG` or
-/// `~/.kube/config`), so the service account token is the only credential.
-async fn run_spark_submit(
-    argv: &[String],
-    spark_home: &Path,
-    work: &Path,
-) -> Result<(std::process::ExitStatus, String)> {
-    let log = work.join("spark-submit.log");
-    let log_file = std::fs::File::create(&log)?;
-    let mut child = tokio::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .current_dir(work)
-        .env("SPARK_HOME", spark_home)
-        .env("HOME", work)
-        .env("KUBECONFIG", work.join("no-kubeconfig"))
-        .env_remove("KUBERNETES_MASTER")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("SPARK_CONF_DIR")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", argv[0]))?;
-    let status = match tokio::time::timeout(SUBMIT_TIMEOUT, child.wait()).await {
-        Ok(status) => status?,
-        Err(_) => {
-            child.kill().await.ok();
-            let out = std::fs::read_to_string(&log).unwrap_or_default();
-            bail!(
-                "spark-submit did not finish within {SUBMIT_TIMEOUT:?}; its output:\n{}",
-                tail(&out, 60)
-            );
-        }
-    };
-    Ok((status, std::fs::read_to_string(&log).unwrap_or_default()))
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[tokio::test]
@@ -389,25 +186,60 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
 
         let work = tempfile::tempdir()?;
         let root = work.path().join("pod");
-        let mounts = materialize_mounts(&rendered, &root)?;
+        let pod_spec = rendered
+            .job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .context("the Job has a pod spec")?;
+        let container = pod_spec
+            .containers
+            .iter()
+            .find(|c| c.name == job::CONTAINER_NAME)
+            .context("the Job has the job-runner container")?;
+        ensure!(
+            container_argv(container) == rendered.spark_submit_argv,
+            "the container runs the rendered argv"
+        );
+        let config_maps = BTreeMap::from([(
+            rendered
+                .config_map
+                .metadata
+                .name
+                .clone()
+                .unwrap_or_default(),
+            rendered.config_map.data.clone().unwrap_or_default(),
+        )]);
+        let mounts = materialize_mounts(pod_spec, container, &config_maps, &root)?;
         let token_file = work.path().join("token");
         std::fs::write(&token_file, token)?;
         let api_server = env.kube_config().await?.cluster_url.to_string();
+        ensure!(job::SPARK_SUBMIT == IN_POD_SPARK_SUBMIT && job::MASTER == IN_POD_MASTER);
         let argv = outside_the_pod(
-            &rendered,
-            &root,
-            &mounts,
-            &spark_home.join("bin/spark-submit"),
-            api_server.trim_end_matches('/'),
-            &default_run_dir().join("pki/ca.crt"),
-            &token_file,
+            &rendered.spark_submit_argv,
+            &HostSubmit {
+                root: &root,
+                mounts: &mounts,
+                spark_submit: &spark_home.join("bin/spark-submit"),
+                api_server: &api_server,
+                ca_file: &default_run_dir().join("pki/ca.crt"),
+                token_file: &token_file,
+            },
         )?;
+        let submit = |log: &'static str| {
+            let log = work.path().join(log);
+            let (argv, spark_home, work) = (&argv, &spark_home, work.path());
+            async move {
+                let status = run_spark_submit(argv, spark_home, work, &log, SUBMIT_TIMEOUT).await?;
+                anyhow::Ok((status, std::fs::read_to_string(&log).unwrap_or_default()))
+            }
+        };
 
         // Control: before the RoleBinding exists, the same submission is
         // refused, in the client service account's name. So the token is the
         // credential spark-submit uses, and the rendered binding is what
         // lets it create the driver.
-        let (status, output) = run_spark_submit(&argv, &spark_home, work.path()).await?;
+        let (status, output) = submit("refused.log").await?;
         let refused_as = format!(
             "User \"system:serviceaccount:{ns}:{client_sa}\" cannot create resource \"pods\""
         );
@@ -461,7 +293,7 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
         )
         .await?;
         let submit_started = Instant::now();
-        let (status, output) = run_spark_submit(&argv, &spark_home, work.path()).await?;
+        let (status, output) = submit("spark-submit.log").await?;
         let submit_took = submit_started.elapsed();
         ensure!(
             status.success(),

@@ -7,7 +7,10 @@
 //! the test creates it, with the name, labels and owner spark-submit would
 //! give it from sparkvc's configuration; kwok then moves it through Running to
 //! Succeeded or Failed as its annotations ask (see deploy/local/README.md).
-//! The real spark-submit is exercised in tests/cluster/tests/spark_submit.rs.
+//! The real spark-submit is exercised in tests/cluster/tests/spark_submit.rs,
+//! and end to end (server → job-runner pod → spark-submit → driver) in
+//! [`the_real_spark_submit_runs_the_job_runner_pod`], where `local-job-runner`
+//! runs the job-runner pod's spark-submit on this machine.
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
@@ -82,7 +85,17 @@ async fn describe(client: &mut Client, vc: &str, id: &str) -> pb::JobRun {
 }
 
 async fn wait_for_state(client: &mut Client, vc: &str, id: &str, state: &str) -> pb::JobRun {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    wait_for_state_within(client, vc, id, state, Duration::from_secs(60)).await
+}
+
+async fn wait_for_state_within(
+    client: &mut Client,
+    vc: &str,
+    id: &str,
+    state: &str,
+    within: Duration,
+) -> pb::JobRun {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let run = describe(client, vc, id).await;
         if run.state == state {
@@ -476,4 +489,105 @@ async fn pod_templates_are_read_from_s3() {
         failed.state_details
     );
     s.ns.delete().await.unwrap();
+}
+
+/// The whole chain with nothing played by the test: the server creates the
+/// job-runner, `local-job-runner` runs its spark-submit (the real Apache
+/// Spark, as the pod's service account), Spark creates the driver, kwok runs
+/// it, and the server follows the pods to COMPLETED. A second run, whose
+/// arguments spark-submit rejects, fails with Spark's own reason.
+#[tokio::test]
+async fn the_real_spark_submit_runs_the_job_runner_pod() {
+    let mut s = setup("exec-spark").await;
+    let work = tempfile::tempdir().unwrap();
+    let runner = ChildGuard(
+        std::process::Command::new(local_job_runner_binary())
+            .args(["--namespace", &s.ns.name, "--work-dir"])
+            .arg(work.path())
+            .stderr(std::fs::File::create(work.path().join("runner.log")).unwrap())
+            .spawn()
+            .expect("start local-job-runner"),
+    );
+    // JVM start-up on a machine busy with the other tests: be generous.
+    let within = Duration::from_secs(240);
+    let runner_log = || std::fs::read_to_string(work.path().join("runner.log")).unwrap_or_default();
+    // Until it watches, kwok would finish the job-runner pods by itself.
+    let log = work.path().join("runner.log");
+    wait_for_line(&log, &["watching job-runner pods"]).await;
+
+    let mut ok = start_request(&s.vc);
+    ok.name = "spark-pi".into();
+    let ok = s.client.start_job_run(ok).await.unwrap().into_inner();
+    let mut bad = start_request(&s.vc);
+    bad.name = "bad-memory".into();
+    bad.job_driver
+        .as_mut()
+        .and_then(|j| j.spark_submit_job_driver.as_mut())
+        .expect("a sparkSubmitJobDriver")
+        .spark_submit_parameters = "--driver-memory 0".into();
+    let bad = s.client.start_job_run(bad).await.unwrap().into_inner();
+
+    let done = wait_for_state_within(&mut s.client, &s.vc, &ok.id, "COMPLETED", within).await;
+    let states: Vec<&str> = done
+        .state_history
+        .iter()
+        .map(|t| t.state.as_str())
+        .collect();
+    assert_eq!(
+        states,
+        ["PENDING", "SUBMITTED", "RUNNING", "COMPLETED"],
+        "runner log:\n{}",
+        runner_log()
+    );
+    // The driver was made by Spark (its own labels), from sparkvc's settings.
+    let driver: Pod = Api::namespaced(s.kube.clone(), &s.ns.name)
+        .get(&format!("spark-{}-driver", ok.id))
+        .await
+        .expect("the driver pod spark-submit created");
+    let labels = driver.metadata.labels.unwrap_or_default();
+    assert!(labels.contains_key("spark-app-selector"), "{labels:?}");
+    assert_eq!(labels.get("sparkvc.io/job-run-id"), Some(&ok.id));
+    // spark-submit saw its driver finish (waitAppCompletion) and exited 0.
+    wait_for_line(&log, &[&ok.id, "spark-submit exited 0"]).await;
+
+    let failed = wait_for_state_within(&mut s.client, &s.vc, &bad.id, "FAILED", within).await;
+    assert_eq!(failed.failure_reason, "USER_ERROR");
+    assert!(
+        failed
+            .state_details
+            .contains("spark-submit failed before a Spark driver existed")
+            && failed
+                .state_details
+                .contains("SparkException: Driver memory must be a positive number"),
+        "{}",
+        failed.state_details
+    );
+    drop(runner);
+}
+
+/// Waits up to a minute for a line of `log` that contains all of `words`.
+async fn wait_for_line(log: &std::path::Path, words: &[&str]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.lines().any(|l| words.iter().all(|w| l.contains(w))) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no line with {words:?} in {}:\n{text}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Kills the child process when dropped, so a failed test leaves none behind.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
