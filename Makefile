@@ -4,7 +4,7 @@ CARGO ?= cargo
 
 .PHONY: demo test test-unit check bench cluster-up cluster-down fmt
 
-## demo: start a server on a fresh store, create a virtual cluster and a job run with the CLI
+## demo: local cluster + server; a SparkPi job run to COMPLETED, a failing one and a cancelled one, with the CLI
 demo:
 	bash deploy/demo.sh
 

@@ -1,49 +1,174 @@
 #!/usr/bin/env bash
-# The main job on local defaults: a sparkvc server on a fresh embedded store,
-# a virtual cluster created and a job run started with the sparkvc CLI, and
-# its state shown. Kubernetes execution is not wired in yet, so the run stays
-# PENDING; the demo then cancels it to show the state history.
+# The main job on local defaults (`make demo`):
+#
+# 1. the local cluster (deploy/local: real kube-apiserver, controller-manager,
+#    scheduler, kwok nodes; moto as AWS) and Apache Spark (pyspark) come up;
+# 2. sparkvc-server starts on a fresh embedded store, serving that cluster;
+# 3. local-job-runner starts: kwok runs no containers, so it runs each
+#    job-runner pod's spark-submit on this machine (the real Spark, submitting
+#    to the local API server with the pod's service account token);
+# 4. with the sparkvc CLI: a virtual cluster on namespace spark-demo, then
+#    a SparkPi job run that reaches COMPLETED (start-job-run --wait),
+#    a job run that fails (spark-submit rejects its arguments), and
+#    a job run cancelled while its driver runs.
+#
+# The driver pods spark-submit creates are simulated by kwok: they go Running
+# and then Succeeded (after 5 s) without running Spark code.
+#
+# The cluster is stopped at the end unless it was already up before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
+run_dir="${SPARKVC_RUN_DIR:-$repo/deploy/local/.run}"
 
+say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
+
+cluster_was_up=0
+if [[ -f $run_dir/env ]] && (
+  # shellcheck disable=SC1091
+  source "$run_dir/env"
+  curl -sf --max-time 2 --cacert "$run_dir/pki/ca.crt" "$SPARKVC_KUBE_API/readyz" >/dev/null
+); then
+  cluster_was_up=1
+fi
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ $cluster_was_up == 0 ]]; then deploy/local/down; fi
+}
+trap cleanup EXIT
+
+say "starting the local cluster and installing Apache Spark (the first time builds Kubernetes: several minutes)"
+deploy/local/up
+deploy/local/spark-env >/dev/null
+# shellcheck disable=SC1091
+source "$run_dir/env"
+# Built as deploy/test.sh builds them (same features, so no rebuilds between the two).
 cargo build --quiet -p sparkvc-server -p sparkvc-cli
+cargo build --quiet -p sparkvc-cluster-tests --bin local-job-runner
 bin=target/debug
-data=$(mktemp -d "${TMPDIR:-/tmp}/sparkvc-demo.XXXXXX")
-log="$data/server.log"
 
-"$bin/sparkvc-server" --listen 127.0.0.1:0 --data-dir "$data" >"$data/address" 2>"$log" &
+data=$(mktemp -d "${TMPDIR:-/tmp}/sparkvc-demo.XXXXXX")
+namespace=spark-demo
+
+# The tenant's namespace; sparkvc requires it to exist (and never creates it).
+kube() {
+  curl -sS --cacert "$run_dir/pki/ca.crt" --cert "$run_dir/pki/admin.crt" \
+    --key "$run_dir/pki/admin.key" -H 'Content-Type: application/json' "$@"
+}
+kube -o /dev/null -X POST "$SPARKVC_KUBE_API/api/v1/namespaces" \
+  -d "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$namespace\"}}"
+
+"$bin/local-job-runner" --namespace "$namespace" --work-dir "$data/job-runner" 2>"$data/job-runner.log" &
+runner=$!
+pids+=("$runner")
+
+"$bin/sparkvc-server" --listen 127.0.0.1:0 --data-dir "$data/store" \
+  --cluster "local=$SPARKVC_KUBE_CONTEXT" --kubeconfig "$KUBECONFIG" \
+  >"$data/address" 2>"$data/server.log" &
 server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
+pids+=("$server")
 for _ in $(seq 100); do
   grep -q listening "$data/address" 2>/dev/null && break
-  kill -0 "$server" 2>/dev/null || { cat "$log"; exit 1; }
+  kill -0 "$server" 2>/dev/null || { cat "$data/server.log"; exit 1; }
+  sleep 0.1
+done
+for _ in $(seq 300); do # until it watches, kwok would finish job-runner pods by itself
+  grep -q "watching job-runner pods" "$data/job-runner.log" && break
+  kill -0 "$runner" 2>/dev/null || { cat "$data/job-runner.log"; exit 1; }
   sleep 0.1
 done
 export SPARKVC_ENDPOINT_URL="http://$(sed -n 's/.*listening on //p' "$data/address")"
-echo "# sparkvc-server (pid $server) at $SPARKVC_ENDPOINT_URL, store in $data"
+say "sparkvc-server (pid $server) at $SPARKVC_ENDPOINT_URL; store, logs and spark-submit output in $data"
 
-# Runs the CLI, echoing the command and its JSON output; keeps the output in $out.
+# Runs the CLI, echoing the command; keeps its stdout in $out and shows it
+# (quiet: does not show it).
 run() {
   echo; echo "\$ sparkvc $*"
-  out=$("$bin/sparkvc" "$@")
+  out=$("$bin/sparkvc" "$@") || return $?
   [ -z "$out" ] || echo "$out"
 }
+quiet() {
+  echo; echo "\$ sparkvc $*"
+  out=$("$bin/sparkvc" "$@")
+}
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)" <<<"$out"; }
+# Polls describe-job-run until the run is in one of the given states.
+wait_for_state() {
+  local id=$1; shift
+  for _ in $(seq 240); do
+    state=$("$bin/sparkvc" describe-job-run --virtual-cluster-id "$vc" --id "$id" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["jobRun"]["state"])')
+    for want in "$@"; do [[ $state == "$want" ]] && return 0; done
+    sleep 0.5
+  done
+  echo "job run $id did not reach $* (it is $state)" >&2
+  return 1
+}
+history() {
+  "$bin/sparkvc" describe-job-run --virtual-cluster-id "$vc" --id "$1" | python3 -c '
+import json, sys
+run = json.load(sys.stdin)["jobRun"]
+print("# " + " -> ".join(t["state"] for t in run["stateHistory"]))
+print("#   failureReason:", run.get("failureReason", "-"))
+print("#   stateDetails: ", run.get("stateDetails", "-"))'
+}
+runner_log() { # the spark-submit output of a job run, as local-job-runner kept it
+  echo "$data/job-runner/$namespace/$1-"*/spark-submit.log
+}
 
+role=arn:aws:iam::000000000000:role/spark-job
+release=emr-7.9.0-latest
+
+say "a virtual cluster on namespace $namespace of cluster 'local'"
 run create-virtual-cluster --name demo \
-  --container-provider 'id=local,type=EKS,info={eksInfo={namespace=spark-demo}}'
+  --container-provider "id=local,type=EKS,info={eksInfo={namespace=$namespace}}"
 vc=$(field '["id"]')
 
-run start-job-run --virtual-cluster-id "$vc" --name spark-pi \
-  --execution-role-arn arn:aws:iam::000000000000:role/spark-job \
-  --release-label emr-7.9.0-latest \
-  --job-driver '{"sparkSubmitJobDriver": {"entryPoint": "local:///opt/spark/examples/src/main/python/pi.py", "entryPointArguments": ["100"], "sparkSubmitParameters": "--conf spark.executor.instances=2"}}'
-job=$(field '["id"]')
+say "1. SparkPi, followed until it ends"
+quiet start-job-run --virtual-cluster-id "$vc" --name spark-pi --wait \
+  --execution-role-arn "$role" --release-label "$release" \
+  --job-driver '{"sparkSubmitJobDriver": {"entryPoint": "local:///opt/spark/examples/src/main/python/pi.py", "entryPointArguments": ["100"], "sparkSubmitParameters": "--conf spark.executor.instances=2 --conf spark.executor.memory=1g"}}'
+pi=$(field '["jobRun"]["id"]')
+history "$pi"
+echo "# spark-submit ran on this machine ($(runner_log "$pi")):"
+grep -E "Waiting for application|with application ID .* finished" "$(runner_log "$pi")" | cut -c1-160 | sed 's/^/#   /' 
 
-run describe-job-run --virtual-cluster-id "$vc" --id "$job"
-echo; echo "# state: $(field '["jobRun"]["state"]')"
-run cancel-job-run --virtual-cluster-id "$vc" --id "$job"
-run list-job-runs --virtual-cluster-id "$vc" --states CANCELLED
-run describe-virtual-cluster --id "$vc"
-out=$("$bin/sparkvc" describe-job-run --virtual-cluster-id "$vc" --id "$job")
-echo; echo "# job run $job went $(field '["jobRun"]["stateHistory"]' | python3 -c 'import ast,sys; print(" -> ".join(t["state"] for t in ast.literal_eval(sys.stdin.read())))')"
+say "2. a job run whose spark-submit fails: --driver-memory 0"
+if quiet start-job-run --virtual-cluster-id "$vc" --name bad-memory --wait \
+  --execution-role-arn "$role" --release-label "$release" \
+  --job-driver '{"sparkSubmitJobDriver": {"entryPoint": "local:///opt/spark/examples/src/main/python/pi.py", "sparkSubmitParameters": "--driver-memory 0"}}'; then
+  echo "expected this job run to fail" >&2
+  exit 1
+fi
+failed=$("$bin/sparkvc" list-job-runs --virtual-cluster-id "$vc" --states FAILED |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["jobRuns"][0]["id"])')
+history "$failed"
+
+say "3. a long job run, cancelled while its driver runs"
+cat >"$data/long-driver.yaml" <<'EOF'
+# kwok keeps this (simulated) driver running for 10 minutes.
+apiVersion: v1
+kind: Pod
+metadata:
+  annotations:
+    sparkvc.io/kwok-run-seconds: "600"
+EOF
+run start-job-run --virtual-cluster-id "$vc" --name long-pi \
+  --execution-role-arn "$role" --release-label "$release" \
+  --job-driver '{"sparkSubmitJobDriver": {"entryPoint": "local:///opt/spark/examples/src/main/python/pi.py", "entryPointArguments": ["100000"]}}' \
+  --configuration-overrides "{\"applicationConfiguration\": [{\"classification\": \"spark-defaults\", \"properties\": {\"spark.kubernetes.driver.podTemplateFile\": \"$data/long-driver.yaml\"}}]}"
+long=$(field '["id"]')
+wait_for_state "$long" RUNNING
+echo "# $long is RUNNING"
+run cancel-job-run --virtual-cluster-id "$vc" --id "$long"
+wait_for_state "$long" CANCELLED
+history "$long"
+
+say "the virtual cluster's job runs"
+"$bin/sparkvc" list-job-runs --virtual-cluster-id "$vc" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["jobRuns"]:
+    print("#   %s  %-10s  %-9s  %s" % (r["id"], r["name"], r["state"], r.get("failureReason", "")))'
