@@ -120,6 +120,10 @@ runner_log() { # the spark-submit output of a job run, as local-job-runner kept 
 }
 
 role=arn:aws:iam::000000000000:role/spark-job
+# Every job-runner pod is created with kwok's stay-running annotation, so that
+# kwok leaves its end to local-job-runner (which reports spark-submit's exit).
+on_local_runner='{"classification": "emr-job-submitter", "properties": {"jobsubmitter.annotation.sparkvc.io/kwok-stay-running": "true"}}'
+
 release=emr-7.9.0-latest
 
 say "a virtual cluster on namespace $namespace of cluster 'local'"
@@ -130,7 +134,8 @@ vc=$(field '["id"]')
 say "1. SparkPi, followed until it ends"
 quiet start-job-run --virtual-cluster-id "$vc" --name spark-pi --wait \
   --execution-role-arn "$role" --release-label "$release" \
-  --job-driver '{"sparkSubmitJobDriver": {"entryPoint": "local:///opt/spark/examples/src/main/python/pi.py", "entryPointArguments": ["100"], "sparkSubmitParameters": "--conf spark.executor.instances=2 --conf spark.executor.memory=1g"}}'
+  --job-driver '{"sparkSubmitJobDriver": {"entryPoint": "local:///opt/spark/examples/src/main/python/pi.py", "entryPointArguments": ["100"], "sparkSubmitParameters": "--conf spark.executor.instances=2 --conf spark.executor.memory=1g"}}' \
+  --configuration-overrides "{\"applicationConfiguration\": [$on_local_runner]}"
 pi=$(field '["jobRun"]["id"]')
 history "$pi"
 echo "# spark-submit ran on this machine ($(runner_log "$pi")):"
@@ -139,7 +144,8 @@ grep -E "Waiting for application|with application ID .* finished" "$(runner_log 
 say "2. a job run whose spark-submit fails: --driver-memory 0"
 if quiet start-job-run --virtual-cluster-id "$vc" --name bad-memory --wait \
   --execution-role-arn "$role" --release-label "$release" \
-  --job-driver '{"sparkSubmitJobDriver": {"entryPoint": "local:///opt/spark/examples/src/main/python/pi.py", "sparkSubmitParameters": "--driver-memory 0"}}'; then
+  --job-driver '{"sparkSubmitJobDriver": {"entryPoint": "local:///opt/spark/examples/src/main/python/pi.py", "sparkSubmitParameters": "--driver-memory 0"}}' \
+  --configuration-overrides "{\"applicationConfiguration\": [$on_local_runner]}"; then
   echo "expected this job run to fail" >&2
   exit 1
 fi
@@ -159,7 +165,7 @@ EOF
 run start-job-run --virtual-cluster-id "$vc" --name long-pi \
   --execution-role-arn "$role" --release-label "$release" \
   --job-driver '{"sparkSubmitJobDriver": {"entryPoint": "local:///opt/spark/examples/src/main/python/pi.py", "entryPointArguments": ["100000"]}}' \
-  --configuration-overrides "{\"applicationConfiguration\": [{\"classification\": \"spark-defaults\", \"properties\": {\"spark.kubernetes.driver.podTemplateFile\": \"$data/long-driver.yaml\"}}]}"
+  --configuration-overrides "{\"applicationConfiguration\": [$on_local_runner, {\"classification\": \"spark-defaults\", \"properties\": {\"spark.kubernetes.driver.podTemplateFile\": \"$data/long-driver.yaml\"}}]}"
 long=$(field '["id"]')
 wait_for_state "$long" RUNNING
 echo "# $long is RUNNING"

@@ -515,11 +515,25 @@ async fn the_real_spark_submit_runs_the_job_runner_pod() {
     let log = work.path().join("runner.log");
     wait_for_line(&log, &["watching job-runner pods"]).await;
 
+    // The job-runner pods are created with kwok's stay-running annotation,
+    // so kwok cannot finish them before local-job-runner takes them over
+    // (it annotates pods it sees too, but on a busy machine it may be late).
+    let on_local_runner: pb::ConfigurationOverrides = serde_json::from_value(json!({
+        "applicationConfiguration": [{
+            "classification": "emr-job-submitter",
+            "properties": {
+                format!("jobsubmitter.annotation.{}", kwok::STAY_RUNNING): "true"
+            }
+        }]
+    }))
+    .unwrap();
     let mut ok = start_request(&s.vc);
     ok.name = "spark-pi".into();
+    ok.configuration_overrides = Some(on_local_runner.clone());
     let ok = s.client.start_job_run(ok).await.unwrap().into_inner();
     let mut bad = start_request(&s.vc);
     bad.name = "bad-memory".into();
+    bad.configuration_overrides = Some(on_local_runner);
     bad.job_driver
         .as_mut()
         .and_then(|j| j.spark_submit_job_driver.as_mut())
@@ -563,6 +577,136 @@ async fn the_real_spark_submit_runs_the_job_runner_pod() {
         failed.state_details
     );
     drop(runner);
+}
+
+/// StartJobRun with one `emr-job-submitter` property.
+fn start_with_submitter(vc: &str, key: &str, value: &str) -> pb::StartJobRunRequest {
+    start_with_overrides(
+        vc,
+        json!([{"classification": "emr-job-submitter", "properties": {key: value}}]),
+    )
+}
+
+fn start_with_overrides(
+    vc: &str,
+    application_configuration: serde_json::Value,
+) -> pb::StartJobRunRequest {
+    let mut req = start_request(vc);
+    req.configuration_overrides = Some(
+        serde_json::from_value(json!({ "applicationConfiguration": application_configuration }))
+            .unwrap(),
+    );
+    req
+}
+
+/// With maxConcurrentJobRuns 1, runs wait PENDING and start one at a time,
+/// in submission order, as each ends (here: kwok finishes each job-runner
+/// after a second without a driver, so each run fails and frees its slot).
+#[tokio::test]
+async fn runs_beyond_max_concurrent_wait_and_start_in_order() {
+    let mut s = setup("exec-queue").await;
+    s.client
+        .update_virtual_cluster(pb::UpdateVirtualClusterRequest {
+            id: s.vc.clone(),
+            scheduler_configuration: Some(pb::SchedulerConfiguration {
+                max_concurrent_job_runs: Some(1),
+                max_in_queue_job_runs: None,
+            }),
+            client_token: unique("token"),
+        })
+        .await
+        .expect("set maxConcurrentJobRuns");
+    let mut ids = vec![];
+    for _ in 0..3 {
+        let req = start_with_submitter(
+            &s.vc,
+            "jobsubmitter.annotation.sparkvc.io/kwok-run-seconds",
+            "1",
+        );
+        ids.push(s.client.start_job_run(req).await.unwrap().into_inner().id);
+    }
+    // While the first holds the slot the others stay PENDING.
+    wait_for_state(&mut s.client, &s.vc, &ids[0], "SUBMITTED").await;
+    let status = describe_vc(&mut s.client, &s.vc)
+        .await
+        .scheduler_status
+        .unwrap();
+    assert_eq!(status.current_in_queue_job_runs, 3, "{status:?}");
+    for id in &ids[1..] {
+        assert_eq!(describe(&mut s.client, &s.vc, id).await.state, "PENDING");
+    }
+    let mut submitted_at = vec![];
+    for id in &ids {
+        let run = wait_for_state(&mut s.client, &s.vc, id, "FAILED").await;
+        let at = |state: &str| {
+            run.state_history
+                .iter()
+                .find(|t| t.state == state)
+                .and_then(|t| t.at)
+                .map(|t| (t.seconds, t.nanos))
+                .unwrap_or_else(|| panic!("{id} has no {state} in {:?}", run.state_history))
+        };
+        submitted_at.push((at("SUBMITTED"), at("FAILED")));
+    }
+    for pair in submitted_at.windows(2) {
+        let ((_, earlier_ended), (later_submitted, _)) = (pair[0], pair[1]);
+        assert!(
+            later_submitted >= earlier_ended,
+            "a run was submitted before the one ahead of it ended: {submitted_at:?}"
+        );
+    }
+    let status = describe_vc(&mut s.client, &s.vc)
+        .await
+        .scheduler_status
+        .unwrap();
+    assert_eq!(
+        (
+            status.current_in_queue_job_runs,
+            status.current_concurrent_job_runs
+        ),
+        (0, 0)
+    );
+}
+
+/// A run whose job-runner cannot be scheduled fails at its job-start-timeout,
+/// saying why, and its Job is deleted.
+#[tokio::test]
+async fn a_run_that_cannot_start_fails_at_its_start_timeout() {
+    let mut s = setup("exec-timeout").await;
+    let req = start_with_overrides(
+        &s.vc,
+        json!([
+            {"classification": "emr-job-submitter",
+             "properties": {"jobsubmitter.node.selector.sparkvc.io/no-such-node": "true"}},
+            {"classification": "emr-containers-defaults",
+             "properties": {"job-start-timeout": "2"}}
+        ]),
+    );
+    let run = s.client.start_job_run(req).await.unwrap().into_inner();
+    let failed = wait_for_state(&mut s.client, &s.vc, &run.id, "FAILED").await;
+    assert_eq!(failed.failure_reason, "CLUSTER_UNAVAILABLE");
+    assert!(
+        failed
+            .state_details
+            .starts_with("The job run did not start within its job-start-timeout of 2 s: the job-runner pod cannot be scheduled: 0/")
+            && failed.state_details.contains("node affinity/selector"),
+        "{}",
+        failed.state_details
+    );
+    let jobs: Api<Job> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while jobs
+        .get_opt(&run.id)
+        .await
+        .unwrap()
+        .is_some_and(|j| j.metadata.deletion_timestamp.is_none())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Job was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits up to a minute for a line of `log` that contains all of `words`.

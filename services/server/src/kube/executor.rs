@@ -1,25 +1,33 @@
 //! Runs job runs on Kubernetes and keeps their state from what the cluster
 //! reports.
 //!
-//! - Submission: every PENDING run of a virtual cluster on a configured
-//!   cluster is rendered (`render`) and its objects are created with
-//!   deterministic names, so a retry or a restarted server never makes a
+//! - Queue: each pass plans what to do with the open runs ([`queue`]): PENDING
+//!   runs take their virtual cluster's free `maxConcurrentJobRuns` slots in
+//!   submission order; the steps run up to [`PARALLEL`] at a time.
+//! - Submission: a run is rendered (`render`) and its objects are created
+//!   with deterministic names, so a retry or a restarted server never makes a
 //!   second job-runner. The job-runner Job is the run's owner object: the
 //!   ConfigMap and the driver pod are owned by it (executors by the driver),
-//!   so deleting it garbage-collects the run. Then PENDING → SUBMITTED.
+//!   so deleting it garbage-collects the run. Objects shared by the runs of
+//!   one role (service accounts, RoleBinding) are created once and then
+//!   remembered for [`SHARED_OBJECT_TTL`]. Then PENDING → SUBMITTED.
 //! - State: one pod watch per cluster (label `app.kubernetes.io/managed-by=sparkvc`)
 //!   feeds a cache; every pod event re-evaluates that run with
 //!   [`observe`](super::observe::observe).
+//! - Start timeout: a run still SUBMITTED after its `job-start-timeout`
+//!   (classification `emr-containers-defaults`, default 15 minutes) is taken
+//!   down and fails, saying why its pods did not start.
 //! - Cancellation: a CANCEL_PENDING run's Job and driver pod are deleted,
 //!   then CANCELLED.
 //!
 //! The store is the source of truth: the executor is woken when runs are
-//! accepted or cancelled, and also re-reads the open runs every few seconds,
-//! which resumes everything after a restart.
+//! accepted, cancelled or end (a slot frees), and also re-reads the open runs
+//! every few seconds, which resumes everything after a restart.
 
 use super::Clusters;
 use super::apply::{create_if_absent, delete_if_present};
-use super::observe::{Observation, ObservedOutcome, observe};
+use super::observe::{Observation, ObservedOutcome, observe, why_not_started};
+use super::queue::{self, OpenRun, Step};
 use super::templates::{TemplateError, TemplateReader};
 use crate::control::timestamp_from_micros;
 use crate::ids::Clock;
@@ -33,14 +41,23 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use sparkvc_proto::v1 as pb;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// How often the open runs are re-read even without a wake-up.
+/// How often the open runs are re-read even without a wake-up (and start
+/// timeouts checked).
 const RESYNC: Duration = Duration::from_secs(5);
+/// How many submissions and cancellations are in flight at once.
+pub const PARALLEL: usize = 16;
+/// How long a shared object sparkvc created is trusted to still exist.
+const SHARED_OBJECT_TTL: Duration = Duration::from_secs(600);
+/// `job-start-timeout` when the run sets none (EMR's default).
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug)]
 pub struct Executor {
@@ -52,6 +69,11 @@ pub struct Executor {
     wake: Arc<Notify>,
     templates: TemplateReader,
     clock: Clock,
+    /// The pod cache of each cluster's watch.
+    pods: Mutex<HashMap<String, reflector::Store<Pod>>>,
+    /// Shared objects known to exist: `cluster/namespace/kind/name` → when
+    /// they were last created or found.
+    shared_objects: Mutex<HashMap<String, Instant>>,
 }
 
 /// Why a submission attempt stopped.
@@ -117,58 +139,126 @@ impl Executor {
             wake,
             templates: TemplateReader::default(),
             clock: Clock::default(),
+            pods: Mutex::default(),
+            shared_objects: Mutex::default(),
         }
     }
 
     /// Starts the submission loop and one pod watch per cluster.
     pub fn spawn(self: Arc<Self>) {
         for id in self.clusters.ids().map(str::to_string).collect::<Vec<_>>() {
+            let (reader, writer) = reflector::store();
+            self.lock_pods().insert(id.clone(), reader);
             let this = Arc::clone(&self);
-            tokio::spawn(async move { this.watch_pods(id).await });
+            tokio::spawn(async move { this.watch_pods(id, writer).await });
         }
         tokio::spawn(async move { self.submission_loop().await });
     }
 
+    fn lock_pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, reflector::Store<Pod>>> {
+        self.pods.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     async fn submission_loop(&self) {
+        let mut check_starts = true;
         loop {
-            if let Err(err) = self.pass().await {
+            if let Err(err) = self.pass(check_starts).await {
                 tracing::warn!(error = %err, "reconcile pass failed; retrying");
             }
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(RESYNC) => {}
-            }
+            check_starts = tokio::select! {
+                () = self.wake.notified() => false,
+                () = tokio::time::sleep(RESYNC) => true,
+            };
         }
     }
 
-    async fn pass(&self) -> Result<(), StoreError> {
-        for (vc_id, run_id, state) in self.store.open_job_runs()? {
-            let result = match state {
-                JobRunState::Pending => self.submit(&vc_id, &run_id).await,
-                JobRunState::CancelPending => self.cancel(&vc_id, &run_id).await,
-                _ => Ok(()),
-            };
-            match result {
-                Ok(()) => {}
-                Err(SubmitError::Fatal {
-                    failure_reason,
-                    details,
-                }) => {
-                    tracing::info!(job_run_id = %run_id, failure_reason, details, "job run failed");
-                    let outcome = Outcome {
-                        details,
-                        failure_reason: failure_reason.into(),
+    /// One pass over the open runs: plan the steps, then run them.
+    async fn pass(&self, check_starts: bool) -> Result<(), StoreError> {
+        let open: Vec<OpenRun> = self
+            .store
+            .open_job_runs()?
+            .into_iter()
+            .map(|(vc_id, run_id, state)| OpenRun {
+                vc_id,
+                run_id,
+                state,
+            })
+            .collect();
+        let mut limits = HashMap::new();
+        let mut lookup_error = None;
+        let steps = queue::plan(
+            &open,
+            |vc_id| {
+                *limits.entry(vc_id.to_string()).or_insert_with(|| {
+                    match self.store.virtual_cluster(vc_id) {
+                        Ok(vc) => vc
+                            .and_then(|vc| vc.scheduler_configuration)
+                            .and_then(|s| s.max_concurrent_job_runs)
+                            .and_then(|n| usize::try_from(n).ok())
+                            .unwrap_or(queue::DEFAULT_MAX_CONCURRENT),
+                        Err(err) => {
+                            lookup_error = Some(err);
+                            0
+                        }
+                    }
+                })
+            },
+            check_starts,
+        );
+        if let Some(err) = lookup_error {
+            return Err(err);
+        }
+        let results = futures::stream::iter(steps)
+            .map(|(i, step)| {
+                let run = &open[i];
+                async move {
+                    let result = match step {
+                        Step::Submit => self.submit(&run.vc_id, &run.run_id).await,
+                        Step::Cancel => self.cancel(&run.vc_id, &run.run_id).await,
+                        Step::CheckStart => self.check_start(&run.vc_id, &run.run_id).await,
                     };
-                    self.transition(&vc_id, &run_id, JobRunState::Failed, outcome)
-                        .await?;
+                    (run, result)
                 }
-                Err(SubmitError::Retry(why)) => {
-                    tracing::warn!(job_run_id = %run_id, why, "job run not submitted yet; will retry");
-                }
-                Err(SubmitError::Store(err)) => return Err(err),
+            })
+            .buffer_unordered(PARALLEL);
+        futures::pin_mut!(results);
+        let mut first_error = None;
+        while let Some((run, result)) = results.next().await {
+            if let Err(err) = self.settle(&run.vc_id, &run.run_id, result).await {
+                first_error.get_or_insert(err);
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Records what a step's failure means for its run.
+    async fn settle(
+        &self,
+        vc_id: &str,
+        run_id: &str,
+        result: Result<(), SubmitError>,
+    ) -> Result<(), StoreError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(SubmitError::Fatal {
+                failure_reason,
+                details,
+            }) => {
+                tracing::info!(job_run_id = %run_id, failure_reason, details, "job run failed");
+                let outcome = Outcome {
+                    details,
+                    failure_reason: failure_reason.into(),
+                };
+                self.transition(vc_id, run_id, JobRunState::Failed, outcome)
+                    .await
+                    .map(|_| ())
+            }
+            Err(SubmitError::Retry(why)) => {
+                tracing::warn!(job_run_id = %run_id, why, "job run step failed; will retry");
+                Ok(())
+            }
+            Err(SubmitError::Store(err)) => Err(err),
+        }
     }
 
     /// Records a transition if the state machine allows it.
@@ -194,6 +284,10 @@ impl Executor {
                 Ok(true)
             })
             .await?;
+        if changed && next.is_terminal() {
+            // A slot may have freed: let the queue move.
+            self.wake.notify_one();
+        }
         if changed {
             tracing::info!(
                 virtual_cluster_id = vc_id,
@@ -206,11 +300,61 @@ impl Executor {
     }
 
     /// The virtual cluster's client and namespace, if it runs on a configured cluster.
-    fn placement(&self, vc: &pb::VirtualCluster) -> Option<(kube::Client, String)> {
+    fn placement(&self, vc: &pb::VirtualCluster) -> Option<Placement> {
         let provider = vc.container_provider.as_ref()?;
         let client = self.clusters.get(&provider.id)?.clone();
         let namespace = provider.info.as_ref()?.eks_info.as_ref()?.namespace.clone();
-        Some((client, namespace))
+        Some(Placement {
+            cluster: provider.id.clone(),
+            client,
+            namespace,
+        })
+    }
+
+    /// Creates an object shared by many runs unless it was created or found
+    /// recently.
+    async fn ensure_shared<K>(
+        &self,
+        at: &Placement,
+        object: &K,
+        what: &str,
+    ) -> Result<(), SubmitError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+        K::DynamicType: Default,
+    {
+        let key = format!(
+            "{}/{}/{}/{}",
+            at.cluster,
+            at.namespace,
+            K::kind(&K::DynamicType::default()),
+            object.meta().name.as_deref().unwrap_or_default()
+        );
+        let fresh = |objects: &HashMap<String, Instant>| {
+            objects
+                .get(&key)
+                .is_some_and(|t| t.elapsed() < SHARED_OBJECT_TTL)
+        };
+        if fresh(
+            &self
+                .shared_objects
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        ) {
+            return Ok(());
+        }
+        create_if_absent::<K>(&at.client, &at.namespace, object)
+            .await
+            .map_err(|e| kube_failure(what, e))?;
+        self.shared_objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Instant::now());
+        Ok(())
     }
 
     async fn submit(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
@@ -221,9 +365,10 @@ impl Executor {
             return Ok(());
         };
         // A virtual cluster on no configured cluster has nowhere to run.
-        let Some((client, namespace)) = self.placement(&vc) else {
+        let Some(at) = self.placement(&vc) else {
             return Ok(());
         };
+        let (client, namespace) = (&at.client, at.namespace.as_str());
         let release =
             self.catalogue
                 .resolve(&run.release_label)
@@ -245,7 +390,7 @@ impl Executor {
             .to_string();
         let inputs = JobRunInputs {
             run: &run,
-            namespace: &namespace,
+            namespace,
             account_id: &account_id,
             release,
             driver_template: driver_template.as_deref(),
@@ -254,14 +399,16 @@ impl Executor {
         };
         let rendered = render::render_job_run(&inputs)?;
         for sa in &rendered.service_accounts {
-            create_if_absent::<ServiceAccount>(&client, &namespace, sa)
-                .await
-                .map_err(|e| kube_failure("create the job's service accounts", e))?;
+            self.ensure_shared::<ServiceAccount>(&at, sa, "create the job's service accounts")
+                .await?;
         }
-        create_if_absent::<RoleBinding>(&client, &namespace, &rendered.role_binding)
-            .await
-            .map_err(|e| kube_failure("bind the job's service accounts", e))?;
-        let job = create_if_absent::<Job>(&client, &namespace, &rendered.job)
+        self.ensure_shared::<RoleBinding>(
+            &at,
+            &rendered.role_binding,
+            "bind the job's service accounts",
+        )
+        .await?;
+        let job = create_if_absent::<Job>(client, namespace, &rendered.job)
             .await
             .map_err(|e| kube_failure("create the job-runner Job", e))?;
         // The Job exists now, so it can own the rest of the run.
@@ -277,7 +424,7 @@ impl Executor {
             owner: Some(owner),
             ..inputs
         })?;
-        create_if_absent::<ConfigMap>(&client, &namespace, &owned.config_map)
+        create_if_absent::<ConfigMap>(client, namespace, &owned.config_map)
             .await
             .map_err(|e| kube_failure("create the job's ConfigMap", e))?;
         let outcome = Outcome {
@@ -292,24 +439,29 @@ impl Executor {
             .await?
         {
             // Cancelled while we were creating it: take it down again.
-            delete_if_present::<Job>(&client, &namespace, &names::job_name(run_id))
+            delete_if_present::<Job>(client, namespace, &names::job_name(run_id))
                 .await
                 .map_err(|e| SubmitError::Retry(format!("deleting a cancelled job-runner: {e}")))?;
         }
         Ok(())
     }
 
+    /// Deletes a run's job-runner and driver (the rest goes with them).
+    async fn take_down(&self, at: &Placement, run_id: &str) -> Result<(), SubmitError> {
+        delete_if_present::<Job>(&at.client, &at.namespace, &names::job_name(run_id))
+            .await
+            .map_err(|e| SubmitError::Retry(format!("deleting the job-runner: {e}")))?;
+        delete_if_present::<Pod>(&at.client, &at.namespace, &names::driver_pod_name(run_id))
+            .await
+            .map_err(|e| SubmitError::Retry(format!("deleting the driver: {e}")))
+    }
+
     async fn cancel(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
         let Some(vc) = self.store.virtual_cluster(vc_id)? else {
             return Ok(());
         };
-        if let Some((client, namespace)) = self.placement(&vc) {
-            delete_if_present::<Job>(&client, &namespace, &names::job_name(run_id))
-                .await
-                .map_err(|e| SubmitError::Retry(format!("deleting the job-runner: {e}")))?;
-            delete_if_present::<Pod>(&client, &namespace, &names::driver_pod_name(run_id))
-                .await
-                .map_err(|e| SubmitError::Retry(format!("deleting the driver: {e}")))?;
+        if let Some(at) = self.placement(&vc) {
+            self.take_down(&at, run_id).await?;
         }
         let outcome = Outcome {
             details: "Job run cancelled by user.".into(),
@@ -320,12 +472,78 @@ impl Executor {
         Ok(())
     }
 
-    async fn watch_pods(&self, cluster: String) {
+    /// Fails a run that is still SUBMITTED after its job-start-timeout.
+    async fn check_start(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
+        let (Some(run), Some(vc)) = (
+            self.store.job_run(vc_id, run_id)?,
+            self.store.virtual_cluster(vc_id)?,
+        ) else {
+            return Ok(());
+        };
+        let Some(at) = self.placement(&vc) else {
+            return Ok(());
+        };
+        let timeout = start_timeout(&run);
+        let submitted_at = run
+            .state_history
+            .iter()
+            .rev()
+            .find(|t| t.state == JobRunState::Submitted.as_str())
+            .and_then(|t| t.at)
+            .map(|t| t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos / 1000));
+        let now = i64::try_from(self.clock.now_micros()).unwrap_or(i64::MAX);
+        let Some(submitted_at) = submitted_at else {
+            return Ok(());
+        };
+        let waited = Duration::from_micros(now.saturating_sub(submitted_at).max(0) as u64);
+        if state::state_of(&run) != JobRunState::Submitted || waited < timeout {
+            return Ok(());
+        }
+        let (runner, driver) = self.cached_pods(&at, run_id);
+        let why = why_not_started(runner.as_deref(), driver.as_deref());
+        self.take_down(&at, run_id).await?;
+        Err(SubmitError::Fatal {
+            failure_reason: "CLUSTER_UNAVAILABLE",
+            details: format!(
+                "The job run did not start within its job-start-timeout of {} s: {why}.",
+                timeout.as_secs()
+            )
+            .chars()
+            .take(256)
+            .collect(),
+        })
+    }
+
+    /// A run's job-runner and driver pods as the watch last saw them.
+    fn cached_pods(&self, at: &Placement, run_id: &str) -> (Option<Arc<Pod>>, Option<Arc<Pod>>) {
+        let Some(cache) = self.lock_pods().get(&at.cluster).cloned() else {
+            return (None, None);
+        };
+        let driver =
+            cache.get(&ObjectRef::new(&names::driver_pod_name(run_id)).within(&at.namespace));
+        let runner = cache.state().into_iter().find(|p| {
+            let labels = p.metadata.labels.as_ref();
+            p.metadata.namespace.as_deref() == Some(at.namespace.as_str())
+                && labels
+                    .and_then(|l| l.get(names::JOB_RUN_ID))
+                    .map(String::as_str)
+                    == Some(run_id)
+                && labels
+                    .and_then(|l| l.get(names::COMPONENT))
+                    .map(String::as_str)
+                    == Some(names::COMPONENT_JOB_RUNNER)
+        });
+        (runner, driver)
+    }
+
+    async fn watch_pods(&self, cluster: String, writer: reflector::store::Writer<Pod>) {
         let Some(client) = self.clusters.get(&cluster).cloned() else {
             return;
         };
+        let Some(cache) = self.lock_pods().get(&cluster).cloned() else {
+            return;
+        };
         let pods: Api<Pod> = Api::all(client.clone());
-        let (cache, writer) = reflector::store();
         let config = watcher::Config::default().labels(&format!(
             "{}={}",
             names::MANAGED_BY,
@@ -352,24 +570,20 @@ impl Executor {
                 continue;
             };
             let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-            let of_run = |component: &str| {
-                cache.state().into_iter().find(|p| {
-                    let l = p.metadata.labels.as_ref();
-                    p.metadata.namespace.as_deref() == Some(namespace.as_str())
-                        && l.and_then(|l| l.get(names::JOB_RUN_ID)) == Some(run_id)
-                        && l.and_then(|l| l.get(names::COMPONENT)).map(String::as_str)
-                            == Some(component)
-                })
-            };
-            let runner = of_run(names::COMPONENT_JOB_RUNNER);
-            let driver = of_run(names::COMPONENT_DRIVER);
+            // The driver decides when it exists; the job-runner matters only
+            // while no driver does, so the pod of this event is enough.
+            let driver =
+                cache.get(&ObjectRef::new(&names::driver_pod_name(run_id)).within(&namespace));
+            let is_runner = labels.get(names::COMPONENT).map(String::as_str)
+                == Some(names::COMPONENT_JOB_RUNNER);
+            let runner = is_runner.then_some(&pod);
             if let Err(err) = self
                 .on_pods(
                     &client,
                     &namespace,
                     vc_id,
                     run_id,
-                    runner.as_deref(),
+                    runner,
                     driver.as_deref(),
                 )
                 .await
@@ -425,6 +639,22 @@ impl Executor {
             }
         }
     }
+}
+
+/// Where a virtual cluster's runs go.
+#[derive(Clone)]
+struct Placement {
+    cluster: String,
+    client: kube::Client,
+    namespace: String,
+}
+
+/// The run's `job-start-timeout` (classification `emr-containers-defaults`).
+fn start_timeout(run: &pb::JobRun) -> Duration {
+    render::spark_conf::parse_classifications(run.configuration_overrides.as_ref())
+        .ok()
+        .and_then(|c| c.containers_defaults.job_start_timeout_seconds)
+        .map_or(DEFAULT_START_TIMEOUT, Duration::from_secs)
 }
 
 impl From<TemplateError> for SubmitError {

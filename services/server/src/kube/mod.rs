@@ -10,6 +10,7 @@ mod apply;
 pub use apply::{create_if_absent, delete_if_present};
 pub mod executor;
 pub mod observe;
+pub mod queue;
 pub mod templates;
 pub mod tenancy;
 

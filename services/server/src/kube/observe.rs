@@ -164,6 +164,42 @@ pub fn observe(current: JobRunState, runner: Option<&Pod>, driver: Option<&Pod>)
     }
 }
 
+/// Why a run's pods have not started, for a run that timed out: the
+/// driver's state if it exists, else the job-runner's.
+pub fn why_not_started(runner: Option<&Pod>, driver: Option<&Pod>) -> String {
+    let (what, pod) = match (driver, runner) {
+        (Some(driver), _) => ("the Spark driver", driver),
+        (None, Some(runner)) => ("the job-runner", runner),
+        (None, None) => return "no job-runner pod was created".into(),
+    };
+    let status = pod.status.as_ref();
+    let unschedulable = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+    if let Some(condition) = unschedulable {
+        let why = condition.message.as_deref().unwrap_or("no reason given");
+        return format!("{what} pod cannot be scheduled: {why}");
+    }
+    let waiting = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .find_map(|c| {
+            let w = c.state.as_ref()?.waiting.as_ref()?;
+            Some(format!(
+                "container {} is waiting: {}",
+                c.name,
+                w.reason.as_deref().unwrap_or("no reason given")
+            ))
+        });
+    match waiting {
+        Some(text) => format!("{what} pod has not started: {text}"),
+        None => format!("{what} pod is {}", phase(pod)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +277,27 @@ mod tests {
         assert_eq!(telling_line(python), Some("ValueError: bad input"));
         assert_eq!(telling_line("killed\n\n"), Some("killed"));
         assert_eq!(telling_line(" \n"), None);
+    }
+
+    #[test]
+    fn a_run_that_did_not_start_says_why() {
+        let unschedulable = pod(json!({"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/4 nodes are available: 4 Insufficient cpu."
+        }]}));
+        assert_eq!(
+            why_not_started(Some(&unschedulable), None),
+            "the job-runner pod cannot be scheduled: 0/4 nodes are available: 4 Insufficient cpu."
+        );
+        let pulling = pod(json!({"phase": "Pending", "containerStatuses": [{
+            "name": "spark-kubernetes-driver", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ImagePullBackOff"}}
+        }]}));
+        assert_eq!(
+            why_not_started(Some(&unschedulable), Some(&pulling)),
+            "the Spark driver pod has not started: container spark-kubernetes-driver is waiting: ImagePullBackOff"
+        );
+        assert_eq!(why_not_started(None, None), "no job-runner pod was created");
     }
 
     #[test]

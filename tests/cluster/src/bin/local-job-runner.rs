@@ -7,7 +7,11 @@
 //! in one namespace or all of them and, for each:
 //!
 //! 1. annotates it `sparkvc.io/kwok-stay-running: "true"` as soon as it
-//!    appears, so kwok starts it (Running) but leaves its end to us;
+//!    appears, so kwok starts it (Running) but leaves its end to us. On a
+//!    busy machine this can come after kwok has already scheduled the pod's
+//!    end, so callers should create job-runner pods with the annotation
+//!    (StartJobRun: `emr-job-submitter` property
+//!    `jobsubmitter.annotation.sparkvc.io/kwok-stay-running=true`);
 //! 2. once it is Running, runs the container's spark-submit on this machine
 //!    with the installed Apache Spark, as the pod would: its ConfigMaps
 //!    mounted at the same paths, a token of its service account as the only
