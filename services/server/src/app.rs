@@ -7,6 +7,7 @@ use crate::control::{ControlPlane, ControlPlaneParts, Identity};
 use crate::ids::ArnBuilder;
 use crate::kube::Clusters;
 use crate::kube::executor::Executor;
+use crate::metrics::Metrics;
 use crate::release::Catalogue;
 use crate::store::Store;
 use anyhow::Context;
@@ -31,9 +32,10 @@ pub fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Runs the server until `shutdown` completes. Prints the address it listens
-/// on as the first line of standard output, so that scripts and tests that
-/// ask for port 0 learn which port they got.
+/// Runs the server until `shutdown` completes. Prints `sparkvc-server
+/// metrics on URL` (when the metrics endpoint is on), then `sparkvc-server
+/// listening on ADDR`, on standard output, so that scripts and tests that ask
+/// for port 0 learn which ports they got.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -66,6 +68,7 @@ pub async fn run(
         tracing::info!(clusters = ?clusters, "Kubernetes clusters configured");
     }
     let wake = Arc::new(tokio::sync::Notify::new());
+    let metrics = Metrics::default();
     if !clusters.is_empty() {
         let executor = Executor::new(
             store.clone(),
@@ -73,6 +76,7 @@ pub async fn run(
             catalogue.clone(),
             config.account_id.clone(),
             wake.clone(),
+            metrics.clone(),
         );
         Arc::new(executor).spawn();
     }
@@ -99,6 +103,24 @@ pub async fn run(
         .build_v1()
         .context("building the reflection service")?;
 
+    let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    if let Some(metrics_addr) = config.metrics_listen {
+        let listener = TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_addr} for metrics"))?;
+        let addr = listener.local_addr()?;
+        println!("sparkvc-server metrics on http://{addr}/metrics");
+        tracing::info!(%addr, "serving metrics");
+        let (metrics, store) = (metrics.clone(), store.clone());
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = metrics_stop_rx.await;
+            };
+            if let Err(err) = crate::metrics::serve(listener, metrics, store, stop).await {
+                tracing::error!(error = %err, "the metrics endpoint failed");
+            }
+        });
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -110,6 +132,7 @@ pub async fn run(
     let shutdown = async move {
         shutdown.await;
         let _ = stopping_tx.send(());
+        let _ = metrics_stop_tx.send(());
     };
     let serve = tonic::transport::Server::builder()
         .add_service(health_service)

@@ -20,6 +20,9 @@ pub struct Flags {
     /// Address the gRPC API listens on (port 0 picks a free port).
     #[arg(long, env = "SPARKVC_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`); off if unset.
+    #[arg(long, env = "SPARKVC_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory of the embedded store; created if missing.
     #[arg(long, env = "SPARKVC_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -77,6 +80,8 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where `GET /metrics` is served; no metrics endpoint if unset.
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub partition: String,
     pub region: String,
@@ -97,6 +102,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: None,
             data_dir: PathBuf::from("sparkvc-data"),
             partition: "aws".into(),
             region: "us-east-1".into(),
@@ -144,6 +150,9 @@ impl Config {
         };
         if let Some(v) = flags.listen {
             config.listen = v;
+        }
+        if let Some(v) = flags.metrics_listen {
+            config.metrics_listen = Some(v);
         }
         if let Some(v) = &flags.data_dir {
             config.data_dir = v.clone();

@@ -12,6 +12,7 @@ pub mod control;
 pub mod error;
 pub mod ids;
 pub mod kube;
+pub mod metrics;
 pub mod release;
 pub mod render;
 pub mod state;

@@ -93,11 +93,32 @@ pub fn cli_binary() -> PathBuf {
     bin_dir().join("sparkvc")
 }
 
+/// The body of `GET url` (plain HTTP, `http://HOST:PORT/PATH`).
+pub fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut conn = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        conn,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    conn.read_to_string(&mut response)
+        .expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
+    body.to_string()
+}
+
 /// A running `sparkvc-server` process.
 pub struct Server {
     child: Child,
     pub addr: std::net::SocketAddr,
     pub data_dir: PathBuf,
+    /// `http://ADDR/metrics` when started with `--metrics-listen`.
+    pub metrics_url: Option<String>,
 }
 
 impl Server {
@@ -126,21 +147,37 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start sparkvc-server");
+        // Read stdout on a thread for the server's whole life: it prints the
+        // metrics URL (when asked) and then its address, and must never meet
+        // a closed pipe.
         let stdout = child.stdout.take().expect("server stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the server's address line");
-        let addr = line
-            .trim()
-            .strip_prefix("sparkvc-server listening on ")
-            .unwrap_or_else(|| panic!("server did not start; it printed {line:?}"))
-            .parse()
-            .expect("a socket address");
+        let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let mut metrics_url = None;
+        let addr = loop {
+            let line = lines_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the server printed no address line (did it start?)");
+            if let Some(url) = line.strip_prefix("sparkvc-server metrics on ") {
+                metrics_url = Some(url.to_string());
+                continue;
+            }
+            break line
+                .trim()
+                .strip_prefix("sparkvc-server listening on ")
+                .unwrap_or_else(|| panic!("server did not start; it printed {line:?}"))
+                .parse()
+                .expect("a socket address");
+        };
         Self {
             child,
             addr,
             data_dir: data_dir.to_path_buf(),
+            metrics_url,
         }
     }
 

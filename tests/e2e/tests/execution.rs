@@ -26,7 +26,7 @@ use std::time::Duration;
 
 struct Setup {
     _dir: tempfile::TempDir,
-    _server: Server,
+    server: Server,
     client: Client,
     kube: kube::Client,
     ns: TestNamespace,
@@ -43,6 +43,8 @@ async fn setup(test: &str) -> Setup {
         format!("local={}", env.context),
         "--kubeconfig".into(),
         env.kubeconfig.display().to_string(),
+        "--metrics-listen".into(),
+        "127.0.0.1:0".into(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // The server reads s3:// pod templates from the local AWS stand-in.
@@ -63,7 +65,7 @@ async fn setup(test: &str) -> Setup {
         .id;
     Setup {
         _dir: dir,
-        _server: server,
+        server,
         client,
         kube,
         ns,
@@ -707,6 +709,51 @@ async fn a_run_that_cannot_start_fails_at_its_start_timeout() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The metrics endpoint reports the run's end, its submit latency and
+/// status lag, and the Kubernetes calls made for it.
+#[tokio::test]
+async fn metrics_report_runs_latencies_and_kubernetes_calls() {
+    let mut s = setup("exec-metrics").await;
+    let req = start_with_submitter(
+        &s.vc,
+        "jobsubmitter.annotation.sparkvc.io/kwok-run-seconds",
+        "1",
+    );
+    let run = s.client.start_job_run(req).await.unwrap().into_inner();
+    // Pending for now (or already submitted): an open run is counted.
+    let url = s.server.metrics_url.clone().expect("metrics URL");
+    let text = http_get(&url);
+    assert!(
+        text.contains(&format!(
+            "sparkvc_job_runs{{virtual_cluster_id=\"{}\"",
+            s.vc
+        )),
+        "{text}"
+    );
+    // kwok ends the job-runner after a second, with no driver: FAILED.
+    wait_for_state(&mut s.client, &s.vc, &run.id, "FAILED").await;
+    let text = http_get(&url);
+    for want in [
+        format!(
+            "sparkvc_job_runs_finished_total{{virtual_cluster_id=\"{}\",state=\"FAILED\"}} 1",
+            s.vc
+        ),
+        "sparkvc_submit_latency_seconds_count 1".into(),
+        "sparkvc_status_lag_seconds_count 1".into(),
+        "sparkvc_kubernetes_request_duration_seconds_count{verb=\"create\",resource=\"Job\"} 1".into(),
+        "sparkvc_kubernetes_request_duration_seconds_count{verb=\"create\",resource=\"ConfigMap\"} 1".into(),
+    ] {
+        assert!(text.contains(&want), "{want} missing from:\n{text}");
+    }
+    assert!(
+        !text.contains(&format!(
+            "sparkvc_job_runs{{virtual_cluster_id=\"{}\"",
+            s.vc
+        )),
+        "no open runs are left: {text}"
+    );
 }
 
 /// Waits up to a minute for a line of `log` that contains all of `words`.

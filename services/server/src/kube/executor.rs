@@ -31,6 +31,7 @@ use super::queue::{self, OpenRun, Step};
 use super::templates::{TemplateError, TemplateReader};
 use crate::control::timestamp_from_micros;
 use crate::ids::Clock;
+use crate::metrics::Metrics;
 use crate::release::Catalogue;
 use crate::render::{self, JobRunInputs, RenderError, names};
 use crate::state::{self, JobRunState, Outcome};
@@ -74,6 +75,7 @@ pub struct Executor {
     /// Shared objects known to exist: `cluster/namespace/kind/name` → when
     /// they were last created or found.
     shared_objects: Mutex<HashMap<String, Instant>>,
+    metrics: Metrics,
 }
 
 /// Why a submission attempt stopped.
@@ -130,6 +132,7 @@ impl Executor {
         catalogue: Catalogue,
         account_id: String,
         wake: Arc<Notify>,
+        metrics: Metrics,
     ) -> Self {
         Self {
             store,
@@ -141,6 +144,7 @@ impl Executor {
             clock: Clock::default(),
             pods: Mutex::default(),
             shared_objects: Mutex::default(),
+            metrics,
         }
     }
 
@@ -254,10 +258,14 @@ impl Executor {
                     .map(|_| ())
             }
             Err(SubmitError::Retry(why)) => {
+                self.metrics.reconcile_error("kubernetes");
                 tracing::warn!(job_run_id = %run_id, why, "job run step failed; will retry");
                 Ok(())
             }
-            Err(SubmitError::Store(err)) => Err(err),
+            Err(SubmitError::Store(err)) => {
+                self.metrics.reconcile_error("store");
+                Err(err)
+            }
         }
     }
 
@@ -285,6 +293,7 @@ impl Executor {
             })
             .await?;
         if changed && next.is_terminal() {
+            self.metrics.run_finished(vc_id, next.as_str());
             // A slot may have freed: let the queue move.
             self.wake.notify_one();
         }
@@ -347,7 +356,13 @@ impl Executor {
         ) {
             return Ok(());
         }
-        create_if_absent::<K>(&at.client, &at.namespace, object)
+        let kind = K::kind(&K::DynamicType::default()).to_string();
+        self.metrics
+            .kube(
+                "create",
+                &kind,
+                create_if_absent::<K>(&at.client, &at.namespace, object),
+            )
             .await
             .map_err(|e| kube_failure(what, e))?;
         self.shared_objects
@@ -408,7 +423,13 @@ impl Executor {
             "bind the job's service accounts",
         )
         .await?;
-        let job = create_if_absent::<Job>(client, namespace, &rendered.job)
+        let job = self
+            .metrics
+            .kube(
+                "create",
+                "Job",
+                create_if_absent::<Job>(client, namespace, &rendered.job),
+            )
             .await
             .map_err(|e| kube_failure("create the job-runner Job", e))?;
         // The Job exists now, so it can own the rest of the run.
@@ -424,7 +445,9 @@ impl Executor {
             owner: Some(owner),
             ..inputs
         })?;
-        create_if_absent::<ConfigMap>(client, namespace, &owned.config_map)
+        let config_map = create_if_absent::<ConfigMap>(client, namespace, &owned.config_map);
+        self.metrics
+            .kube("create", "ConfigMap", config_map)
             .await
             .map_err(|e| kube_failure("create the job's ConfigMap", e))?;
         let outcome = Outcome {
@@ -434,10 +457,18 @@ impl Executor {
             ),
             ..Default::default()
         };
-        if !self
+        let submitted = self
             .transition(vc_id, run_id, JobRunState::Submitted, outcome)
-            .await?
-        {
+            .await?;
+        if submitted {
+            let created = run.created_at.map_or(0, |t| {
+                t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos / 1000)
+            });
+            let now = i64::try_from(self.clock.now_micros()).unwrap_or(i64::MAX);
+            self.metrics
+                .submit_latency
+                .observe(now.saturating_sub(created).max(0) as f64 / 1e6);
+        } else {
             // Cancelled while we were creating it: take it down again.
             delete_if_present::<Job>(client, namespace, &names::job_name(run_id))
                 .await
@@ -448,10 +479,16 @@ impl Executor {
 
     /// Deletes a run's job-runner and driver (the rest goes with them).
     async fn take_down(&self, at: &Placement, run_id: &str) -> Result<(), SubmitError> {
-        delete_if_present::<Job>(&at.client, &at.namespace, &names::job_name(run_id))
+        let job_name = names::job_name(run_id);
+        let job = delete_if_present::<Job>(&at.client, &at.namespace, &job_name);
+        self.metrics
+            .kube("delete", "Job", job)
             .await
             .map_err(|e| SubmitError::Retry(format!("deleting the job-runner: {e}")))?;
-        delete_if_present::<Pod>(&at.client, &at.namespace, &names::driver_pod_name(run_id))
+        let driver_name = names::driver_pod_name(run_id);
+        let driver = delete_if_present::<Pod>(&at.client, &at.namespace, &driver_name);
+        self.metrics
+            .kube("delete", "Pod", driver)
             .await
             .map_err(|e| SubmitError::Retry(format!("deleting the driver: {e}")))
     }
@@ -555,6 +592,7 @@ impl Executor {
             .applied_objects();
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
+            let received = Instant::now();
             let pod = match event {
                 Ok(pod) => pod,
                 Err(err) => {
@@ -581,10 +619,9 @@ impl Executor {
                 .on_pods(
                     &client,
                     &namespace,
-                    vc_id,
-                    run_id,
-                    runner,
-                    driver.as_deref(),
+                    (vc_id, run_id),
+                    (runner, driver.as_deref()),
+                    received,
                 )
                 .await
             {
@@ -593,14 +630,15 @@ impl Executor {
         }
     }
 
+    /// Moves a run to what its pods say; `received` is when the watch
+    /// event arrived (for the status-lag metric).
     async fn on_pods(
         &self,
         client: &kube::Client,
         namespace: &str,
-        vc_id: &str,
-        run_id: &str,
-        runner: Option<&Pod>,
-        driver: Option<&Pod>,
+        (vc_id, run_id): (&str, &str),
+        (runner, driver): (Option<&Pod>, Option<&Pod>),
+        received: Instant,
     ) -> Result<(), StoreError> {
         let Some(run) = self.store.job_run(vc_id, run_id)? else {
             return Ok(());
@@ -614,14 +652,23 @@ impl Executor {
                     self.transition(vc_id, run_id, JobRunState::Running, Outcome::default())
                         .await?;
                 }
-                self.transition(vc_id, run_id, next, outcome.into())
-                    .await
-                    .map(|_| ())
+                let changed = self.transition(vc_id, run_id, next, outcome.into()).await?;
+                if changed && next.is_terminal() {
+                    self.metrics
+                        .status_lag
+                        .observe(received.elapsed().as_secs_f64());
+                }
+                Ok(())
             }
             Observation::DriverMissing => {
                 // The cache may lag: ask the API server before failing the run.
                 let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-                match pods.get_opt(&names::driver_pod_name(run_id)).await {
+                let driver_name = names::driver_pod_name(run_id);
+                match self
+                    .metrics
+                    .kube("get", "Pod", pods.get_opt(&driver_name))
+                    .await
+                {
                     Ok(Some(_)) | Err(_) => Ok(()),
                     Ok(None) => {
                         let outcome = ObservedOutcome {
@@ -631,9 +678,15 @@ impl Executor {
                             ),
                             failure_reason: "INTERNAL_ERROR".into(),
                         };
-                        self.transition(vc_id, run_id, JobRunState::Failed, outcome.into())
-                            .await
-                            .map(|_| ())
+                        if self
+                            .transition(vc_id, run_id, JobRunState::Failed, outcome.into())
+                            .await?
+                        {
+                            self.metrics
+                                .status_lag
+                                .observe(received.elapsed().as_secs_f64());
+                        }
+                        Ok(())
                     }
                 }
             }
