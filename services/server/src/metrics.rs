@@ -199,8 +199,8 @@ pub async fn serve(
 mod tests {
     use super::*;
 
-    #[test]
-    fn renders_every_metric_family() {
+    #[tokio::test]
+    async fn renders_every_metric_family() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let metrics = Metrics::default();
@@ -208,13 +208,14 @@ mod tests {
         metrics.reconcile_error("kubernetes");
         metrics.submit_latency.observe(0.02);
         metrics.status_lag.observe(0.2);
+        metrics.kube("create", "Job", async {}).await;
         let text = metrics.render(&store);
         for want in [
             "sparkvc_job_runs_finished_total{virtual_cluster_id=\"vc1\",state=\"COMPLETED\"} 1",
             "sparkvc_reconcile_errors_total{kind=\"kubernetes\"} 1",
             "sparkvc_submit_latency_seconds_count 1",
             "sparkvc_status_lag_seconds_count 1",
-            "# TYPE sparkvc_kubernetes_request_duration_seconds histogram",
+            "sparkvc_kubernetes_request_duration_seconds_count{verb=\"create\",resource=\"Job\"} 1",
         ] {
             assert!(text.contains(want), "{want} missing from:\n{text}");
         }
