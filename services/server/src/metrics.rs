@@ -6,6 +6,7 @@
 //! | `sparkvc_job_runs_finished_total` | counter | `virtual_cluster_id`, `state` | runs that reached COMPLETED, FAILED or CANCELLED since start |
 //! | `sparkvc_submit_latency_seconds` | histogram | | accepted (createdAt) → job-runner created (SUBMITTED stored) |
 //! | `sparkvc_status_lag_seconds` | histogram | | the watch event showing a driver or job-runner pod terminal → the run's final state stored |
+//! | `sparkvc_reconcile_passes_total` | counter | | executor passes over the open runs that completed |
 //! | `sparkvc_reconcile_errors_total` | counter | `kind` | failed reconcile steps (`kubernetes`: retried later; `store`) |
 //! | `sparkvc_kubernetes_request_duration_seconds` | histogram | `verb`, `resource` | the executor's Kubernetes API calls |
 
@@ -46,6 +47,7 @@ pub struct Metrics {
     pub finished: Family<RunLabels, Counter>,
     pub submit_latency: Histogram,
     pub status_lag: Histogram,
+    pub reconcile_passes: Counter,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub kube_requests: Family<RequestLabels, Histogram>,
 }
@@ -88,6 +90,12 @@ impl Default for Metrics {
             "From the watch event of a terminal pod to the job run's final state being stored",
             status_lag.clone(),
         );
+        let reconcile_passes = Counter::default();
+        registry.register(
+            "reconcile_passes",
+            "Executor passes over the open job runs that completed",
+            reconcile_passes.clone(),
+        );
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
         registry.register(
             "reconcile_errors",
@@ -108,6 +116,7 @@ impl Default for Metrics {
             finished,
             submit_latency,
             status_lag,
+            reconcile_passes,
             reconcile_errors,
             kube_requests,
         }

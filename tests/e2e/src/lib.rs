@@ -326,6 +326,16 @@ pub fn start_request(vc_id: &str) -> pb::StartJobRunRequest {
     }
 }
 
+/// Creates a virtual cluster on `namespace` and returns its ID.
+pub async fn virtual_cluster_on(client: &mut Client, namespace: &str) -> String {
+    client
+        .create_virtual_cluster(create_vc_request(namespace))
+        .await
+        .expect("create virtual cluster")
+        .into_inner()
+        .id
+}
+
 /// Creates a virtual cluster on a fresh namespace and returns its ID.
 pub async fn new_virtual_cluster(client: &mut Client) -> String {
     let req = create_vc_request(&unique("ns"));

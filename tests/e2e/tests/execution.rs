@@ -57,12 +57,7 @@ async fn setup(test: &str) -> Setup {
     ];
     let server = Server::start_with_env(dir.path(), &args, &aws);
     let mut client = server.client().await;
-    let vc = client
-        .create_virtual_cluster(create_vc_request(&ns.name))
-        .await
-        .expect("create virtual cluster")
-        .into_inner()
-        .id;
+    let vc = virtual_cluster_on(&mut client, &ns.name).await;
     Setup {
         _dir: dir,
         server,

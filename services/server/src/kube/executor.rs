@@ -232,6 +232,9 @@ impl Executor {
                 first_error.get_or_insert(err);
             }
         }
+        if first_error.is_none() {
+            self.metrics.reconcile_passes.inc();
+        }
         first_error.map_or(Ok(()), Err)
     }
 

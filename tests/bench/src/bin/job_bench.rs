@@ -1,0 +1,496 @@
+//! Job runs through the local cluster (not a timed test): submits job runs
+//! through the API at increasing rates and reports, on this machine,
+//!
+//! - per rate: the achieved StartJobRun rate, the sustained rate of job-runner
+//!   pods created, and p50/p99 submit latency (StartJobRun acknowledged → the
+//!   job-runner pod seen by this program's watch);
+//! - p50/p99 status lag (the watch shows the job-runner pod terminal → the
+//!   run's terminal state visible through DescribeJobRun, polled every 20 ms);
+//! - the time until every run is terminal, Kubernetes API writes per run
+//!   (from the server's metrics), the server's CPU time and peak memory;
+//! - the raw pod-creation throughput of the same API server, for comparison;
+//! - restart: a server holding 10,000 queued (PENDING) runs is killed with
+//!   SIGKILL and restarted; time until it serves and until its first full
+//!   reconcile pass.
+//!
+//! kwok runs no containers: each job-runner pod is Running, then Succeeded
+//! after `--run-seconds`; with no driver, the run ends FAILED ("the
+//! job-runner finished but the Spark driver does not exist"). That is the
+//! whole submission and status path of a real run, without Spark itself.
+//!
+//! usage: job-bench [--rates 20,50,100] [--runs 2000] [--run-seconds 1]
+//!   [--raw-pods 500] [--restart-runs 10000] [--out PATH]
+//! Needs the local cluster with room for the pods and a controller-manager
+//! fast enough to create them (its default client rate limit of 20 QPS
+//! would be what is measured):
+//!   SPARKVC_NODES=10 SPARKVC_KCM_QPS=200 SPARKVC_KCM_JOB_SYNCS=50 SPARKVC_SCHEDULER_QPS=200 deploy/local/up
+
+use clap::Parser;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::PostParams;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use sparkvc_cluster_tests::{LocalEnv, TestNamespace};
+use sparkvc_e2e::{Client, Server, create_vc_request, http_get, start_request, virtual_cluster_on};
+use sparkvc_proto::v1 as pb;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// StartJobRun rates (runs/s), one phase each, equally long.
+    #[arg(long, value_delimiter = ',', default_value = "20,50,100")]
+    rates: Vec<u32>,
+    /// Job runs in all.
+    #[arg(long, default_value_t = 2000)]
+    runs: usize,
+    /// How long kwok keeps each job-runner pod Running.
+    #[arg(long, default_value_t = 1)]
+    run_seconds: u32,
+    /// Pods created directly, for the raw pod-creation figure.
+    #[arg(long, default_value_t = 500)]
+    raw_pods: usize,
+    /// Queued runs for the restart measurement (0: skip it).
+    #[arg(long, default_value_t = 10_000)]
+    restart_runs: usize,
+    #[arg(long, default_value = "target/bench-results/job-bench.json")]
+    out: PathBuf,
+}
+
+/// Per job run: when this program saw each milestone.
+#[derive(Debug, Default, Clone, Copy)]
+struct Times {
+    acked: Option<Instant>,
+    runner_created: Option<Instant>,
+    runner_ended: Option<Instant>,
+    state_terminal: Option<Instant>,
+    phase: usize,
+}
+
+type Board = Arc<Mutex<HashMap<String, Times>>>;
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after ") ".
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The sum of a metric's samples whose line starts with `prefix`.
+fn metric_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+fn server_args(env: &LocalEnv) -> Vec<String> {
+    vec![
+        "--cluster".into(),
+        format!("local={}", env.context),
+        "--kubeconfig".into(),
+        env.kubeconfig.display().to_string(),
+        "--metrics-listen".into(),
+        "127.0.0.1:0".into(),
+    ]
+}
+
+fn start_server(dir: &std::path::Path, args: &[String]) -> Server {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start_with_env(dir, &args, &[("SPARKVC_LOG", "error")])
+}
+
+/// Records job-runner pod creation and termination as the watch sees them.
+fn watch_runners(pods: Api<Pod>, board: Board) {
+    tokio::spawn(async move {
+        let config = watcher::Config::default().labels("sparkvc.io/component=job-runner");
+        let events = watcher(pods, config).default_backoff().applied_objects();
+        futures::pin_mut!(events);
+        while let Some(Ok(pod)) = events.next().await {
+            let now = Instant::now();
+            let Some(run) = pod.labels().get("sparkvc.io/job-run-id").cloned() else {
+                continue;
+            };
+            let phase = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            let mut board = board.lock().unwrap();
+            let times = board.entry(run).or_default();
+            times.runner_created.get_or_insert(now);
+            if matches!(phase.as_str(), "Succeeded" | "Failed") {
+                times.runner_ended.get_or_insert(now);
+            }
+        }
+    });
+}
+
+/// Polls until every run is terminal; records when each was first seen so.
+async fn follow_states(client: Client, vc: String, board: Board, deadline: Instant) {
+    let terminal = |s: &str| matches!(s, "COMPLETED" | "FAILED" | "CANCELLED");
+    loop {
+        let waiting: Vec<String> = {
+            let board = board.lock().unwrap();
+            board
+                .iter()
+                .filter(|(_, t)| t.runner_ended.is_some() && t.state_terminal.is_none())
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let all_done = {
+            let board = board.lock().unwrap();
+            board
+                .values()
+                .all(|t| t.acked.is_none() || t.state_terminal.is_some())
+        };
+        if all_done || Instant::now() > deadline {
+            return;
+        }
+        let checks = futures::stream::iter(waiting)
+            .map(|id| {
+                let mut client = client.clone();
+                let vc = vc.clone();
+                async move {
+                    let run = client
+                        .describe_job_run(pb::DescribeJobRunRequest {
+                            id: id.clone(),
+                            virtual_cluster_id: vc,
+                        })
+                        .await
+                        .ok()
+                        .and_then(|r| r.into_inner().job_run);
+                    (id, run.is_some_and(|r| terminal(&r.state)), Instant::now())
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+        {
+            let mut board = board.lock().unwrap();
+            for (id, done, at) in checks {
+                if done && let Some(t) = board.get_mut(&id) {
+                    t.state_terminal.get_or_insert(at);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Creates `n` pods directly, 16 at a time: pods/s accepted.
+async fn raw_pod_creation(kube: &kube::Client, n: usize) -> f64 {
+    let ns = TestNamespace::create(kube, "raw-pods")
+        .await
+        .expect("namespace");
+    let pods: Api<Pod> = ns.api();
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .for_each_concurrent(16, |i| {
+            let pods = pods.clone();
+            async move {
+                let pod: Pod = serde_json::from_value(json!({
+                    "metadata": {"name": format!("raw-{i}")},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+                }))
+                .expect("pod");
+                pods.create(&PostParams::default(), &pod)
+                    .await
+                    .expect("create pod");
+            }
+        })
+        .await;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    ns.delete().await.ok();
+    rate
+}
+
+/// Restart with `n` queued runs: (seconds until serving, until the first pass).
+async fn restart(env: &LocalEnv, kube: &kube::Client, n: usize) -> (f64, f64) {
+    let ns = TestNamespace::create(kube, "restart")
+        .await
+        .expect("namespace");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // API-only first: the runs are stored, nothing is submitted.
+    let server = start_server(dir.path(), &[]);
+    let mut client = server.client().await;
+    let mut req = create_vc_request(&ns.name);
+    req.scheduler_configuration = Some(pb::SchedulerConfiguration {
+        max_concurrent_job_runs: Some(1),
+        max_in_queue_job_runs: None,
+    });
+    let vc = client
+        .create_virtual_cluster(req)
+        .await
+        .expect("vc")
+        .into_inner()
+        .id;
+    futures::stream::iter(0..n)
+        .for_each_concurrent(32, |_| {
+            let mut client = client.clone();
+            let vc = vc.clone();
+            async move {
+                client
+                    .start_job_run(start_request(&vc))
+                    .await
+                    .expect("StartJobRun");
+            }
+        })
+        .await;
+    server.kill9();
+    let started = Instant::now();
+    let server = start_server(dir.path(), &server_args(env));
+    let serving = started.elapsed().as_secs_f64();
+    let url = server.metrics_url.clone().expect("metrics URL");
+    loop {
+        if metric_sum(&http_get(&url), "sparkvc_reconcile_passes_total") >= 1.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no reconcile pass in 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reconciled = started.elapsed().as_secs_f64();
+    drop(server);
+    ns.delete().await.ok();
+    (serving, reconciled)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let env = LocalEnv::load().expect("the local cluster (deploy/local/up)");
+    let kube = env.kube_client().await.expect("kube client");
+    let ns = TestNamespace::create(&kube, "job-bench")
+        .await
+        .expect("namespace");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_server(dir.path(), &server_args(&env));
+    let mut client = server.client().await;
+    let vc = virtual_cluster_on(&mut client, &ns.name).await;
+    let board: Board = Arc::default();
+    watch_runners(ns.api(), board.clone());
+    let cpu_before = proc_cpu_seconds(server.pid());
+    let overrides: pb::ConfigurationOverrides = serde_json::from_value(json!({
+        "applicationConfiguration": [{"classification": "emr-job-submitter", "properties": {
+            "jobsubmitter.annotation.sparkvc.io/kwok-run-seconds": args.run_seconds.to_string()
+        }}]
+    }))
+    .expect("overrides");
+
+    let total_rate: u32 = args.rates.iter().sum();
+    let phase_secs = args.runs as f64 / f64::from(total_rate.max(1));
+    println!(
+        "{} job runs: {} phases of {phase_secs:.1} s at {:?} runs/s; kwok ends each job-runner after {} s",
+        args.runs,
+        args.rates.len(),
+        args.rates,
+        args.run_seconds
+    );
+    let began = Instant::now();
+    let mut starts = vec![];
+    let mut phase_bounds = vec![];
+    for (phase, &rate) in args.rates.iter().enumerate() {
+        let n = (phase_secs * f64::from(rate)).round() as usize;
+        let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+        let phase_start = Instant::now();
+        let mut ticker = tokio::time::interval(interval);
+        for _ in 0..n {
+            ticker.tick().await;
+            let mut client = client.clone();
+            let mut req = start_request(&vc);
+            req.configuration_overrides = Some(overrides.clone());
+            let board = board.clone();
+            starts.push(tokio::spawn(async move {
+                let id = client
+                    .start_job_run(req)
+                    .await
+                    .expect("StartJobRun")
+                    .into_inner()
+                    .id;
+                let now = Instant::now();
+                let mut board = board.lock().unwrap();
+                let t = board.entry(id).or_default();
+                t.acked = Some(now);
+                t.phase = phase;
+            }));
+        }
+        phase_bounds.push((rate, n, phase_start, phase_start.elapsed()));
+    }
+    for s in starts {
+        s.await.expect("start task");
+    }
+    let submitted_in = began.elapsed();
+    follow_states(
+        client.clone(),
+        vc.clone(),
+        board.clone(),
+        Instant::now() + Duration::from_secs(600),
+    )
+    .await;
+    let all_terminal = began.elapsed();
+    let cpu = proc_cpu_seconds(server.pid()) - cpu_before;
+    let rss = peak_rss_mb(server.pid());
+    let metrics = http_get(server.metrics_url.as_deref().expect("metrics URL"));
+    let writes = metric_sum(
+        &metrics,
+        "sparkvc_kubernetes_request_duration_seconds_count{verb=\"create\"",
+    ) + metric_sum(
+        &metrics,
+        "sparkvc_kubernetes_request_duration_seconds_count{verb=\"delete\"",
+    );
+
+    // The server's own view: accepted → Job created (SUBMITTED stored).
+    let server_submit_mean_ms = 1000.0 * metric_sum(&metrics, "sparkvc_submit_latency_seconds_sum")
+        / metric_sum(&metrics, "sparkvc_submit_latency_seconds_count").max(1.0);
+    let server_lag_mean_ms = 1000.0 * metric_sum(&metrics, "sparkvc_status_lag_seconds_sum")
+        / metric_sum(&metrics, "sparkvc_status_lag_seconds_count").max(1.0);
+    println!(
+        "server metrics: mean accepted → Job created {server_submit_mean_ms:.1} ms; \
+         mean terminal pod event → state stored {server_lag_mean_ms:.1} ms"
+    );
+    let board = board.lock().unwrap().clone();
+    let mut results = serde_json::Map::new();
+    println!(
+        "{:>8} {:>6} {:>10} {:>12} {:>14} {:>14}",
+        "rate", "runs", "starts/s", "runner pods/s", "submit p50 ms", "submit p99 ms"
+    );
+    let mut phases = vec![];
+    for (phase, (rate, n, _, took)) in phase_bounds.iter().enumerate() {
+        let mut submit = histogram();
+        let (mut first_ack, mut last_created) = (None::<Instant>, None::<Instant>);
+        for t in board.values().filter(|t| t.phase == phase) {
+            if let (Some(a), Some(c)) = (t.acked, t.runner_created) {
+                submit
+                    .record(c.saturating_duration_since(a).as_micros().max(1) as u64)
+                    .ok();
+                first_ack = Some(first_ack.map_or(a, |f| f.min(a)));
+                last_created = Some(last_created.map_or(c, |l| l.max(c)));
+            }
+        }
+        let pods_per_s = match (first_ack, last_created) {
+            (Some(a), Some(c)) => submit.len() as f64 / c.duration_since(a).as_secs_f64(),
+            _ => 0.0,
+        };
+        let starts_per_s = *n as f64 / took.as_secs_f64();
+        println!(
+            "{rate:>8} {n:>6} {starts_per_s:>10.1} {pods_per_s:>12.1} {:>14.1} {:>14.1}",
+            ms(&submit, 0.5),
+            ms(&submit, 0.99)
+        );
+        phases.push(json!({
+            "target_rate": rate, "runs": n, "start_job_run_per_s": starts_per_s,
+            "job_runner_pods_per_s": pods_per_s,
+            "submit_latency_ms": {"p50": ms(&submit, 0.5), "p99": ms(&submit, 0.99), "max": ms(&submit, 1.0)},
+        }));
+    }
+    results.insert("phases".into(), json!(phases));
+    let mut lag = histogram();
+    let mut terminal = 0;
+    for t in board.values() {
+        if let (Some(e), Some(s)) = (t.runner_ended, t.state_terminal) {
+            lag.record(s.saturating_duration_since(e).as_micros().max(1) as u64)
+                .ok();
+        }
+        terminal += usize::from(t.state_terminal.is_some());
+    }
+    println!(
+        "status lag (pod terminal → state visible): p50 {:.1} ms, p99 {:.1} ms ({} runs; polled every 20 ms)",
+        ms(&lag, 0.5),
+        ms(&lag, 0.99),
+        lag.len()
+    );
+    println!(
+        "all {} runs submitted in {:.1} s; {terminal} terminal after {:.1} s",
+        args.runs,
+        submitted_in.as_secs_f64(),
+        all_terminal.as_secs_f64()
+    );
+    println!(
+        "Kubernetes API writes per run: {:.2}; server CPU {cpu:.1} s ({:.2} ms per run); peak RSS {rss:.0} MB",
+        writes / args.runs as f64,
+        cpu * 1000.0 / args.runs as f64
+    );
+    results.insert(
+        "status_lag_ms".into(),
+        json!({"p50": ms(&lag, 0.5), "p99": ms(&lag, 0.99), "max": ms(&lag, 1.0), "samples": lag.len()}),
+    );
+    results.insert("server_submit_mean_ms".into(), json!(server_submit_mean_ms));
+    results.insert(
+        "server_status_lag_mean_ms".into(),
+        json!(server_lag_mean_ms),
+    );
+    results.insert("runs".into(), json!(args.runs));
+    results.insert("terminal_runs".into(), json!(terminal));
+    results.insert("all_terminal_s".into(), json!(all_terminal.as_secs_f64()));
+    results.insert(
+        "kube_writes_per_run".into(),
+        json!(writes / args.runs as f64),
+    );
+    results.insert("server_cpu_s".into(), json!(cpu));
+    results.insert("server_peak_rss_mb".into(), json!(rss));
+    drop(server);
+    ns.delete().await.ok();
+
+    if args.raw_pods > 0 {
+        let rate = raw_pod_creation(&kube, args.raw_pods).await;
+        println!(
+            "raw pod creation on the same API server: {rate:.1} pods/s ({} pods, 16 in flight)",
+            args.raw_pods
+        );
+        results.insert("raw_pods_per_s".into(), json!(rate));
+    }
+    if args.restart_runs > 0 {
+        let (serving, reconciled) = restart(&env, &kube, args.restart_runs).await;
+        println!(
+            "restart with {} queued runs: serving after {serving:.2} s, first reconcile pass done after {reconciled:.2} s",
+            args.restart_runs
+        );
+        results.insert(
+            "restart".into(),
+            json!({"queued_runs": args.restart_runs, "serving_s": serving, "first_pass_s": reconciled}),
+        );
+    }
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent).expect("results directory");
+    }
+    std::fs::write(
+        &args.out,
+        serde_json::to_string_pretty(&results).expect("json"),
+    )
+    .expect("write results");
+    println!("results written to {}", args.out.display());
+}
