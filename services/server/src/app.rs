@@ -77,6 +77,7 @@ pub async fn run(
             config.account_id.clone(),
             wake.clone(),
             metrics.clone(),
+            std::time::Duration::from_secs(config.finished_job_ttl_seconds),
         );
         Arc::new(executor).spawn();
     }

@@ -23,6 +23,10 @@ pub struct Flags {
     /// Address of the Prometheus metrics endpoint (`GET /metrics`); off if unset.
     #[arg(long, env = "SPARKVC_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Seconds a finished job run's pods are kept before its Job is deleted
+    /// (the run's record stays). Default 3600.
+    #[arg(long, env = "SPARKVC_FINISHED_JOB_TTL")]
+    pub finished_job_ttl: Option<u64>,
     /// Directory of the embedded store; created if missing.
     #[arg(long, env = "SPARKVC_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -82,6 +86,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where `GET /metrics` is served; no metrics endpoint if unset.
     pub metrics_listen: Option<SocketAddr>,
+    /// Seconds a finished run's pods are kept before its Job is deleted.
+    pub finished_job_ttl_seconds: u64,
     pub data_dir: PathBuf,
     pub partition: String,
     pub region: String,
@@ -103,6 +109,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_listen: None,
+            finished_job_ttl_seconds: 3600,
             data_dir: PathBuf::from("sparkvc-data"),
             partition: "aws".into(),
             region: "us-east-1".into(),
@@ -153,6 +160,9 @@ impl Config {
         }
         if let Some(v) = flags.metrics_listen {
             config.metrics_listen = Some(v);
+        }
+        if let Some(v) = flags.finished_job_ttl {
+            config.finished_job_ttl_seconds = v;
         }
         if let Some(v) = &flags.data_dir {
             config.data_dir = v.clone();

@@ -34,6 +34,11 @@ struct Setup {
 }
 
 async fn setup(test: &str) -> Setup {
+    setup_with(test, &[]).await
+}
+
+/// [`setup`] with more server flags.
+async fn setup_with(test: &str, extra_args: &[&str]) -> Setup {
     let env = LocalEnv::load().expect("local environment");
     let kube = env.kube_client().await.expect("kube client");
     let ns = TestNamespace::create(&kube, test).await.unwrap();
@@ -46,7 +51,8 @@ async fn setup(test: &str) -> Setup {
         "--metrics-listen".into(),
         "127.0.0.1:0".into(),
     ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra_args);
     // The server reads s3:// pod templates from the local AWS stand-in.
     let aws = [
         ("AWS_ENDPOINT_URL", env.aws_endpoint.as_str()),
@@ -574,6 +580,46 @@ async fn the_real_spark_submit_runs_the_job_runner_pod() {
         failed.state_details
     );
     drop(runner);
+}
+
+/// After `--finished-job-ttl`, a finished run's Job and pods are deleted;
+/// its record and state history stay.
+#[tokio::test]
+async fn finished_runs_pods_are_deleted_after_the_ttl() {
+    let mut s = setup_with("exec-ttl", &["--finished-job-ttl", "1"]).await;
+    let run = start_submitted(&mut s).await;
+    create_driver(&s, &run.id, &[(kwok::RUN_SECONDS, "1")]).await;
+    wait_for_state(&mut s.client, &s.vc, &run.id, "COMPLETED").await;
+    let pods: Api<Pod> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    let jobs: Api<Job> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    let selector = format!("sparkvc.io/job-run-id={}", run.id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = jobs.get_opt(&run.id).await.unwrap();
+        let left = pods
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+            .items
+            .len();
+        if job.is_none() && left == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after the TTL the Job ({}) and pods ({left}) should be gone",
+            job.is_some()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let kept = describe(&mut s.client, &s.vc, &run.id).await;
+    assert_eq!(kept.state, "COMPLETED");
+    let states: Vec<&str> = kept
+        .state_history
+        .iter()
+        .map(|t| t.state.as_str())
+        .collect();
+    assert_eq!(states, ["PENDING", "SUBMITTED", "RUNNING", "COMPLETED"]);
 }
 
 /// StartJobRun with one `emr-job-submitter` property.

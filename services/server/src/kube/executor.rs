@@ -19,6 +19,10 @@
 //!   down and fails, saying why its pods did not start.
 //! - Cancellation: a CANCEL_PENDING run's Job and driver pod are deleted,
 //!   then CANCELLED.
+//! - Clean-up: when a run that reached Kubernetes ends, the same store
+//!   transaction schedules the deletion of its Job (and so of its pods) for
+//!   `finished_job_ttl` later; the record, its state history and log
+//!   locations stay. Kept in the store, so a restart loses none.
 //!
 //! The store is the source of truth: the executor is woken when runs are
 //! accepted, cancelled or end (a slot frees), and also re-reads the open runs
@@ -76,6 +80,8 @@ pub struct Executor {
     /// they were last created or found.
     shared_objects: Mutex<HashMap<String, Instant>>,
     metrics: Metrics,
+    /// How long a finished run's pods are kept.
+    finished_job_ttl: Duration,
 }
 
 /// Why a submission attempt stopped.
@@ -133,6 +139,7 @@ impl Executor {
         account_id: String,
         wake: Arc<Notify>,
         metrics: Metrics,
+        finished_job_ttl: Duration,
     ) -> Self {
         Self {
             store,
@@ -145,6 +152,7 @@ impl Executor {
             pods: Mutex::default(),
             shared_objects: Mutex::default(),
             metrics,
+            finished_job_ttl,
         }
     }
 
@@ -168,6 +176,10 @@ impl Executor {
         loop {
             if let Err(err) = self.pass(check_starts).await {
                 tracing::warn!(error = %err, "reconcile pass failed; retrying");
+            }
+            if check_starts && let Err(err) = self.clean_up_finished().await {
+                self.metrics.reconcile_error("store");
+                tracing::warn!(error = %err, "cleaning up finished runs failed; retrying");
             }
             check_starts = tokio::select! {
                 () = self.wake.notified() => false,
@@ -238,6 +250,44 @@ impl Executor {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Deletes the Jobs of finished runs whose TTL has passed.
+    async fn clean_up_finished(&self) -> Result<(), StoreError> {
+        let due = self.store.due_cleanups(self.clock.now_micros(), 256)?;
+        let done = futures::stream::iter(due)
+            .map(|cleanup| async move {
+                let vc = self.store.virtual_cluster(&cleanup.vc_id)?;
+                if let Some(at) = vc.as_ref().and_then(|vc| self.placement(vc))
+                    && let Err(err) = self.take_down(&at, &cleanup.run_id).await
+                {
+                    self.metrics.reconcile_error("kubernetes");
+                    tracing::warn!(job_run_id = %cleanup.run_id, error = %err, "deleting a finished run's pods failed; will retry");
+                    return Ok(None);
+                }
+                tracing::debug!(job_run_id = %cleanup.run_id, "finished run's pods deleted");
+                Ok::<_, StoreError>(Some(cleanup.key))
+            })
+            .buffer_unordered(PARALLEL)
+            .collect::<Vec<_>>()
+            .await;
+        let keys: Vec<Vec<u8>> = done
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .write(|txn| -> Result<(), StoreError> {
+                for key in &keys {
+                    txn.remove_cleanup(key);
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// Records what a step's failure means for its run.
     async fn settle(
         &self,
@@ -280,7 +330,8 @@ impl Executor {
         next: JobRunState,
         outcome: Outcome,
     ) -> Result<bool, StoreError> {
-        let at = timestamp_from_micros(self.clock.now_micros());
+        let now = self.clock.now_micros();
+        let at = timestamp_from_micros(now);
         let changed = self
             .store
             .write(|txn| -> Result<bool, StoreError> {
@@ -292,6 +343,14 @@ impl Executor {
                     return Ok(false);
                 }
                 txn.put_job_run(Some(before), &run);
+                let reached_kubernetes = run
+                    .state_history
+                    .iter()
+                    .any(|t| t.state == JobRunState::Submitted.as_str());
+                if next.is_terminal() && reached_kubernetes {
+                    let ttl = u64::try_from(self.finished_job_ttl.as_micros()).unwrap_or(u64::MAX);
+                    txn.schedule_cleanup(now.saturating_add(ttl), vc_id, run_id);
+                }
                 Ok(true)
             })
             .await?;

@@ -10,6 +10,7 @@
 //! | `job_templates`           | templateId                   | JobTemplate                    |
 //! | `security_configurations` | securityConfigurationId      | SecurityConfiguration          |
 //! | `client_tokens`           | operation/scope/clientToken  | ClientTokenRecord              |
+//! | `cleanups`                | dueMicros(16 hex)/vcId/jobRunId | empty: a finished run's Kubernetes objects to delete then |
 //!
 //! Values are prost messages behind a one-byte schema version.
 //!
@@ -70,9 +71,10 @@ enum TreeId {
     JobTemplates,
     SecurityConfigurations,
     ClientTokens,
+    Cleanups,
 }
 
-const TREE_NAMES: [&str; 7] = [
+const TREE_NAMES: [&str; 8] = [
     "virtual_clusters",
     "vc_namespaces",
     "job_runs",
@@ -80,6 +82,7 @@ const TREE_NAMES: [&str; 7] = [
     "job_templates",
     "security_configurations",
     "client_tokens",
+    "cleanups",
 ];
 
 /// How many of a virtual cluster's runs are queued and running.
@@ -134,6 +137,14 @@ fn decode<M: Message + Default>(key: &[u8], bytes: &[u8]) -> StoreResult<M> {
         ))),
         None => Err(corrupt("empty record".into())),
     }
+}
+
+/// A finished run whose Kubernetes objects are due for deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cleanup {
+    pub key: Vec<u8>,
+    pub vc_id: String,
+    pub run_id: String,
 }
 
 /// A page of a listing, and where the next page starts.
@@ -264,6 +275,23 @@ impl Store {
                 let state = JobRunState::parse(&String::from_utf8_lossy(&state))
                     .unwrap_or(JobRunState::Pending);
                 out.push((vc, run, state));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Cleanups due at or before `now_micros`, the earliest first, at most `limit`.
+    pub fn due_cleanups(&self, now_micros: u64, limit: usize) -> StoreResult<Vec<Cleanup>> {
+        let end = keys::cleanup_bound(now_micros);
+        let mut out = Vec::new();
+        for entry in self.tree(TreeId::Cleanups).range(..end).keys().take(limit) {
+            let key = entry?;
+            if let Some((vc_id, run_id)) = keys::split_cleanup(&key) {
+                out.push(Cleanup {
+                    key: key.to_vec(),
+                    vc_id,
+                    run_id,
+                });
             }
         }
         Ok(out)
@@ -464,6 +492,19 @@ impl Txn<'_> {
             .push((run.virtual_cluster_id.clone(), previous, Some(state)));
     }
 
+    /// Deletes the run's Kubernetes objects at `due_micros` (see [`Store::due_cleanups`]).
+    pub fn schedule_cleanup(&mut self, due_micros: u64, vc_id: &str, run_id: &str) {
+        self.writes.push((
+            TreeId::Cleanups,
+            keys::cleanup(due_micros, vc_id, run_id),
+            Some(Vec::new()),
+        ));
+    }
+
+    pub fn remove_cleanup(&mut self, key: &[u8]) {
+        self.remove(TreeId::Cleanups, key.to_vec());
+    }
+
     /// The open (non-terminal) runs of one virtual cluster, as committed.
     pub fn open_job_runs_of(&self, vc_id: &str) -> StoreResult<Vec<String>> {
         let mut out = Vec::new();
@@ -610,4 +651,36 @@ impl Txn<'_> {
 /// The creation time of a record, from its time-ordered ID.
 pub fn created_micros(id: &str) -> Option<u64> {
     ids::micros_of(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cleanups_come_due_in_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write(|txn| -> StoreResult<()> {
+                txn.schedule_cleanup(2_000, "vc", "late");
+                txn.schedule_cleanup(1_000, "vc", "early");
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.due_cleanups(999, 10).unwrap(), []);
+        let due = store.due_cleanups(2_000, 10).unwrap();
+        let runs: Vec<&str> = due.iter().map(|c| c.run_id.as_str()).collect();
+        assert_eq!(runs, ["early", "late"]);
+        let first = due[0].key.clone();
+        store
+            .write(|txn| -> StoreResult<()> {
+                txn.remove_cleanup(&first);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.due_cleanups(u64::MAX - 1, 10).unwrap().len(), 1);
+    }
 }
