@@ -706,7 +706,22 @@ impl Executor {
             return Ok(());
         };
         let current = state::state_of(&run);
-        match observe(current, runner, driver) {
+        let observation = observe(current, runner, driver);
+        if current == JobRunState::Pending && observation != Observation::Unchanged {
+            // Its job-runner exists, so it was submitted: by this server
+            // before it crashed between creating the objects and recording
+            // SUBMITTED. Record that first, so the history tells the truth.
+            let outcome = Outcome {
+                details: format!(
+                    "Job-runner {} found in namespace {namespace}.",
+                    names::job_name(run_id)
+                ),
+                ..Default::default()
+            };
+            self.transition(vc_id, run_id, JobRunState::Submitted, outcome)
+                .await?;
+        }
+        match observation {
             Observation::Unchanged => Ok(()),
             Observation::Transition(next, outcome) => {
                 // The driver can finish before RUNNING was ever seen.

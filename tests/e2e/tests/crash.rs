@@ -1,0 +1,152 @@
+//! Crash safety against the real local cluster: the server is killed with
+//! SIGKILL in the middle of a load of job runs and restarted on the same
+//! store. Every acknowledged run must be there and reach its true final
+//! state; no run may get a second job-runner or be submitted again.
+//!
+//! kwok runs each job-runner pod for two seconds and there is no driver, so
+//! each run's true end is FAILED ("the job-runner finished but the Spark
+//! driver does not exist"); some runs end while the server is down.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use serde_json::json;
+use sparkvc_cluster_tests::{LocalEnv, TestNamespace};
+use sparkvc_e2e::*;
+use sparkvc_proto::v1 as pb;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const RUNS: usize = 300;
+const KILL_AFTER: usize = 150;
+
+#[tokio::test]
+async fn kill9_during_load_loses_nothing_and_submits_nothing_twice() {
+    let env = LocalEnv::load().expect("local environment");
+    let kube = env.kube_client().await.expect("kube client");
+    let ns = TestNamespace::create(&kube, "crash").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--cluster".to_string(),
+        format!("local={}", env.context),
+        "--kubeconfig".into(),
+        env.kubeconfig.display().to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start_with(dir.path(), &args);
+    let mut client = server.client().await;
+    let vc = virtual_cluster_on(&mut client, &ns.name).await;
+    let overrides: pb::ConfigurationOverrides = serde_json::from_value(json!({
+        "applicationConfiguration": [{"classification": "emr-job-submitter", "properties": {
+            "jobsubmitter.annotation.sparkvc.io/kwok-run-seconds": "2"
+        }}]
+    }))
+    .unwrap();
+
+    // 16 clients start runs until the server dies under them.
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut clients = vec![];
+    for _ in 0..16 {
+        let (mut client, acked, vc, overrides) = (
+            server.client().await,
+            acked.clone(),
+            vc.clone(),
+            overrides.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            for _ in 0..RUNS / 16 {
+                let mut req = start_request(&vc);
+                req.configuration_overrides = Some(overrides.clone());
+                match client.start_job_run(req).await {
+                    Ok(r) => acked.lock().unwrap().push(r.into_inner().id),
+                    Err(_) => return, // the server is gone
+                }
+            }
+        }));
+    }
+    while acked.lock().unwrap().len() < KILL_AFTER {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill9();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let acked: Vec<String> = acked.lock().unwrap().clone();
+    // Some job-runners finish while nobody watches.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let server = Server::start_with(dir.path(), &args);
+    let mut client = server.client().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let runs = loop {
+        let runs = all_runs(&mut client, &vc).await;
+        let open = runs
+            .iter()
+            .filter(|r| !matches!(r.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"))
+            .count();
+        if open == 0 {
+            break runs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} of {} runs are still open after the restart",
+            runs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    // Nothing acknowledged is lost.
+    let stored: BTreeMap<&str, &pb::JobRun> = runs.iter().map(|r| (r.id.as_str(), r)).collect();
+    for id in &acked {
+        assert!(
+            stored.contains_key(id.as_str()),
+            "acknowledged run {id} is lost"
+        );
+    }
+    assert!(acked.len() >= KILL_AFTER, "{} acknowledged", acked.len());
+
+    // Every run got its true end, once, after exactly one submission.
+    for run in &runs {
+        assert_eq!(run.state, "FAILED", "{}: {}", run.id, run.state_details);
+        assert!(
+            run.state_details.contains("does not exist"),
+            "{}: {}",
+            run.id,
+            run.state_details
+        );
+        let states: Vec<&str> = run.state_history.iter().map(|t| t.state.as_str()).collect();
+        assert_eq!(states, ["PENDING", "SUBMITTED", "FAILED"], "{}", run.id);
+    }
+
+    // One job-runner pod per run, none for a run that does not exist.
+    let pods: Api<Pod> = Api::namespaced(kube.clone(), &ns.name);
+    let runner_pods = pods
+        .list(&ListParams::default().labels("sparkvc.io/component=job-runner"))
+        .await
+        .unwrap()
+        .items;
+    let mut per_run: BTreeMap<String, usize> = BTreeMap::new();
+    for pod in &runner_pods {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        *per_run
+            .entry(labels["sparkvc.io/job-run-id"].clone())
+            .or_default() += 1;
+    }
+    let with_pods: BTreeSet<&str> = per_run.keys().map(String::as_str).collect();
+    let all: BTreeSet<&str> = stored.keys().copied().collect();
+    assert_eq!(
+        with_pods, all,
+        "every run, and only they, have a job-runner pod"
+    );
+    assert!(
+        per_run.values().all(|&n| n == 1),
+        "a run got a second job-runner pod: {per_run:?}"
+    );
+    eprintln!(
+        "crash test: {} runs acknowledged before the kill, {} stored, all FAILED once after one submission",
+        acked.len(),
+        runs.len()
+    );
+    drop(server);
+    ns.delete().await.unwrap();
+}
