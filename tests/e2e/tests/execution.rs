@@ -712,7 +712,8 @@ async fn runs_beyond_max_concurrent_wait_and_start_in_order() {
 }
 
 /// A run whose job-runner cannot be scheduled fails at its job-start-timeout,
-/// saying why, and its Job is deleted.
+/// saying why, and its Job is deleted. (20 s: under the full suite's load
+/// the Job controller can take seconds to create the pod at all.)
 #[tokio::test]
 async fn a_run_that_cannot_start_fails_at_its_start_timeout() {
     let mut s = setup("exec-timeout").await;
@@ -722,7 +723,7 @@ async fn a_run_that_cannot_start_fails_at_its_start_timeout() {
             {"classification": "emr-job-submitter",
              "properties": {"jobsubmitter.node.selector.sparkvc.io/no-such-node": "true"}},
             {"classification": "emr-containers-defaults",
-             "properties": {"job-start-timeout": "2"}}
+             "properties": {"job-start-timeout": "20"}}
         ]),
     );
     let run = s.client.start_job_run(req).await.unwrap().into_inner();
@@ -731,7 +732,7 @@ async fn a_run_that_cannot_start_fails_at_its_start_timeout() {
     assert!(
         failed
             .state_details
-            .starts_with("The job run did not start within its job-start-timeout of 2 s: the job-runner pod cannot be scheduled: 0/")
+            .starts_with("The job run did not start within its job-start-timeout of 20 s: the job-runner pod cannot be scheduled: 0/")
             && failed.state_details.contains("node affinity/selector"),
         "{}",
         failed.state_details

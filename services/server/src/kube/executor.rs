@@ -531,10 +531,22 @@ impl Executor {
                 .submit_latency
                 .observe(now.saturating_sub(created).max(0) as f64 / 1e6);
         } else {
-            // Cancelled while we were creating it: take it down again.
-            delete_if_present::<Job>(client, namespace, &names::job_name(run_id))
-                .await
-                .map_err(|e| SubmitError::Retry(format!("deleting a cancelled job-runner: {e}")))?;
+            // Not PENDING any more. If it was cancelled meanwhile, take the
+            // job-runner down again. Otherwise the pod watch got there first
+            // (its job-runner already existed, e.g. from before a crash) and
+            // the objects are the run's own: leave them.
+            let now = self.store.job_run(vc_id, run_id)?;
+            let cancelled = now
+                .as_ref()
+                .map(state::state_of)
+                .is_some_and(|s| matches!(s, JobRunState::CancelPending | JobRunState::Cancelled));
+            if cancelled {
+                delete_if_present::<Job>(client, namespace, &names::job_name(run_id))
+                    .await
+                    .map_err(|e| {
+                        SubmitError::Retry(format!("deleting a cancelled job-runner: {e}"))
+                    })?;
+            }
         }
         Ok(())
     }
