@@ -92,6 +92,16 @@ impl LocalEnv {
     }
 
     /// kube-rs configuration for the admin user of the local cluster.
+    /// The `sparkvc-server` flags that serve this cluster as `local`.
+    pub fn server_args(&self) -> Vec<String> {
+        vec![
+            "--cluster".into(),
+            format!("local={}", self.context),
+            "--kubeconfig".into(),
+            self.kubeconfig.display().to_string(),
+        ]
+    }
+
     pub async fn kube_config(&self) -> Result<Config> {
         let kc = Kubeconfig::read_from(&self.kubeconfig)
             .with_context(|| format!("reading kubeconfig {}", self.kubeconfig.display()))?;

@@ -26,12 +26,7 @@ async fn kill9_during_load_loses_nothing_and_submits_nothing_twice() {
     let kube = env.kube_client().await.expect("kube client");
     let ns = TestNamespace::create(&kube, "crash").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "--cluster".to_string(),
-        format!("local={}", env.context),
-        "--kubeconfig".into(),
-        env.kubeconfig.display().to_string(),
-    ];
+    let args = env.server_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::start_with(dir.path(), &args);
     let mut client = server.client().await;

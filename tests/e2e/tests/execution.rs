@@ -43,14 +43,8 @@ async fn setup_with(test: &str, extra_args: &[&str]) -> Setup {
     let kube = env.kube_client().await.expect("kube client");
     let ns = TestNamespace::create(&kube, test).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "--cluster".to_string(),
-        format!("local={}", env.context),
-        "--kubeconfig".into(),
-        env.kubeconfig.display().to_string(),
-        "--metrics-listen".into(),
-        "127.0.0.1:0".into(),
-    ];
+    let mut args = env.server_args();
+    args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend_from_slice(extra_args);
     // The server reads s3:// pod templates from the local AWS stand-in.

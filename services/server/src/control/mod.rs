@@ -89,7 +89,7 @@ pub fn timestamp_from_micros(micros: u64) -> Timestamp {
     }
 }
 
-fn micros_from_timestamp(ts: &Timestamp) -> u64 {
+pub fn micros_from_timestamp(ts: &Timestamp) -> u64 {
     let micros = i128::from(ts.seconds) * 1_000_000 + i128::from(ts.nanos) / 1000;
     micros.clamp(0, i128::from(u64::MAX)) as u64
 }

@@ -33,7 +33,7 @@ use super::apply::{create_if_absent, delete_if_present};
 use super::observe::{Observation, ObservedOutcome, observe, why_not_started};
 use super::queue::{self, OpenRun, Step};
 use super::templates::{TemplateError, TemplateReader};
-use crate::control::timestamp_from_micros;
+use crate::control::{micros_from_timestamp, timestamp_from_micros};
 use crate::ids::Clock;
 use crate::metrics::Metrics;
 use crate::release::Catalogue;
@@ -434,15 +434,24 @@ impl Executor {
         Ok(())
     }
 
-    async fn submit(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
+    /// A run and where it runs; None if either is gone, or its virtual
+    /// cluster is on no configured cluster (it has nowhere to run).
+    fn run_and_placement(
+        &self,
+        vc_id: &str,
+        run_id: &str,
+    ) -> Result<Option<(pb::JobRun, Placement)>, StoreError> {
         let (Some(run), Some(vc)) = (
             self.store.job_run(vc_id, run_id)?,
             self.store.virtual_cluster(vc_id)?,
         ) else {
-            return Ok(());
+            return Ok(None);
         };
-        // A virtual cluster on no configured cluster has nowhere to run.
-        let Some(at) = self.placement(&vc) else {
+        Ok(self.placement(&vc).map(|at| (run, at)))
+    }
+
+    async fn submit(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
+        let Some((run, at)) = self.run_and_placement(vc_id, run_id)? else {
             return Ok(());
         };
         let (client, namespace) = (&at.client, at.namespace.as_str());
@@ -523,13 +532,9 @@ impl Executor {
             .transition(vc_id, run_id, JobRunState::Submitted, outcome)
             .await?;
         if submitted {
-            let created = run.created_at.map_or(0, |t| {
-                t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos / 1000)
-            });
-            let now = i64::try_from(self.clock.now_micros()).unwrap_or(i64::MAX);
-            self.metrics
-                .submit_latency
-                .observe(now.saturating_sub(created).max(0) as f64 / 1e6);
+            let created = run.created_at.as_ref().map_or(0, micros_from_timestamp);
+            let waited = self.clock.now_micros().saturating_sub(created);
+            self.metrics.submit_latency.observe(waited as f64 / 1e6);
         } else {
             // Not PENDING any more. If it was cancelled meanwhile, take the
             // job-runner down again. Otherwise the pod watch got there first
@@ -585,13 +590,7 @@ impl Executor {
 
     /// Fails a run that is still SUBMITTED after its job-start-timeout.
     async fn check_start(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
-        let (Some(run), Some(vc)) = (
-            self.store.job_run(vc_id, run_id)?,
-            self.store.virtual_cluster(vc_id)?,
-        ) else {
-            return Ok(());
-        };
-        let Some(at) = self.placement(&vc) else {
+        let Some((run, at)) = self.run_and_placement(vc_id, run_id)? else {
             return Ok(());
         };
         let timeout = start_timeout(&run);
@@ -600,13 +599,12 @@ impl Executor {
             .iter()
             .rev()
             .find(|t| t.state == JobRunState::Submitted.as_str())
-            .and_then(|t| t.at)
-            .map(|t| t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos / 1000));
-        let now = i64::try_from(self.clock.now_micros()).unwrap_or(i64::MAX);
+            .and_then(|t| t.at.as_ref())
+            .map(micros_from_timestamp);
         let Some(submitted_at) = submitted_at else {
             return Ok(());
         };
-        let waited = Duration::from_micros(now.saturating_sub(submitted_at).max(0) as u64);
+        let waited = Duration::from_micros(self.clock.now_micros().saturating_sub(submitted_at));
         if state::state_of(&run) != JobRunState::Submitted || waited < timeout {
             return Ok(());
         }

@@ -116,14 +116,9 @@ fn metric_sum(text: &str, prefix: &str) -> f64 {
 }
 
 fn server_args(env: &LocalEnv) -> Vec<String> {
-    vec![
-        "--cluster".into(),
-        format!("local={}", env.context),
-        "--kubeconfig".into(),
-        env.kubeconfig.display().to_string(),
-        "--metrics-listen".into(),
-        "127.0.0.1:0".into(),
-    ]
+    let mut args = env.server_args();
+    args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
+    args
 }
 
 fn start_server(dir: &std::path::Path, args: &[String]) -> Server {
