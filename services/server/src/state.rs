@@ -19,6 +19,7 @@
 
 use prost_types::Timestamp;
 use sparkvc_proto::v1 as pb;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum JobRunState {
@@ -108,6 +109,7 @@ pub fn transition(
     }
     if next.is_terminal() {
         run.finished_at = Some(at);
+        run.next_attempt_at = None;
     }
     run.state_history.push(pb::StateTransition {
         state: next.as_str().to_string(),
@@ -117,7 +119,8 @@ pub fn transition(
     true
 }
 
-/// The first entry of a new run's history.
+/// The first entry of a new run's history; a run with a retry policy starts
+/// on attempt 1.
 pub fn initial(run: &mut pb::JobRun, at: Timestamp) {
     run.state = JobRunState::Pending.as_str().to_string();
     run.state_history = vec![pb::StateTransition {
@@ -125,6 +128,122 @@ pub fn initial(run: &mut pb::JobRun, at: Timestamp) {
         at: Some(at),
         details: String::new(),
     }];
+    if run.retry_policy_configuration.is_some() {
+        run.retry_policy_execution = Some(pb::RetryPolicyExecution {
+            current_attempt_count: 1,
+        });
+    }
+}
+
+// Retries (`retryPolicyConfiguration.maxAttempts`)
+//
+// A run's driver may be tried up to maxAttempts times. When an attempt's
+// driver fails, the run keeps its state (SUBMITTED or RUNNING), its attempt
+// count goes up at once (so the failed attempt's pods are ignored from then
+// on), `nextAttemptAt` says when the next one starts, and a history entry
+// keeps the failed attempt's reason. When the next attempt's job-runner is
+// created the run is SUBMITTED again. The last attempt's failure fails the run.
+
+/// The first retry waits this long; each later one twice as long as the one
+/// before, up to [`RETRY_BACKOFF_CAP`] (Kubernetes' pod failure backoff,
+/// which EMR on EKS uses).
+pub const RETRY_BACKOFF: Duration = Duration::from_secs(10);
+pub const RETRY_BACKOFF_CAP: Duration = Duration::from_secs(6 * 60);
+
+/// How long to wait after attempt `failed` (1-based) before the next one.
+pub fn retry_backoff(failed: u32) -> Duration {
+    let doublings = failed.saturating_sub(1).min(16);
+    (RETRY_BACKOFF * (1u32 << doublings)).min(RETRY_BACKOFF_CAP)
+}
+
+/// The attempt a run is on (1 for a run without a retry policy).
+pub fn attempt_of(run: &pb::JobRun) -> u32 {
+    run.retry_policy_execution
+        .and_then(|e| u32::try_from(e.current_attempt_count).ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}
+
+/// How many attempts the run may make in all.
+pub fn max_attempts(run: &pb::JobRun) -> u32 {
+    run.retry_policy_configuration
+        .and_then(|c| u32::try_from(c.max_attempts).ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1)
+}
+
+/// Whether the run waits for its next attempt to start.
+pub fn awaits_attempt(run: &pb::JobRun) -> bool {
+    run.next_attempt_at.is_some()
+}
+
+/// Records that attempt `failed` failed with `details` and that the next one
+/// starts at `next_at`. Returns false (and changes nothing) unless the run is
+/// SUBMITTED or RUNNING on that attempt, no retry is already scheduled, and
+/// an attempt is left.
+pub fn schedule_attempt(
+    run: &mut pb::JobRun,
+    failed: u32,
+    details: &str,
+    at: Timestamp,
+    next_at: Timestamp,
+) -> bool {
+    let state = state_of(run);
+    let max = max_attempts(run);
+    if !matches!(state, JobRunState::Submitted | JobRunState::Running)
+        || attempt_of(run) != failed
+        || awaits_attempt(run)
+        || failed >= max
+    {
+        return false;
+    }
+    let next = failed + 1;
+    run.retry_policy_execution = Some(pb::RetryPolicyExecution {
+        current_attempt_count: i32::try_from(next).unwrap_or(i32::MAX),
+    });
+    run.next_attempt_at = Some(next_at);
+    let wait = next_at.seconds.saturating_sub(at.seconds).max(0);
+    let text =
+        format!("Attempt {failed} of {max} failed: {details} Attempt {next} starts in {wait} s.");
+    run.state_details = fit_details(&text);
+    run.state_history.push(pb::StateTransition {
+        state: state.as_str().to_string(),
+        at: Some(at),
+        details: fit_details(&format!("Attempt {failed} of {max} failed: {details}")),
+    });
+    true
+}
+
+/// Starts the scheduled attempt: the run is SUBMITTED again. Returns false
+/// (and changes nothing) if no attempt is scheduled or the run has moved on.
+pub fn begin_attempt(run: &mut pb::JobRun, details: String, at: Timestamp) -> bool {
+    let state = state_of(run);
+    if !awaits_attempt(run) || !matches!(state, JobRunState::Submitted | JobRunState::Running) {
+        return false;
+    }
+    run.next_attempt_at = None;
+    run.state = JobRunState::Submitted.as_str().to_string();
+    run.state_details = details.clone();
+    run.state_history.push(pb::StateTransition {
+        state: run.state.clone(),
+        at: Some(at),
+        details,
+    });
+    true
+}
+
+/// Longest `stateDetails` AWS allows, in characters.
+pub const MAX_STATE_DETAILS: usize = 256;
+
+/// `text` cut to fit `stateDetails` (ending in `…` when cut, on a character
+/// boundary).
+pub fn fit_details(text: &str) -> String {
+    if text.chars().count() <= MAX_STATE_DETAILS {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(MAX_STATE_DETAILS - 1).collect();
+    cut.push('…');
+    cut
 }
 
 #[cfg(test)]
@@ -185,5 +304,147 @@ mod tests {
             t1
         ));
         assert_eq!(run.state_history.len(), 2);
+    }
+
+    fn ts(seconds: i64) -> Timestamp {
+        Timestamp { seconds, nanos: 0 }
+    }
+
+    #[test]
+    fn retry_backoff_doubles_from_10_s_up_to_6_minutes() {
+        let secs: Vec<u64> = (1..=8).map(|n| retry_backoff(n).as_secs()).collect();
+        assert_eq!(secs, [10, 20, 40, 80, 160, 320, 360, 360]);
+        assert_eq!(retry_backoff(u32::MAX).as_secs(), 360);
+    }
+
+    #[test]
+    fn a_failed_attempt_is_retried_while_attempts_are_left() {
+        let mut run = pb::JobRun {
+            retry_policy_configuration: Some(pb::RetryPolicyConfiguration { max_attempts: 2 }),
+            ..Default::default()
+        };
+        initial(&mut run, ts(0));
+        assert_eq!((attempt_of(&run), max_attempts(&run)), (1, 2));
+        // Only a started run is retried.
+        assert!(!schedule_attempt(&mut run, 1, "x", ts(1), ts(11)));
+        assert!(transition(
+            &mut run,
+            JobRunState::Submitted,
+            Outcome::default(),
+            ts(1)
+        ));
+        assert!(transition(
+            &mut run,
+            JobRunState::Running,
+            Outcome::default(),
+            ts(2)
+        ));
+        // A stale attempt number changes nothing.
+        assert!(!schedule_attempt(&mut run, 2, "x", ts(3), ts(13)));
+        assert!(schedule_attempt(
+            &mut run,
+            1,
+            "The Spark driver failed.",
+            ts(3),
+            ts(13)
+        ));
+        assert_eq!(attempt_of(&run), 2);
+        assert_eq!(run.state, "RUNNING");
+        assert_eq!(run.next_attempt_at, Some(ts(13)));
+        assert_eq!(
+            run.state_details,
+            "Attempt 1 of 2 failed: The Spark driver failed. Attempt 2 starts in 10 s."
+        );
+        let last = run.state_history.last().unwrap();
+        assert_eq!(
+            (last.state.as_str(), last.details.as_str()),
+            ("RUNNING", "Attempt 1 of 2 failed: The Spark driver failed.")
+        );
+        // Scheduled once only.
+        assert!(!schedule_attempt(&mut run, 2, "x", ts(4), ts(14)));
+
+        assert!(begin_attempt(
+            &mut run,
+            "Attempt 2 of 2: started.".into(),
+            ts(13)
+        ));
+        assert_eq!(
+            (run.state.as_str(), run.next_attempt_at),
+            ("SUBMITTED", None)
+        );
+        assert!(!begin_attempt(&mut run, "again".into(), ts(14)));
+        // The last attempt has no successor.
+        assert!(transition(
+            &mut run,
+            JobRunState::Running,
+            Outcome::default(),
+            ts(15)
+        ));
+        assert!(!schedule_attempt(&mut run, 2, "x", ts(16), ts(26)));
+        let states: Vec<&str> = run.state_history.iter().map(|t| t.state.as_str()).collect();
+        assert_eq!(
+            states,
+            [
+                "PENDING",
+                "SUBMITTED",
+                "RUNNING",
+                "RUNNING",
+                "SUBMITTED",
+                "RUNNING"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_run_without_a_retry_policy_has_one_attempt() {
+        let mut run = pb::JobRun::default();
+        initial(&mut run, ts(0));
+        assert_eq!(run.retry_policy_execution, None);
+        assert_eq!((attempt_of(&run), max_attempts(&run)), (1, 1));
+        assert!(transition(
+            &mut run,
+            JobRunState::Submitted,
+            Outcome::default(),
+            ts(1)
+        ));
+        assert!(!schedule_attempt(&mut run, 1, "x", ts(2), ts(12)));
+    }
+
+    #[test]
+    fn cancelling_a_run_that_waits_for_its_next_attempt_clears_the_wait() {
+        let mut run = pb::JobRun {
+            retry_policy_configuration: Some(pb::RetryPolicyConfiguration { max_attempts: 3 }),
+            ..Default::default()
+        };
+        initial(&mut run, ts(0));
+        assert!(transition(
+            &mut run,
+            JobRunState::Submitted,
+            Outcome::default(),
+            ts(1)
+        ));
+        assert!(schedule_attempt(&mut run, 1, "x", ts(2), ts(12)));
+        assert!(transition(
+            &mut run,
+            JobRunState::CancelPending,
+            Outcome::default(),
+            ts(3)
+        ));
+        assert!(!begin_attempt(&mut run, "late".into(), ts(12)));
+        assert!(transition(
+            &mut run,
+            JobRunState::Cancelled,
+            Outcome::default(),
+            ts(4)
+        ));
+        assert_eq!(run.next_attempt_at, None);
+    }
+
+    #[test]
+    fn details_are_cut_to_256_characters() {
+        assert_eq!(fit_details("short"), "short");
+        let cut = fit_details(&"é".repeat(300));
+        assert_eq!(cut.chars().count(), MAX_STATE_DETAILS);
+        assert!(cut.ends_with('…'));
     }
 }

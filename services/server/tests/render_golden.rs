@@ -61,6 +61,15 @@ fn render(
     driver: Option<&str>,
     executor: Option<&str>,
 ) -> Result<Value, RenderError> {
+    render_attempt(run, driver, executor, 1)
+}
+
+fn render_attempt(
+    run: &JobRun,
+    driver: Option<&str>,
+    executor: Option<&str>,
+    attempt: u32,
+) -> Result<Value, RenderError> {
     let release = release();
     let rendered = render_job_run(&JobRunInputs {
         run,
@@ -70,6 +79,7 @@ fn render(
         driver_template: driver,
         executor_template: executor,
         owner: Some(owner()),
+        attempt,
     })?;
     // The pod templates are JSON text inside the ConfigMap; show them parsed
     // as well so the golden files are easy to review.
@@ -139,6 +149,49 @@ fn spark_pi_with_defaults() {
         PodTemplateFiles::default()
     );
     check_golden("spark_pi", &render(&run, None, None).unwrap());
+}
+
+/// A retried attempt gets objects of its own: only the names and the
+/// attempt label differ from the first attempt's.
+#[test]
+fn a_retried_attempt_has_its_own_names() {
+    let run = run(json!({
+        "jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "local:///app.py"}},
+        "retryPolicyConfiguration": {"maxAttempts": 3}
+    }));
+    let first = render_attempt(&run, None, None, 1).unwrap();
+    let third = render_attempt(&run, None, None, 3).unwrap();
+    let id = run.id.as_str();
+    // What attempt 3 must be: attempt 1 with every name and attempt label
+    // changed, and nothing else.
+    fn renamed(value: &Value, key: &str, id: &str) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), renamed(v, k, id)))
+                    .collect(),
+            ),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| renamed(v, key, id)).collect())
+            }
+            Value::String(_) if key == "sparkvc.io/attempt" => json!("3"),
+            Value::String(text) if key == "name" && text == id => json!(format!("{id}-3")),
+            Value::String(text) => json!(
+                text.replace(&format!("spark-{id}-"), &format!("spark-{id}-3-"))
+                    .replace("sparkvc.io/attempt 1", "sparkvc.io/attempt 3")
+                    .replace(
+                        "\"sparkvc.io/attempt\": \"1\"",
+                        "\"sparkvc.io/attempt\": \"3\""
+                    )
+            ),
+            other => other.clone(),
+        }
+    }
+    assert_eq!(renamed(&first, "", id), third);
+    assert!(third.to_string().contains(&format!(
+        "spark.kubernetes.driver.pod.name spark-{id}-3-driver"
+    )));
+    assert_eq!(third["job"]["metadata"]["name"], format!("{id}-3"));
 }
 
 #[test]

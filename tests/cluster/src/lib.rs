@@ -239,6 +239,19 @@ impl TestNamespace {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Deletes the namespace and waits until the namespace controller has
+    /// removed it. Tests that leave hundreds of objects behind use this so the
+    /// controllers' clean-up backlog does not slow the tests that follow.
+    pub async fn delete_and_wait(self, timeout: Duration) -> Result<()> {
+        let namespaces = Api::<Namespace>::all(self.client.clone());
+        let name = self.name.clone();
+        self.delete().await?;
+        eventually(&format!("namespace {name} to be gone"), timeout, || async {
+            Ok(namespaces.get_opt(&name).await?.is_none().then_some(()))
+        })
+        .await
+    }
 }
 
 /// Runs `body` in a fresh test namespace and deletes the namespace afterwards,

@@ -136,6 +136,7 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
             driver_template: Some(USER_DRIVER_TEMPLATE),
             executor_template: None,
             owner: Some(owner.clone()),
+            attempt: 1,
         })
         .map_err(|e| anyhow!("rendering the job run: {e}"))?;
 

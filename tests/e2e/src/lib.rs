@@ -367,6 +367,47 @@ pub async fn describe_run(client: &mut Client, vc: &str, id: &str) -> pb::JobRun
     resp.into_inner().job_run.expect("a job run")
 }
 
+/// Waits (up to a minute) until job run `id` is in `state`.
+pub async fn wait_for_state(client: &mut Client, vc: &str, id: &str, state: &str) -> pb::JobRun {
+    wait_for_state_within(client, vc, id, state, Duration::from_secs(60)).await
+}
+
+pub async fn wait_for_state_within(
+    client: &mut Client,
+    vc: &str,
+    id: &str,
+    state: &str,
+    within: Duration,
+) -> pb::JobRun {
+    wait_until(client, vc, id, state, within, |run| run.state == state).await
+}
+
+/// Polls job run `id` until `done` holds, failing after `within` with what
+/// was awaited (`what`) and where the run is.
+pub async fn wait_until(
+    client: &mut Client,
+    vc: &str,
+    id: &str,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&pb::JobRun) -> bool,
+) -> pb::JobRun {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let run = describe_run(client, vc, id).await;
+        if done(&run) {
+            return run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job run {id} never reached {what}; it is {} ({})",
+            run.state,
+            run.state_details
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Every job run of a virtual cluster, following nextToken.
 pub async fn all_runs(client: &mut Client, vc: &str) -> Vec<pb::JobRun> {
     let mut runs = Vec::new();

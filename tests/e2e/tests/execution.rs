@@ -68,46 +68,6 @@ async fn setup_with(test: &str, extra_args: &[&str]) -> Setup {
     }
 }
 
-async fn describe(client: &mut Client, vc: &str, id: &str) -> pb::JobRun {
-    client
-        .describe_job_run(pb::DescribeJobRunRequest {
-            id: id.into(),
-            virtual_cluster_id: vc.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job_run
-        .unwrap()
-}
-
-async fn wait_for_state(client: &mut Client, vc: &str, id: &str, state: &str) -> pb::JobRun {
-    wait_for_state_within(client, vc, id, state, Duration::from_secs(60)).await
-}
-
-async fn wait_for_state_within(
-    client: &mut Client,
-    vc: &str,
-    id: &str,
-    state: &str,
-    within: Duration,
-) -> pb::JobRun {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let run = describe(client, vc, id).await;
-        if run.state == state {
-            return run;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job run {id} never reached {state}; it is {} ({})",
-            run.state,
-            run.state_details
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Starts a plain job run and waits until its job-runner exists.
 async fn start_submitted(s: &mut Setup) -> pb::StartJobRunResponse {
     let run = s
@@ -122,22 +82,39 @@ async fn start_submitted(s: &mut Setup) -> pb::StartJobRunResponse {
 
 /// What spark-submit would create: the driver pod, owned by the job-runner.
 async fn create_driver(s: &Setup, run_id: &str, annotations: &[(&str, &str)]) {
+    create_attempt_driver(s, run_id, 1, annotations).await;
+}
+
+/// The driver of one attempt of a run: `spark-<attempt name>-driver`, owned by
+/// that attempt's job-runner Job (`<jobRunId>`, then `<jobRunId>-<n>`).
+async fn create_attempt_driver(
+    s: &Setup,
+    run_id: &str,
+    attempt: u32,
+    annotations: &[(&str, &str)],
+) {
+    let name = if attempt == 1 {
+        run_id.to_string()
+    } else {
+        format!("{run_id}-{attempt}")
+    };
     let job: Job = Api::namespaced(s.kube.clone(), &s.ns.name)
-        .get(run_id)
+        .get(&name)
         .await
         .expect("the job-runner Job");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {
-            "name": format!("spark-{run_id}-driver"),
+            "name": format!("spark-{name}-driver"),
             "labels": {
                 "app.kubernetes.io/managed-by": "sparkvc",
                 "sparkvc.io/job-run-id": run_id,
                 "sparkvc.io/virtual-cluster-id": s.vc,
                 "sparkvc.io/component": "driver",
+                "sparkvc.io/attempt": attempt.to_string(),
                 "spark-role": "driver"
             },
             "annotations": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": run_id, "uid": job.metadata.uid}]
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job.metadata.uid}]
         },
         "spec": {
             "restartPolicy": "Never",
@@ -606,7 +583,7 @@ async fn finished_runs_pods_are_deleted_after_the_ttl() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let kept = describe(&mut s.client, &s.vc, &run.id).await;
+    let kept = describe_run(&mut s.client, &s.vc, &run.id).await;
     assert_eq!(kept.state, "COMPLETED");
     let states: Vec<&str> = kept
         .state_history
@@ -670,7 +647,10 @@ async fn runs_beyond_max_concurrent_wait_and_start_in_order() {
         .unwrap();
     assert_eq!(status.current_in_queue_job_runs, 3, "{status:?}");
     for id in &ids[1..] {
-        assert_eq!(describe(&mut s.client, &s.vc, id).await.state, "PENDING");
+        assert_eq!(
+            describe_run(&mut s.client, &s.vc, id).await.state,
+            "PENDING"
+        );
     }
     let mut submitted_at = vec![];
     for id in &ids {
@@ -706,8 +686,10 @@ async fn runs_beyond_max_concurrent_wait_and_start_in_order() {
 }
 
 /// A run whose job-runner cannot be scheduled fails at its job-start-timeout,
-/// saying why, and its Job is deleted. (20 s: under the full suite's load
-/// the Job controller can take seconds to create the pod at all.)
+/// saying why, and its Job is deleted. (30 s: under the full suite's load
+/// the Job controller can take many seconds to create the pod at all; the
+/// crash test before this one waits for its namespace to drain for the same
+/// reason.)
 #[tokio::test]
 async fn a_run_that_cannot_start_fails_at_its_start_timeout() {
     let mut s = setup("exec-timeout").await;
@@ -717,7 +699,7 @@ async fn a_run_that_cannot_start_fails_at_its_start_timeout() {
             {"classification": "emr-job-submitter",
              "properties": {"jobsubmitter.node.selector.sparkvc.io/no-such-node": "true"}},
             {"classification": "emr-containers-defaults",
-             "properties": {"job-start-timeout": "20"}}
+             "properties": {"job-start-timeout": "30"}}
         ]),
     );
     let run = s.client.start_job_run(req).await.unwrap().into_inner();
@@ -726,7 +708,7 @@ async fn a_run_that_cannot_start_fails_at_its_start_timeout() {
     assert!(
         failed
             .state_details
-            .starts_with("The job run did not start within its job-start-timeout of 20 s: the job-runner pod cannot be scheduled: 0/")
+            .starts_with("The job run did not start within its job-start-timeout of 30 s: the job-runner pod cannot be scheduled: 0/")
             && failed.state_details.contains("node affinity/selector"),
         "{}",
         failed.state_details
@@ -817,4 +799,127 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// With `retryPolicyConfiguration.maxAttempts` 2, a failed driver gets a
+/// second attempt after the 10 s backoff, under names of its own, and the
+/// first attempt's job-runner is deleted. Run `retried` then succeeds; run
+/// `exhausted` fails again and ends FAILED with its last attempt's reason.
+#[tokio::test]
+async fn a_failed_driver_is_retried_with_backoff_until_attempts_run_out() {
+    let mut s = setup("exec-retry").await;
+    let mut ids = vec![];
+    for _ in 0..2 {
+        // kwok keeps the job-runners running: only the drivers decide.
+        let mut req = start_with_overrides(
+            &s.vc,
+            json!([{"classification": "emr-job-submitter",
+                    "properties": {format!("jobsubmitter.annotation.{}", kwok::STAY_RUNNING): "true"}}]),
+        );
+        req.retry_policy_configuration = Some(pb::RetryPolicyConfiguration { max_attempts: 2 });
+        ids.push(s.client.start_job_run(req).await.unwrap().into_inner().id);
+    }
+    let (retried, exhausted) = (ids[0].clone(), ids[1].clone());
+    for id in &ids {
+        let run = wait_for_state(&mut s.client, &s.vc, id, "SUBMITTED").await;
+        assert_eq!(run.retry_policy_execution.unwrap().current_attempt_count, 1);
+        create_attempt_driver(
+            &s,
+            id,
+            1,
+            &[(kwok::RUN_SECONDS, "1"), (kwok::EXIT_CODE, "3")],
+        )
+        .await;
+    }
+
+    // The failure is recorded and the next attempt scheduled, not the end.
+    let minute = Duration::from_secs(60);
+    for id in &ids {
+        let waiting = wait_until(&mut s.client, &s.vc, id, "a scheduled retry", minute, |r| {
+            r.next_attempt_at.is_some() || r.state == "FAILED"
+        })
+        .await;
+        assert_eq!(
+            waiting
+                .retry_policy_execution
+                .unwrap()
+                .current_attempt_count,
+            2
+        );
+        assert!(
+            waiting.state_details.starts_with("Attempt 1 of 2 failed: The Spark driver failed: container spark-kubernetes-driver exited with code 3")
+                && waiting.state_details.ends_with("Attempt 2 starts in 10 s."),
+            "{}",
+            waiting.state_details
+        );
+    }
+
+    // After the backoff: attempt 2's job-runner exists, attempt 1's is gone.
+    let jobs: Api<Job> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    for id in &ids {
+        let run = wait_until(&mut s.client, &s.vc, id, "attempt 2", minute, |r| {
+            let last = r.state_history.last();
+            last.is_some_and(|t| t.state == "SUBMITTED" && t.details.starts_with("Attempt 2 of 2"))
+        })
+        .await;
+        let failed_at = &run.state_history[run.state_history.len() - 2];
+        let started_at = run.state_history.last().unwrap();
+        let waited = started_at.at.unwrap().seconds - failed_at.at.unwrap().seconds;
+        assert!(
+            (9..=20).contains(&waited),
+            "the backoff was {waited} s: {:?}",
+            run.state_history
+        );
+        assert!(run.next_attempt_at.is_none());
+        jobs.get(&format!("{id}-2"))
+            .await
+            .expect("attempt 2's job-runner");
+        let first = jobs.get_opt(id).await.unwrap();
+        assert!(
+            first.is_none_or(|j| j.metadata.deletion_timestamp.is_some()),
+            "attempt 1's job-runner was not deleted"
+        );
+    }
+    create_attempt_driver(&s, &retried, 2, &[(kwok::RUN_SECONDS, "1")]).await;
+    create_attempt_driver(
+        &s,
+        &exhausted,
+        2,
+        &[(kwok::RUN_SECONDS, "1"), (kwok::EXIT_CODE, "4")],
+    )
+    .await;
+
+    let done = wait_for_state(&mut s.client, &s.vc, &retried, "COMPLETED").await;
+    assert_eq!(
+        done.retry_policy_execution.unwrap().current_attempt_count,
+        2
+    );
+    let failed = wait_for_state(&mut s.client, &s.vc, &exhausted, "FAILED").await;
+    assert_eq!(failed.failure_reason, "USER_ERROR");
+    assert!(
+        failed.state_details.starts_with(
+            "Attempt 2 of 2 failed: The Spark driver failed: container spark-kubernetes-driver exited with code 4"
+        ),
+        "{}",
+        failed.state_details
+    );
+    let states: Vec<&str> = failed
+        .state_history
+        .iter()
+        .map(|t| t.state.as_str())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "PENDING",
+            "SUBMITTED",
+            "RUNNING",
+            "RUNNING",
+            "SUBMITTED",
+            "RUNNING",
+            "FAILED"
+        ],
+        "{:?}",
+        failed.state_history
+    );
 }

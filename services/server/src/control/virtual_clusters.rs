@@ -247,11 +247,18 @@ impl ControlPlane {
                 .into_iter()
                 .filter(|(v, _, _)| v == id)
             {
-                let job = names::job_name(&run_id);
-                let driver = names::driver_pod_name(&run_id);
+                let attempt = self
+                    .store
+                    .job_run(&vc_id, &run_id)?
+                    .as_ref()
+                    .map_or(1, state::attempt_of);
                 let deleted = async {
-                    crate::kube::delete_if_present::<Job>(client, namespace, &job).await?;
-                    crate::kube::delete_if_present::<Pod>(client, namespace, &driver).await
+                    for name in names::live_attempt_names(&run_id, attempt) {
+                        let (job, driver) = (names::job_name(&name), names::driver_pod_name(&name));
+                        crate::kube::delete_if_present::<Job>(client, namespace, &job).await?;
+                        crate::kube::delete_if_present::<Pod>(client, namespace, &driver).await?;
+                    }
+                    Ok::<_, kube::Error>(())
                 };
                 deleted.await.map_err(|e| {
                     ApiError::Internal(format!(

@@ -9,7 +9,7 @@
 //! - A job-runner that succeeded without a driver is reported as missing, and
 //!   the caller confirms with a direct read before failing the run.
 
-use crate::state::{JobRunState, Outcome};
+use crate::state::{JobRunState, Outcome, fit_details};
 use k8s_openapi::api::core::v1::Pod;
 
 /// What the caller should do.
@@ -114,14 +114,6 @@ fn telling_line(message: &str) -> Option<&str> {
         .or_else(|| lines().next_back())
 }
 
-fn shorten(mut text: String) -> String {
-    if text.chars().count() > 256 {
-        text = text.chars().take(255).collect();
-        text.push('…');
-    }
-    text
-}
-
 pub fn observe(current: JobRunState, runner: Option<&Pod>, driver: Option<&Pod>) -> Observation {
     use JobRunState::*;
     if current.is_terminal() {
@@ -131,7 +123,7 @@ pub fn observe(current: JobRunState, runner: Option<&Pod>, driver: Option<&Pod>)
         Observation::Transition(
             state,
             ObservedOutcome {
-                details: shorten(details),
+                details: fit_details(&details),
                 failure_reason: reason.into(),
             },
         )

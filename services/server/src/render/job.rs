@@ -156,7 +156,8 @@ fn config_map_volume(
 /// Everything [`render_job`] needs.
 #[derive(Debug, Clone)]
 pub struct JobInputs<'a> {
-    pub job_run_id: &'a str,
+    /// The Job's name ([`names::job_name`]).
+    pub name: &'a str,
     pub namespace: &'a str,
     /// The job run's labels (see [`names::job_run_labels`]).
     pub labels: &'a BTreeMap<String, String>,
@@ -217,7 +218,7 @@ pub fn render_job(inputs: &JobInputs<'_>) -> Job {
     };
     Job {
         metadata: ObjectMeta {
-            name: Some(names::job_name(inputs.job_run_id)),
+            name: Some(inputs.name.into()),
             namespace: Some(inputs.namespace.into()),
             labels: Some(job_labels),
             owner_references: inputs.owner.map(|o| vec![o.clone()]),
@@ -326,10 +327,10 @@ mod tests {
     }
 
     fn job(submitter: &JobSubmitterConfig) -> Job {
-        let labels = names::job_run_labels("r1", "vc1");
+        let labels = names::job_run_labels("r1", "vc1", 1);
         let argv = vec![SPARK_SUBMIT.to_string(), "--master".into(), MASTER.into()];
         render_job(&JobInputs {
-            job_run_id: "r1",
+            name: "r1",
             namespace: "ns1",
             labels: &labels,
             image: "img",

@@ -32,8 +32,7 @@ use pod_template::{PodTemplateInputs, SparkRole};
 use sparkvc_proto::v1::JobRun;
 use std::collections::BTreeMap;
 
-/// Longest `stateDetails` AWS allows.
-pub const MAX_STATE_DETAILS: usize = 256;
+pub use crate::state::MAX_STATE_DETAILS;
 
 /// Why a job run cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,13 +70,7 @@ impl RenderError {
     /// The job run's `stateDetails`: the message, cut to
     /// [`MAX_STATE_DETAILS`] characters (ending in `…` when cut).
     pub fn state_details(&self) -> String {
-        let text = self.to_string();
-        if text.chars().count() <= MAX_STATE_DETAILS {
-            return text;
-        }
-        let mut cut: String = text.chars().take(MAX_STATE_DETAILS - 1).collect();
-        cut.push('…');
-        cut
+        crate::state::fit_details(&self.to_string())
     }
 }
 
@@ -98,6 +91,9 @@ pub struct JobRunInputs<'a> {
     /// (executors are owned by the driver, by Spark), so that deleting it
     /// garbage-collects the run.
     pub owner: Option<OwnerReference>,
+    /// Which attempt of the run to render (1 unless it is retried): each
+    /// attempt has its own objects (see [`names::attempt_name`]).
+    pub attempt: u32,
 }
 
 /// The objects of one job run.
@@ -207,12 +203,14 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
         &run.execution_role_arn,
     )?;
     let sas = names::ServiceAccountNames::new(inputs.account_id, &run.execution_role_arn)?;
-    let labels = names::job_run_labels(id, vc);
-    let config_map_name = names::config_map_name(id);
+    let labels = names::job_run_labels(id, vc, inputs.attempt);
+    let attempt_name = names::attempt_name(id, inputs.attempt);
+    let config_map_name = names::config_map_name(&attempt_name);
 
     let conf = spark_conf::merge(
         &spark_conf::SparkConfInputs {
             job_run_id: id,
+            attempt: inputs.attempt,
             virtual_cluster_id: vc,
             namespace: inputs.namespace,
             image: &inputs.release.image,
@@ -285,7 +283,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
     };
     let argv = job::spark_submit_argv(name, &driver.args.options, &driver.entry);
     let job = job::render_job(&job::JobInputs {
-        job_run_id: id,
+        name: &names::job_name(&attempt_name),
         namespace: inputs.namespace,
         labels: &labels,
         image: &inputs.release.image,

@@ -8,13 +8,18 @@
 //! |---|---|
 //! | service accounts | `emr-containers-sa-spark-{client,driver,executor}-<account>-<base36(roleName)>` (EMR's) |
 //! | RoleBinding for those accounts | `sparkvc-spark-<account>-<base36(roleName)>` |
-//! | job-runner `batch/v1` Job | `<jobRunId>` (EMR's) |
-//! | ConfigMap (Spark conf, pod templates) | `spark-<jobRunId>-conf` |
-//! | driver pod | `spark-<jobRunId>-driver` |
-//! | executor pods | `spark-<jobRunId>-exec-<n>` (Spark appends `-<n>` to the prefix) |
+//! | job-runner `batch/v1` Job | `<attempt>` (EMR's: the job run ID) |
+//! | ConfigMap (Spark conf, pod templates) | `spark-<attempt>-conf` |
+//! | driver pod | `spark-<attempt>-driver` |
+//! | executor pods | `spark-<attempt>-exec-<n>` (Spark appends `-<n>` to the prefix) |
 //!
-//! Job run IDs are 19 lowercase base36 characters, so every job-run name above
-//! is a valid DNS label (≤ 63 characters).
+//! `<attempt>` ([`attempt_name`]) is the job run ID for a run's first attempt
+//! and `<jobRunId>-<n>` for its attempt n (a run with a retry policy), so each
+//! attempt has its own objects and a late event of a failed attempt cannot be
+//! mistaken for the next one.
+//!
+//! Job run IDs are 19 lowercase base36 characters and attempts at most two
+//! digits, so every job-run name above is a valid DNS label (≤ 63 characters).
 
 use super::RenderError;
 use std::collections::BTreeMap;
@@ -46,24 +51,47 @@ pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 /// Longest name of an object whose name must be a DNS subdomain.
 pub const MAX_SUBDOMAIN_LEN: usize = 253;
 
-/// The job-runner Job: the job run ID itself, as EMR does.
-pub fn job_name(job_run_id: &str) -> String {
-    job_run_id.to_string()
+/// The attempt label: which attempt of its run a pod belongs to (`1`, `2`, …).
+pub const ATTEMPT: &str = "sparkvc.io/attempt";
+
+/// The name every object of one attempt of a run derives from: the job run
+/// ID for attempt 1, `<jobRunId>-<attempt>` after.
+pub fn attempt_name(job_run_id: &str, attempt: u32) -> String {
+    if attempt <= 1 {
+        job_run_id.to_string()
+    } else {
+        format!("{job_run_id}-{attempt}")
+    }
+}
+
+/// The attempts of a run that may still have objects on the cluster when it
+/// is on attempt `attempt`: that one, and the one before (whose objects are
+/// deleted only when its successor starts).
+pub fn live_attempt_names(job_run_id: &str, attempt: u32) -> Vec<String> {
+    (attempt.saturating_sub(1).max(1)..=attempt.max(1))
+        .map(|n| attempt_name(job_run_id, n))
+        .collect()
+}
+
+/// The job-runner Job: the attempt name itself (for attempt 1 the job run
+/// ID, as EMR does).
+pub fn job_name(attempt_name: &str) -> String {
+    attempt_name.to_string()
 }
 
 /// The ConfigMap holding `spark-defaults.conf` and the pod templates.
-pub fn config_map_name(job_run_id: &str) -> String {
-    format!("spark-{job_run_id}-conf")
+pub fn config_map_name(attempt_name: &str) -> String {
+    format!("spark-{attempt_name}-conf")
 }
 
 /// The Spark driver pod (`spark.kubernetes.driver.pod.name`).
-pub fn driver_pod_name(job_run_id: &str) -> String {
-    format!("spark-{job_run_id}-driver")
+pub fn driver_pod_name(attempt_name: &str) -> String {
+    format!("spark-{attempt_name}-driver")
 }
 
 /// The executor pod name prefix (`spark.kubernetes.executor.podNamePrefix`).
-pub fn executor_pod_prefix(job_run_id: &str) -> String {
-    format!("spark-{job_run_id}-exec")
+pub fn executor_pod_prefix(attempt_name: &str) -> String {
+    format!("spark-{attempt_name}-exec")
 }
 
 /// The three IRSA service accounts of one (account, execution role) pair,
@@ -181,11 +209,24 @@ fn truncate_subdomain(mut name: String) -> String {
 }
 
 /// The labels every object of a job run carries (EMR's and sparkvc's).
-pub fn job_run_labels(job_run_id: &str, virtual_cluster_id: &str) -> BTreeMap<String, String> {
+pub fn job_run_labels(
+    job_run_id: &str,
+    virtual_cluster_id: &str,
+    attempt: u32,
+) -> BTreeMap<String, String> {
     let mut labels = virtual_cluster_labels(virtual_cluster_id);
     labels.insert(EMR_JOB_ID.into(), job_run_id.into());
     labels.insert(JOB_RUN_ID.into(), job_run_id.into());
+    labels.insert(ATTEMPT.into(), attempt.max(1).to_string());
     labels
+}
+
+/// The attempt a pod's labels name; 1 for pods made before the label existed.
+pub fn attempt_of_labels(labels: Option<&BTreeMap<String, String>>) -> u32 {
+    labels
+        .and_then(|l| l.get(ATTEMPT))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1)
 }
 
 /// The labels of objects that belong to a virtual cluster but to no single
@@ -290,7 +331,23 @@ mod tests {
         assert_eq!(config_map_name(id), "spark-0123456789abcdefghi-conf");
         assert_eq!(driver_pod_name(id), "spark-0123456789abcdefghi-driver");
         assert_eq!(executor_pod_prefix(id), "spark-0123456789abcdefghi-exec");
-        let labels = job_run_labels(id, "vc");
+        let labels = job_run_labels(id, "vc", 1);
+        assert_eq!(labels[ATTEMPT], "1");
+        assert_eq!(attempt_of_labels(Some(&labels)), 1);
+        assert_eq!(attempt_of_labels(None), 1);
+        let second = attempt_name(id, 2);
+        assert_eq!(second, "0123456789abcdefghi-2");
+        assert_eq!(
+            driver_pod_name(&second),
+            "spark-0123456789abcdefghi-2-driver"
+        );
+        assert_eq!(attempt_name(id, 1), id);
+        assert_eq!(live_attempt_names(id, 1), [id]);
+        assert_eq!(
+            live_attempt_names(id, 3),
+            [attempt_name(id, 2), attempt_name(id, 3)]
+        );
+        assert_eq!(attempt_of_labels(Some(&job_run_labels(id, "vc", 2))), 2);
         assert_eq!(labels[EMR_JOB_ID], id);
         assert_eq!(labels[JOB_RUN_ID], id);
         assert_eq!(labels[EMR_VIRTUAL_CLUSTER_ID], "vc");

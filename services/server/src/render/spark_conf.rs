@@ -226,6 +226,9 @@ fn containers_defaults_property(
 #[derive(Debug, Clone)]
 pub struct SparkConfInputs<'a> {
     pub job_run_id: &'a str,
+    /// Which attempt of the run this is (1 unless it is retried); names
+    /// the driver and executor pods.
+    pub attempt: u32,
     pub virtual_cluster_id: &'a str,
     pub namespace: &'a str,
     /// The release image, the default for `spark.kubernetes.container.image`.
@@ -297,21 +300,22 @@ fn is_sparkvc_label(key: &str) -> bool {
         names::VIRTUAL_CLUSTER_ID,
         names::COMPONENT,
         names::SPARK_ROLE,
+        names::ATTEMPT,
     ]
     .contains(&key)
 }
 
 fn controlled_settings(inputs: &SparkConfInputs<'_>) -> Vec<(String, String)> {
-    let id = inputs.job_run_id;
+    let attempt = names::attempt_name(inputs.job_run_id, inputs.attempt);
     let mut out: Vec<(String, String)> = [
         ("spark.kubernetes.namespace", inputs.namespace.to_string()),
         (
             "spark.kubernetes.driver.pod.name",
-            names::driver_pod_name(id),
+            names::driver_pod_name(&attempt),
         ),
         (
             "spark.kubernetes.executor.podNamePrefix",
-            names::executor_pod_prefix(id),
+            names::executor_pod_prefix(&attempt),
         ),
         (
             "spark.kubernetes.authenticate.driver.serviceAccountName",
@@ -345,7 +349,8 @@ fn controlled_settings(inputs: &SparkConfInputs<'_>) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let labels = names::job_run_labels(id, inputs.virtual_cluster_id);
+    let labels =
+        names::job_run_labels(inputs.job_run_id, inputs.virtual_cluster_id, inputs.attempt);
     for (role, component) in [
         ("driver", names::COMPONENT_DRIVER),
         ("executor", names::COMPONENT_EXECUTOR),
@@ -509,6 +514,7 @@ mod tests {
     fn inputs(sas: &ServiceAccountNames) -> SparkConfInputs<'_> {
         SparkConfInputs {
             job_run_id: "0000000000000000001",
+            attempt: 1,
             virtual_cluster_id: "vc1",
             namespace: "ns1",
             image: "apache/spark:3.5.5",

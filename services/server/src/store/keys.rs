@@ -19,22 +19,23 @@ pub fn job_run_prefix(vc_id: &str) -> Vec<u8> {
     format!("{vc_id}/").into_bytes()
 }
 
-/// A cleanup key: the due time first, so a range scan finds what is due.
-pub fn cleanup(due_micros: u64, vc_id: &str, run_id: &str) -> Vec<u8> {
+/// A timer key: the due time first, so a range scan finds what is due.
+pub fn timer(due_micros: u64, vc_id: &str, run_id: &str) -> Vec<u8> {
     format!("{due_micros:016x}/{vc_id}/{run_id}").into_bytes()
 }
 
-/// The first cleanup key after everything due at or before `now_micros`.
-pub fn cleanup_bound(now_micros: u64) -> Vec<u8> {
+/// The first timer key after everything due at or before `now_micros`.
+pub fn timer_bound(now_micros: u64) -> Vec<u8> {
     format!("{:016x}/", now_micros.saturating_add(1)).into_bytes()
 }
 
-/// Splits a cleanup key into (virtual cluster ID, job run ID).
-pub fn split_cleanup(key: &[u8]) -> Option<(String, String)> {
+/// Splits a timer key into (due time, virtual cluster ID, job run ID).
+pub fn split_timer(key: &[u8]) -> Option<(u64, String, String)> {
     let text = std::str::from_utf8(key).ok()?;
-    let (_, rest) = text.split_once('/')?;
+    let (due, rest) = text.split_once('/')?;
     let (vc, run) = rest.split_once('/')?;
-    Some((vc.to_string(), run.to_string()))
+    let due = u64::from_str_radix(due, 16).ok()?;
+    Some((due, vc.to_string(), run.to_string()))
 }
 
 /// Splits a job-run key into (virtual cluster ID, job run ID).

@@ -72,9 +72,10 @@ enum TreeId {
     SecurityConfigurations,
     ClientTokens,
     Cleanups,
+    Retries,
 }
 
-const TREE_NAMES: [&str; 8] = [
+const TREE_NAMES: [&str; 9] = [
     "virtual_clusters",
     "vc_namespaces",
     "job_runs",
@@ -83,6 +84,7 @@ const TREE_NAMES: [&str; 8] = [
     "security_configurations",
     "client_tokens",
     "cleanups",
+    "retries",
 ];
 
 /// How many of a virtual cluster's runs are queued and running.
@@ -139,9 +141,28 @@ fn decode<M: Message + Default>(key: &[u8], bytes: &[u8]) -> StoreResult<M> {
     }
 }
 
-/// A finished run whose Kubernetes objects are due for deletion.
+/// Work the executor must do for one job run at a stored time. Kept in the
+/// store so that a restart forgets none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Delete a finished run's Kubernetes objects (its TTL passed).
+    Cleanup,
+    /// Start the next attempt of a run whose driver failed.
+    Retry,
+}
+
+impl Timer {
+    fn tree(self) -> TreeId {
+        match self {
+            Timer::Cleanup => TreeId::Cleanups,
+            Timer::Retry => TreeId::Retries,
+        }
+    }
+}
+
+/// A timer that has come due.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cleanup {
+pub struct Due {
     pub key: Vec<u8>,
     pub vc_id: String,
     pub run_id: String,
@@ -280,14 +301,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Cleanups due at or before `now_micros`, the earliest first, at most `limit`.
-    pub fn due_cleanups(&self, now_micros: u64, limit: usize) -> StoreResult<Vec<Cleanup>> {
-        let end = keys::cleanup_bound(now_micros);
+    /// Timers of `kind` due at or before `now_micros`, the earliest first,
+    /// at most `limit`.
+    pub fn due(&self, kind: Timer, now_micros: u64, limit: usize) -> StoreResult<Vec<Due>> {
+        let end = keys::timer_bound(now_micros);
         let mut out = Vec::new();
-        for entry in self.tree(TreeId::Cleanups).range(..end).keys().take(limit) {
+        for entry in self.tree(kind.tree()).range(..end).keys().take(limit) {
             let key = entry?;
-            if let Some((vc_id, run_id)) = keys::split_cleanup(&key) {
-                out.push(Cleanup {
+            if let Some((_, vc_id, run_id)) = keys::split_timer(&key) {
+                out.push(Due {
                     key: key.to_vec(),
                     vc_id,
                     run_id,
@@ -295,6 +317,15 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// When the earliest timer of `kind` is due, if there is one.
+    pub fn next_due(&self, kind: Timer) -> StoreResult<Option<u64>> {
+        Ok(self
+            .tree(kind.tree())
+            .first()?
+            .and_then(|(key, _)| keys::split_timer(&key))
+            .map(|(due, _, _)| due))
     }
 
     /// Virtual clusters in a given state, oldest first.
@@ -492,17 +523,18 @@ impl Txn<'_> {
             .push((run.virtual_cluster_id.clone(), previous, Some(state)));
     }
 
-    /// Deletes the run's Kubernetes objects at `due_micros` (see [`Store::due_cleanups`]).
-    pub fn schedule_cleanup(&mut self, due_micros: u64, vc_id: &str, run_id: &str) {
+    /// Sets a timer of `kind` for a run at `due_micros` (see [`Store::due`]).
+    pub fn schedule(&mut self, kind: Timer, due_micros: u64, vc_id: &str, run_id: &str) {
         self.writes.push((
-            TreeId::Cleanups,
-            keys::cleanup(due_micros, vc_id, run_id),
+            kind.tree(),
+            keys::timer(due_micros, vc_id, run_id),
             Some(Vec::new()),
         ));
     }
 
-    pub fn remove_cleanup(&mut self, key: &[u8]) {
-        self.remove(TreeId::Cleanups, key.to_vec());
+    /// Removes a timer that was acted on (its key from [`Due::key`]).
+    pub fn unschedule(&mut self, kind: Timer, key: &[u8]) {
+        self.remove(kind.tree(), key.to_vec());
     }
 
     /// The open (non-terminal) runs of one virtual cluster, as committed.
@@ -658,29 +690,39 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn cleanups_come_due_in_time_order() {
+    async fn timers_come_due_in_time_order_per_kind() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
             .write(|txn| -> StoreResult<()> {
-                txn.schedule_cleanup(2_000, "vc", "late");
-                txn.schedule_cleanup(1_000, "vc", "early");
+                txn.schedule(Timer::Cleanup, 2_000, "vc", "late");
+                txn.schedule(Timer::Cleanup, 1_000, "vc", "early");
+                txn.schedule(Timer::Retry, 500, "vc", "retried");
                 Ok(())
             })
             .await
             .unwrap();
-        assert_eq!(store.due_cleanups(999, 10).unwrap(), []);
-        let due = store.due_cleanups(2_000, 10).unwrap();
+        assert_eq!(store.due(Timer::Cleanup, 999, 10).unwrap(), []);
+        assert_eq!(store.next_due(Timer::Cleanup).unwrap(), Some(1_000));
+        assert_eq!(store.next_due(Timer::Retry).unwrap(), Some(500));
+        let due = store.due(Timer::Cleanup, 2_000, 10).unwrap();
         let runs: Vec<&str> = due.iter().map(|c| c.run_id.as_str()).collect();
         assert_eq!(runs, ["early", "late"]);
         let first = due[0].key.clone();
         store
             .write(|txn| -> StoreResult<()> {
-                txn.remove_cleanup(&first);
+                txn.unschedule(Timer::Cleanup, &first);
                 Ok(())
             })
             .await
             .unwrap();
-        assert_eq!(store.due_cleanups(u64::MAX - 1, 10).unwrap().len(), 1);
+        assert_eq!(
+            store.due(Timer::Cleanup, u64::MAX - 1, 10).unwrap().len(),
+            1
+        );
+        assert_eq!(
+            store.due(Timer::Retry, 500, 10).unwrap()[0].run_id,
+            "retried"
+        );
     }
 }

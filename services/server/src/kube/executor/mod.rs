@@ -14,6 +14,12 @@
 //! - State: one pod watch per cluster (label `app.kubernetes.io/managed-by=sparkvc`)
 //!   feeds a cache; every pod event re-evaluates that run with
 //!   [`observe`](super::observe::observe).
+//! - Retries ([`watch`]): when the driver of a run with attempts left
+//!   (`retryPolicyConfiguration.maxAttempts`) fails or vanishes, the next
+//!   attempt is scheduled in the store after a backoff (10 s, doubling, at
+//!   most 6 minutes); when it is due, the failed attempt's job-runner and
+//!   driver are deleted and the next attempt's objects created under names of
+//!   their own (see `names::attempt_name`), and the run is SUBMITTED again.
 //! - Start timeout: a run still SUBMITTED after its `job-start-timeout`
 //!   (classification `emr-containers-defaults`, default 15 minutes) is taken
 //!   down and fails, saying why its pods did not start.
@@ -28,26 +34,25 @@
 //! accepted, cancelled or end (a slot frees), and also re-reads the open runs
 //! every few seconds, which resumes everything after a restart.
 
+mod submit;
+mod watch;
+
 use super::Clusters;
-use super::apply::{create_if_absent, delete_if_present};
-use super::observe::{Observation, ObservedOutcome, observe, why_not_started};
+use super::apply::delete_if_present;
+use super::observe::why_not_started;
 use super::queue::{self, OpenRun, Step};
 use super::templates::{TemplateError, TemplateReader};
 use crate::control::{micros_from_timestamp, timestamp_from_micros};
 use crate::ids::Clock;
 use crate::metrics::Metrics;
 use crate::release::Catalogue;
-use crate::render::{self, JobRunInputs, RenderError, names};
+use crate::render::{self, RenderError, names};
 use crate::state::{self, JobRunState, Outcome};
-use crate::store::{Store, StoreError};
+use crate::store::{Due, Store, StoreError, Timer};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
-use k8s_openapi::api::rbac::v1::RoleBinding;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
 use sparkvc_proto::v1 as pb;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -118,17 +123,10 @@ fn kube_failure(what: &str, err: kube::Error) -> SubmitError {
             } else {
                 "INTERNAL_ERROR"
             },
-            details: format!("Kubernetes refused to {what}: {}", s.message)
-                .chars()
-                .take(256)
-                .collect(),
+            details: state::fit_details(&format!("Kubernetes refused to {what}: {}", s.message)),
         },
         _ => SubmitError::Retry(format!("{what}: {err}")),
     }
-}
-
-fn role_account(role_arn: &str) -> Option<&str> {
-    role_arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
 impl Executor {
@@ -177,14 +175,30 @@ impl Executor {
             if let Err(err) = self.pass(check_starts).await {
                 tracing::warn!(error = %err, "reconcile pass failed; retrying");
             }
-            if check_starts && let Err(err) = self.clean_up_finished().await {
+            if let Err(err) = self.run_due(Timer::Retry).await {
+                self.metrics.reconcile_error("store");
+                tracing::warn!(error = %err, "starting retried attempts failed; retrying");
+            }
+            if check_starts && let Err(err) = self.run_due(Timer::Cleanup).await {
                 self.metrics.reconcile_error("store");
                 tracing::warn!(error = %err, "cleaning up finished runs failed; retrying");
             }
             check_starts = tokio::select! {
                 () = self.wake.notified() => false,
-                () = tokio::time::sleep(RESYNC) => true,
+                () = tokio::time::sleep(self.until_next_retry()) => true,
             };
+        }
+    }
+
+    /// How long the loop may sleep: until the next resync, or the next
+    /// retried attempt if that is sooner.
+    fn until_next_retry(&self) -> Duration {
+        match self.store.next_due(Timer::Retry) {
+            Ok(Some(due)) => {
+                let wait = Duration::from_micros(due.saturating_sub(self.clock.now_micros()));
+                wait.min(RESYNC)
+            }
+            Ok(None) | Err(_) => RESYNC,
         }
     }
 
@@ -250,21 +264,22 @@ impl Executor {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Deletes the Jobs of finished runs whose TTL has passed.
-    async fn clean_up_finished(&self) -> Result<(), StoreError> {
-        let due = self.store.due_cleanups(self.clock.now_micros(), 256)?;
+    /// Acts on the timers of `kind` that are due: deletes the objects of
+    /// finished runs whose TTL passed, or starts retried attempts whose
+    /// backoff passed. A timer is removed once acted on; one whose action
+    /// failed for a passing reason stays for the next round.
+    async fn run_due(&self, kind: Timer) -> Result<(), StoreError> {
+        let due = self.store.due(kind, self.clock.now_micros(), 256)?;
         let done = futures::stream::iter(due)
-            .map(|cleanup| async move {
-                let vc = self.store.virtual_cluster(&cleanup.vc_id)?;
-                if let Some(at) = vc.as_ref().and_then(|vc| self.placement(vc))
-                    && let Err(err) = self.take_down(&at, &cleanup.run_id).await
-                {
-                    self.metrics.reconcile_error("kubernetes");
-                    tracing::warn!(job_run_id = %cleanup.run_id, error = %err, "deleting a finished run's pods failed; will retry");
-                    return Ok(None);
-                }
-                tracing::debug!(job_run_id = %cleanup.run_id, "finished run's pods deleted");
-                Ok::<_, StoreError>(Some(cleanup.key))
+            .map(|timer: Due| async move {
+                let (vc_id, run_id) = (timer.vc_id.as_str(), timer.run_id.as_str());
+                let result = match kind {
+                    Timer::Cleanup => self.clean_up(vc_id, run_id).await,
+                    Timer::Retry => self.start_attempt(vc_id, run_id).await,
+                };
+                let acted = !matches!(result, Err(SubmitError::Retry(_)));
+                self.settle(vc_id, run_id, result).await?;
+                Ok::<_, StoreError>(acted.then_some(timer.key))
             })
             .buffer_unordered(PARALLEL)
             .collect::<Vec<_>>()
@@ -281,11 +296,20 @@ impl Executor {
         self.store
             .write(|txn| -> Result<(), StoreError> {
                 for key in &keys {
-                    txn.remove_cleanup(key);
+                    txn.unschedule(kind, key);
                 }
                 Ok(())
             })
             .await
+    }
+
+    /// Deletes a finished run's job-runner and driver (its TTL passed).
+    async fn clean_up(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
+        if let Some((run, at)) = self.run_and_placement(vc_id, run_id)? {
+            self.take_down(&at, &run).await?;
+            tracing::debug!(job_run_id = %run_id, "finished run's pods deleted");
+        }
+        Ok(())
     }
 
     /// Records what a step's failure means for its run.
@@ -349,7 +373,7 @@ impl Executor {
                     .any(|t| t.state == JobRunState::Submitted.as_str());
                 if next.is_terminal() && reached_kubernetes {
                     let ttl = u64::try_from(self.finished_job_ttl.as_micros()).unwrap_or(u64::MAX);
-                    txn.schedule_cleanup(now.saturating_add(ttl), vc_id, run_id);
+                    txn.schedule(Timer::Cleanup, now.saturating_add(ttl), vc_id, run_id);
                 }
                 Ok(true)
             })
@@ -382,58 +406,6 @@ impl Executor {
         })
     }
 
-    /// Creates an object shared by many runs unless it was created or found
-    /// recently.
-    async fn ensure_shared<K>(
-        &self,
-        at: &Placement,
-        object: &K,
-        what: &str,
-    ) -> Result<(), SubmitError>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + std::fmt::Debug
-            + serde::Serialize
-            + serde::de::DeserializeOwned,
-        K::DynamicType: Default,
-    {
-        let key = format!(
-            "{}/{}/{}/{}",
-            at.cluster,
-            at.namespace,
-            K::kind(&K::DynamicType::default()),
-            object.meta().name.as_deref().unwrap_or_default()
-        );
-        let fresh = |objects: &HashMap<String, Instant>| {
-            objects
-                .get(&key)
-                .is_some_and(|t| t.elapsed() < SHARED_OBJECT_TTL)
-        };
-        if fresh(
-            &self
-                .shared_objects
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        ) {
-            return Ok(());
-        }
-        let kind = K::kind(&K::DynamicType::default()).to_string();
-        self.metrics
-            .kube(
-                "create",
-                &kind,
-                create_if_absent::<K>(&at.client, &at.namespace, object),
-            )
-            .await
-            .map_err(|e| kube_failure(what, e))?;
-        self.shared_objects
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Instant::now());
-        Ok(())
-    }
-
     /// A run and where it runs; None if either is gone, or its virtual
     /// cluster is on no configured cluster (it has nowhere to run).
     fn run_and_placement(
@@ -450,121 +422,20 @@ impl Executor {
         Ok(self.placement(&vc).map(|at| (run, at)))
     }
 
-    async fn submit(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
-        let Some((run, at)) = self.run_and_placement(vc_id, run_id)? else {
-            return Ok(());
-        };
-        let (client, namespace) = (&at.client, at.namespace.as_str());
-        let release =
-            self.catalogue
-                .resolve(&run.release_label)
-                .map_err(|e| SubmitError::Fatal {
-                    failure_reason: "VALIDATION_ERROR",
-                    details: e.to_string(),
-                })?;
-        let files = render::pod_template_files(&run)?;
-        let driver_template = self
-            .templates
-            .read("driver", files.driver.as_deref())
-            .await?;
-        let executor_template = self
-            .templates
-            .read("executor", files.executor.as_deref())
-            .await?;
-        let account_id = role_account(&run.execution_role_arn)
-            .unwrap_or(&self.account_id)
-            .to_string();
-        let inputs = JobRunInputs {
-            run: &run,
-            namespace,
-            account_id: &account_id,
-            release,
-            driver_template: driver_template.as_deref(),
-            executor_template: executor_template.as_deref(),
-            owner: None,
-        };
-        let rendered = render::render_job_run(&inputs)?;
-        for sa in &rendered.service_accounts {
-            self.ensure_shared::<ServiceAccount>(&at, sa, "create the job's service accounts")
-                .await?;
-        }
-        self.ensure_shared::<RoleBinding>(
-            &at,
-            &rendered.role_binding,
-            "bind the job's service accounts",
-        )
-        .await?;
-        let job = self
-            .metrics
-            .kube(
-                "create",
-                "Job",
-                create_if_absent::<Job>(client, namespace, &rendered.job),
-            )
-            .await
-            .map_err(|e| kube_failure("create the job-runner Job", e))?;
-        // The Job exists now, so it can own the rest of the run.
-        let owner = OwnerReference {
-            api_version: "batch/v1".into(),
-            kind: "Job".into(),
-            name: job.metadata.name.clone().unwrap_or_default(),
-            uid: job.metadata.uid.clone().unwrap_or_default(),
-            controller: Some(false),
-            block_owner_deletion: Some(false),
-        };
-        let owned = render::render_job_run(&JobRunInputs {
-            owner: Some(owner),
-            ..inputs
-        })?;
-        let config_map = create_if_absent::<ConfigMap>(client, namespace, &owned.config_map);
-        self.metrics
-            .kube("create", "ConfigMap", config_map)
-            .await
-            .map_err(|e| kube_failure("create the job's ConfigMap", e))?;
-        let outcome = Outcome {
-            details: format!(
-                "Job-runner {} created in namespace {namespace}.",
-                names::job_name(run_id)
-            ),
-            ..Default::default()
-        };
-        let submitted = self
-            .transition(vc_id, run_id, JobRunState::Submitted, outcome)
-            .await?;
-        if submitted {
-            let created = run.created_at.as_ref().map_or(0, micros_from_timestamp);
-            let waited = self.clock.now_micros().saturating_sub(created);
-            self.metrics.submit_latency.observe(waited as f64 / 1e6);
-        } else {
-            // Not PENDING any more. If it was cancelled meanwhile, take the
-            // job-runner down again. Otherwise the pod watch got there first
-            // (its job-runner already existed, e.g. from before a crash) and
-            // the objects are the run's own: leave them.
-            let now = self.store.job_run(vc_id, run_id)?;
-            let cancelled = now
-                .as_ref()
-                .map(state::state_of)
-                .is_some_and(|s| matches!(s, JobRunState::CancelPending | JobRunState::Cancelled));
-            if cancelled {
-                delete_if_present::<Job>(client, namespace, &names::job_name(run_id))
-                    .await
-                    .map_err(|e| {
-                        SubmitError::Retry(format!("deleting a cancelled job-runner: {e}"))
-                    })?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes a run's job-runner and driver (the rest goes with them).
-    async fn take_down(&self, at: &Placement, run_id: &str) -> Result<(), SubmitError> {
-        let job_name = names::job_name(run_id);
+    /// Deletes the job-runner and driver of one attempt of a run (the rest
+    /// of the attempt goes with them).
+    async fn take_down_attempt(
+        &self,
+        at: &Placement,
+        attempt_name: &str,
+    ) -> Result<(), SubmitError> {
+        let job_name = names::job_name(attempt_name);
         let job = delete_if_present::<Job>(&at.client, &at.namespace, &job_name);
         self.metrics
             .kube("delete", "Job", job)
             .await
             .map_err(|e| SubmitError::Retry(format!("deleting the job-runner: {e}")))?;
-        let driver_name = names::driver_pod_name(run_id);
+        let driver_name = names::driver_pod_name(attempt_name);
         let driver = delete_if_present::<Pod>(&at.client, &at.namespace, &driver_name);
         self.metrics
             .kube("delete", "Pod", driver)
@@ -572,12 +443,18 @@ impl Executor {
             .map_err(|e| SubmitError::Retry(format!("deleting the driver: {e}")))
     }
 
+    /// Deletes what a run has on the cluster: its current attempt and the
+    /// one before (kept until its successor starts).
+    async fn take_down(&self, at: &Placement, run: &pb::JobRun) -> Result<(), SubmitError> {
+        for attempt_name in names::live_attempt_names(&run.id, state::attempt_of(run)) {
+            self.take_down_attempt(at, &attempt_name).await?;
+        }
+        Ok(())
+    }
+
     async fn cancel(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
-        let Some(vc) = self.store.virtual_cluster(vc_id)? else {
-            return Ok(());
-        };
-        if let Some(at) = self.placement(&vc) {
-            self.take_down(&at, run_id).await?;
+        if let Some((run, at)) = self.run_and_placement(vc_id, run_id)? {
+            self.take_down(&at, &run).await?;
         }
         let outcome = Outcome {
             details: "Job run cancelled by user.".into(),
@@ -605,179 +482,49 @@ impl Executor {
             return Ok(());
         };
         let waited = Duration::from_micros(self.clock.now_micros().saturating_sub(submitted_at));
-        if state::state_of(&run) != JobRunState::Submitted || waited < timeout {
+        // A run waiting out a retry's backoff is not late: its next attempt's
+        // clock starts when that attempt is SUBMITTED.
+        if state::state_of(&run) != JobRunState::Submitted
+            || state::awaits_attempt(&run)
+            || waited < timeout
+        {
             return Ok(());
         }
-        let (runner, driver) = self.cached_pods(&at, run_id);
+        let (runner, driver) = self.cached_pods(&at, &run);
         let why = why_not_started(runner.as_deref(), driver.as_deref());
-        self.take_down(&at, run_id).await?;
+        self.take_down(&at, &run).await?;
         Err(SubmitError::Fatal {
             failure_reason: "CLUSTER_UNAVAILABLE",
-            details: format!(
+            details: state::fit_details(&format!(
                 "The job run did not start within its job-start-timeout of {} s: {why}.",
                 timeout.as_secs()
-            )
-            .chars()
-            .take(256)
-            .collect(),
+            )),
         })
     }
 
-    /// A run's job-runner and driver pods as the watch last saw them.
-    fn cached_pods(&self, at: &Placement, run_id: &str) -> (Option<Arc<Pod>>, Option<Arc<Pod>>) {
+    /// The job-runner and driver pods of a run's current attempt as the
+    /// watch last saw them.
+    fn cached_pods(
+        &self,
+        at: &Placement,
+        run: &pb::JobRun,
+    ) -> (Option<Arc<Pod>>, Option<Arc<Pod>>) {
         let Some(cache) = self.lock_pods().get(&at.cluster).cloned() else {
             return (None, None);
         };
-        let driver =
-            cache.get(&ObjectRef::new(&names::driver_pod_name(run_id)).within(&at.namespace));
+        let attempt = state::attempt_of(run);
+        let attempt_name = names::attempt_name(&run.id, attempt);
+        let driver = cache
+            .get(&ObjectRef::new(&names::driver_pod_name(&attempt_name)).within(&at.namespace));
         let runner = cache.state().into_iter().find(|p| {
             let labels = p.metadata.labels.as_ref();
+            let label = |key| labels.and_then(|l| l.get(key)).map(String::as_str);
             p.metadata.namespace.as_deref() == Some(at.namespace.as_str())
-                && labels
-                    .and_then(|l| l.get(names::JOB_RUN_ID))
-                    .map(String::as_str)
-                    == Some(run_id)
-                && labels
-                    .and_then(|l| l.get(names::COMPONENT))
-                    .map(String::as_str)
-                    == Some(names::COMPONENT_JOB_RUNNER)
+                && label(names::JOB_RUN_ID) == Some(run.id.as_str())
+                && label(names::COMPONENT) == Some(names::COMPONENT_JOB_RUNNER)
+                && names::attempt_of_labels(labels) == attempt
         });
         (runner, driver)
-    }
-
-    async fn watch_pods(&self, cluster: String, writer: reflector::store::Writer<Pod>) {
-        let Some(client) = self.clusters.get(&cluster).cloned() else {
-            return;
-        };
-        let Some(cache) = self.lock_pods().get(&cluster).cloned() else {
-            return;
-        };
-        let pods: Api<Pod> = Api::all(client.clone());
-        let config = watcher::Config::default().labels(&format!(
-            "{}={}",
-            names::MANAGED_BY,
-            names::MANAGED_BY_SPARKVC
-        ));
-        let events = watcher(pods, config)
-            .default_backoff()
-            .reflect(writer)
-            .applied_objects();
-        futures::pin_mut!(events);
-        while let Some(event) = events.next().await {
-            let received = Instant::now();
-            let pod = match event {
-                Ok(pod) => pod,
-                Err(err) => {
-                    tracing::warn!(cluster, error = %err, "pod watch error; the watcher retries");
-                    continue;
-                }
-            };
-            let labels = pod.metadata.labels.clone().unwrap_or_default();
-            let (Some(vc_id), Some(run_id)) = (
-                labels.get(names::VIRTUAL_CLUSTER_ID),
-                labels.get(names::JOB_RUN_ID),
-            ) else {
-                continue;
-            };
-            let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-            // The driver decides when it exists; the job-runner matters only
-            // while no driver does, so the pod of this event is enough.
-            let driver =
-                cache.get(&ObjectRef::new(&names::driver_pod_name(run_id)).within(&namespace));
-            let is_runner = labels.get(names::COMPONENT).map(String::as_str)
-                == Some(names::COMPONENT_JOB_RUNNER);
-            let runner = is_runner.then_some(&pod);
-            if let Err(err) = self
-                .on_pods(
-                    &client,
-                    &namespace,
-                    (vc_id, run_id),
-                    (runner, driver.as_deref()),
-                    received,
-                )
-                .await
-            {
-                tracing::warn!(job_run_id = %run_id, error = %err, "recording a state change failed");
-            }
-        }
-    }
-
-    /// Moves a run to what its pods say; `received` is when the watch
-    /// event arrived (for the status-lag metric).
-    async fn on_pods(
-        &self,
-        client: &kube::Client,
-        namespace: &str,
-        (vc_id, run_id): (&str, &str),
-        (runner, driver): (Option<&Pod>, Option<&Pod>),
-        received: Instant,
-    ) -> Result<(), StoreError> {
-        let Some(run) = self.store.job_run(vc_id, run_id)? else {
-            return Ok(());
-        };
-        let current = state::state_of(&run);
-        let observation = observe(current, runner, driver);
-        if current == JobRunState::Pending && observation != Observation::Unchanged {
-            // Its job-runner exists, so it was submitted: by this server
-            // before it crashed between creating the objects and recording
-            // SUBMITTED. Record that first, so the history tells the truth.
-            let outcome = Outcome {
-                details: format!(
-                    "Job-runner {} found in namespace {namespace}.",
-                    names::job_name(run_id)
-                ),
-                ..Default::default()
-            };
-            self.transition(vc_id, run_id, JobRunState::Submitted, outcome)
-                .await?;
-        }
-        match observation {
-            Observation::Unchanged => Ok(()),
-            Observation::Transition(next, outcome) => {
-                // The driver can finish before RUNNING was ever seen.
-                if next == JobRunState::Completed && current.can_become(JobRunState::Running) {
-                    self.transition(vc_id, run_id, JobRunState::Running, Outcome::default())
-                        .await?;
-                }
-                let changed = self.transition(vc_id, run_id, next, outcome.into()).await?;
-                if changed && next.is_terminal() {
-                    self.metrics
-                        .status_lag
-                        .observe(received.elapsed().as_secs_f64());
-                }
-                Ok(())
-            }
-            Observation::DriverMissing => {
-                // The cache may lag: ask the API server before failing the run.
-                let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-                let driver_name = names::driver_pod_name(run_id);
-                match self
-                    .metrics
-                    .kube("get", "Pod", pods.get_opt(&driver_name))
-                    .await
-                {
-                    Ok(Some(_)) | Err(_) => Ok(()),
-                    Ok(None) => {
-                        let outcome = ObservedOutcome {
-                            details: format!(
-                                "The job-runner finished but the Spark driver {} does not exist.",
-                                names::driver_pod_name(run_id)
-                            ),
-                            failure_reason: "INTERNAL_ERROR".into(),
-                        };
-                        if self
-                            .transition(vc_id, run_id, JobRunState::Failed, outcome.into())
-                            .await?
-                        {
-                            self.metrics
-                                .status_lag
-                                .observe(received.elapsed().as_secs_f64());
-                        }
-                        Ok(())
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -801,7 +548,7 @@ impl From<TemplateError> for SubmitError {
     fn from(err: TemplateError) -> Self {
         Self::Fatal {
             failure_reason: "USER_ERROR",
-            details: err.to_string().chars().take(256).collect(),
+            details: state::fit_details(&err.to_string()),
         }
     }
 }

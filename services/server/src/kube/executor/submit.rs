@@ -1,0 +1,268 @@
+//! Creating a run's objects on Kubernetes: its first attempt (PENDING →
+//! SUBMITTED) and each retried attempt (a failed driver's run, SUBMITTED
+//! again).
+
+use super::{Executor, Placement, SubmitError, kube_failure};
+use crate::control::micros_from_timestamp;
+use crate::kube::apply::{create_if_absent, delete_if_present};
+use crate::render::{self, JobRunInputs, names};
+use crate::state::{self, JobRunState, Outcome};
+use crate::store::StoreError;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use sparkvc_proto::v1 as pb;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// The AWS account in an IAM role ARN, if it names one.
+fn role_account(role_arn: &str) -> Option<&str> {
+    role_arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+impl Executor {
+    /// Creates an object shared by many runs unless it was created or found
+    /// recently.
+    async fn ensure_shared<K>(
+        &self,
+        at: &Placement,
+        object: &K,
+        what: &str,
+    ) -> Result<(), SubmitError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+        K::DynamicType: Default,
+    {
+        let key = format!(
+            "{}/{}/{}/{}",
+            at.cluster,
+            at.namespace,
+            K::kind(&K::DynamicType::default()),
+            object.meta().name.as_deref().unwrap_or_default()
+        );
+        let fresh = |objects: &HashMap<String, Instant>| {
+            objects
+                .get(&key)
+                .is_some_and(|t| t.elapsed() < super::SHARED_OBJECT_TTL)
+        };
+        if fresh(
+            &self
+                .shared_objects
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        ) {
+            return Ok(());
+        }
+        let kind = K::kind(&K::DynamicType::default()).to_string();
+        self.metrics
+            .kube(
+                "create",
+                &kind,
+                create_if_absent::<K>(&at.client, &at.namespace, object),
+            )
+            .await
+            .map_err(|e| kube_failure(what, e))?;
+        self.shared_objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, Instant::now());
+        Ok(())
+    }
+
+    /// Renders one attempt of a run and creates its objects, each only if
+    /// absent (names are deterministic, so a repeat after a crash is safe).
+    /// Returns the job-runner Job's name.
+    async fn create_attempt(
+        &self,
+        run: &pb::JobRun,
+        at: &Placement,
+        attempt: u32,
+    ) -> Result<String, SubmitError> {
+        let (client, namespace) = (&at.client, at.namespace.as_str());
+        let release =
+            self.catalogue
+                .resolve(&run.release_label)
+                .map_err(|e| SubmitError::Fatal {
+                    failure_reason: "VALIDATION_ERROR",
+                    details: e.to_string(),
+                })?;
+        let files = render::pod_template_files(run)?;
+        let driver_template = self
+            .templates
+            .read("driver", files.driver.as_deref())
+            .await?;
+        let executor_template = self
+            .templates
+            .read("executor", files.executor.as_deref())
+            .await?;
+        let account_id = role_account(&run.execution_role_arn)
+            .unwrap_or(&self.account_id)
+            .to_string();
+        let inputs = JobRunInputs {
+            run,
+            namespace,
+            account_id: &account_id,
+            release,
+            driver_template: driver_template.as_deref(),
+            executor_template: executor_template.as_deref(),
+            owner: None,
+            attempt,
+        };
+        let rendered = render::render_job_run(&inputs)?;
+        for sa in &rendered.service_accounts {
+            self.ensure_shared::<ServiceAccount>(at, sa, "create the job's service accounts")
+                .await?;
+        }
+        self.ensure_shared::<RoleBinding>(
+            at,
+            &rendered.role_binding,
+            "bind the job's service accounts",
+        )
+        .await?;
+        let job = self
+            .metrics
+            .kube(
+                "create",
+                "Job",
+                create_if_absent::<Job>(client, namespace, &rendered.job),
+            )
+            .await
+            .map_err(|e| kube_failure("create the job-runner Job", e))?;
+        // The Job exists now, so it can own the rest of the attempt.
+        let job_name = job.metadata.name.clone().unwrap_or_default();
+        let owner = OwnerReference {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            name: job_name.clone(),
+            uid: job.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(false),
+            block_owner_deletion: Some(false),
+        };
+        let owned = render::render_job_run(&JobRunInputs {
+            owner: Some(owner),
+            ..inputs
+        })?;
+        let config_map = create_if_absent::<ConfigMap>(client, namespace, &owned.config_map);
+        self.metrics
+            .kube("create", "ConfigMap", config_map)
+            .await
+            .map_err(|e| kube_failure("create the job's ConfigMap", e))?;
+        Ok(job_name)
+    }
+
+    /// PENDING → SUBMITTED: creates the run's first attempt.
+    pub(super) async fn submit(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
+        let Some((run, at)) = self.run_and_placement(vc_id, run_id)? else {
+            return Ok(());
+        };
+        let job_name = self
+            .create_attempt(&run, &at, state::attempt_of(&run))
+            .await?;
+        let outcome = Outcome {
+            details: format!(
+                "Job-runner {job_name} created in namespace {}.",
+                at.namespace
+            ),
+            ..Default::default()
+        };
+        let submitted = self
+            .transition(vc_id, run_id, JobRunState::Submitted, outcome)
+            .await?;
+        if submitted {
+            let created = run.created_at.as_ref().map_or(0, micros_from_timestamp);
+            let waited = self.clock.now_micros().saturating_sub(created);
+            self.metrics.submit_latency.observe(waited as f64 / 1e6);
+            return Ok(());
+        }
+        // Not PENDING any more. Otherwise the pod watch got there first (its
+        // job-runner already existed, e.g. from before a crash) and the
+        // objects are the run's own: leave them.
+        self.undo_if_cancelled(vc_id, run_id, &at, &job_name).await
+    }
+
+    /// Starts a retried run's next attempt once its backoff has passed: the
+    /// failed attempt's job-runner and driver are deleted, the next
+    /// attempt's objects created, and the run is SUBMITTED again.
+    pub(super) async fn start_attempt(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
+        let Some((run, at)) = self.run_and_placement(vc_id, run_id)? else {
+            return Ok(());
+        };
+        if !state::awaits_attempt(&run) || state::state_of(&run).is_terminal() {
+            return Ok(());
+        }
+        let attempt = state::attempt_of(&run);
+        self.take_down_attempt(&at, &names::attempt_name(run_id, attempt - 1))
+            .await?;
+        let job_name = self.create_attempt(&run, &at, attempt).await?;
+        let details = format!(
+            "Attempt {attempt} of {}: job-runner {job_name} created in namespace {}.",
+            state::max_attempts(&run),
+            at.namespace
+        );
+        if self.begin_attempt(vc_id, run_id, details).await? {
+            return Ok(());
+        }
+        self.undo_if_cancelled(vc_id, run_id, &at, &job_name).await
+    }
+
+    /// Records the start of a run's scheduled attempt (SUBMITTED again).
+    /// False if the run no longer waits for one.
+    pub(super) async fn begin_attempt(
+        &self,
+        vc_id: &str,
+        run_id: &str,
+        details: String,
+    ) -> Result<bool, StoreError> {
+        let at = crate::control::timestamp_from_micros(self.clock.now_micros());
+        let begun = self
+            .store
+            .write(|txn| -> Result<Option<u32>, StoreError> {
+                let Some(mut run) = txn.job_run(vc_id, run_id)? else {
+                    return Ok(None);
+                };
+                let before = state::state_of(&run);
+                if !state::begin_attempt(&mut run, details, at) {
+                    return Ok(None);
+                }
+                txn.put_job_run(Some(before), &run);
+                Ok(Some(state::attempt_of(&run)))
+            })
+            .await?;
+        if let Some(attempt) = begun {
+            tracing::info!(
+                virtual_cluster_id = vc_id,
+                job_run_id = run_id,
+                attempt,
+                "job run attempt started"
+            );
+        }
+        Ok(begun.is_some())
+    }
+
+    /// A submission lost a race with the run's own change of state: if it
+    /// was cancelled meanwhile, take the job-runner just made down again.
+    async fn undo_if_cancelled(
+        &self,
+        vc_id: &str,
+        run_id: &str,
+        at: &Placement,
+        job_name: &str,
+    ) -> Result<(), SubmitError> {
+        let now = self.store.job_run(vc_id, run_id)?;
+        let cancelled = now
+            .as_ref()
+            .map(state::state_of)
+            .is_some_and(|s| matches!(s, JobRunState::CancelPending | JobRunState::Cancelled));
+        if cancelled {
+            delete_if_present::<Job>(&at.client, &at.namespace, job_name)
+                .await
+                .map_err(|e| SubmitError::Retry(format!("deleting a cancelled job-runner: {e}")))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,269 @@
+//! Job-run state from the pod watch: every event of a sparkvc pod
+//! re-evaluates its run with [`observe`], and a failed driver is retried
+//! while the run's retry policy has attempts left.
+
+use super::Executor;
+use crate::control::timestamp_from_micros;
+use crate::kube::observe::{Observation, ObservedOutcome, observe};
+use crate::render::names;
+use crate::state::{self, JobRunState, Outcome};
+use crate::store::{StoreError, Timer};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use std::time::Instant;
+
+/// What a failed attempt leads to.
+enum AfterFailure {
+    /// The event is about an attempt that is already dealt with.
+    Stale,
+    /// The next attempt is scheduled.
+    Retried,
+    /// No attempt is left (or the failure is not the driver's): the run fails.
+    Fail { attempt: u32, max: u32 },
+}
+
+impl Executor {
+    pub(super) async fn watch_pods(&self, cluster: String, writer: reflector::store::Writer<Pod>) {
+        let Some(client) = self.clusters.get(&cluster).cloned() else {
+            return;
+        };
+        let Some(cache) = self.lock_pods().get(&cluster).cloned() else {
+            return;
+        };
+        let pods: Api<Pod> = Api::all(client.clone());
+        let config = watcher::Config::default().labels(&format!(
+            "{}={}",
+            names::MANAGED_BY,
+            names::MANAGED_BY_SPARKVC
+        ));
+        let events = watcher(pods, config)
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects();
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
+            let received = Instant::now();
+            let pod = match event {
+                Ok(pod) => pod,
+                Err(err) => {
+                    tracing::warn!(cluster, error = %err, "pod watch error; the watcher retries");
+                    continue;
+                }
+            };
+            let labels = pod.metadata.labels.as_ref();
+            let (Some(vc_id), Some(run_id)) = (
+                labels.and_then(|l| l.get(names::VIRTUAL_CLUSTER_ID)),
+                labels.and_then(|l| l.get(names::JOB_RUN_ID)),
+            ) else {
+                continue;
+            };
+            if let Err(err) = self
+                .on_pod(&client, &cache, &pod, (vc_id, run_id), received)
+                .await
+            {
+                tracing::warn!(job_run_id = %run_id, error = %err, "recording a state change failed");
+            }
+        }
+    }
+
+    /// Moves a run to what the pods of its current attempt say; `received`
+    /// is when the watch event arrived (for the status-lag metric).
+    async fn on_pod(
+        &self,
+        client: &kube::Client,
+        cache: &reflector::Store<Pod>,
+        pod: &Pod,
+        (vc_id, run_id): (&str, &str),
+        received: Instant,
+    ) -> Result<(), StoreError> {
+        let Some(run) = self.store.job_run(vc_id, run_id)? else {
+            return Ok(());
+        };
+        let attempt = state::attempt_of(&run);
+        if names::attempt_of_labels(pod.metadata.labels.as_ref()) != attempt {
+            // A late event of an attempt that failed and was replaced.
+            return Ok(());
+        }
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let attempt_name = names::attempt_name(run_id, attempt);
+        // The driver decides when it exists; the job-runner matters only
+        // while no driver does, so the pod of this event is enough.
+        let driver =
+            cache.get(&ObjectRef::new(&names::driver_pod_name(&attempt_name)).within(namespace));
+        let driver = driver.as_deref();
+        let is_runner = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(names::COMPONENT))
+            .map(String::as_str)
+            == Some(names::COMPONENT_JOB_RUNNER);
+        let runner = is_runner.then_some(pod);
+        // A run waiting for its next attempt is, for that attempt, SUBMITTED.
+        let current = match state::state_of(&run) {
+            JobRunState::Running if state::awaits_attempt(&run) => JobRunState::Submitted,
+            current => current,
+        };
+        let observation = observe(current, runner, driver);
+        if observation != Observation::Unchanged {
+            self.record_found_attempt(&run, namespace, &attempt_name)
+                .await?;
+        }
+        // Only a driver that existed is retried: spark-submit failing before
+        // one did (bad arguments, no permission) would fail the same again.
+        let drivers_failure = driver.is_some() || current == JobRunState::Running;
+        match observation {
+            Observation::Unchanged => Ok(()),
+            Observation::Transition(JobRunState::Failed, outcome) => {
+                self.fail_or_retry((vc_id, run_id), attempt, outcome, drivers_failure, received)
+                    .await
+            }
+            Observation::Transition(next, outcome) => {
+                // The driver can finish before RUNNING was ever seen.
+                if next == JobRunState::Completed && current.can_become(JobRunState::Running) {
+                    self.transition(vc_id, run_id, JobRunState::Running, Outcome::default())
+                        .await?;
+                }
+                let changed = self.transition(vc_id, run_id, next, outcome.into()).await?;
+                if changed && next.is_terminal() {
+                    self.metrics
+                        .status_lag
+                        .observe(received.elapsed().as_secs_f64());
+                }
+                Ok(())
+            }
+            Observation::DriverMissing => {
+                // The cache may lag: ask the API server before failing the run.
+                let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+                let driver_name = names::driver_pod_name(&attempt_name);
+                match self
+                    .metrics
+                    .kube("get", "Pod", pods.get_opt(&driver_name))
+                    .await
+                {
+                    Ok(Some(_)) | Err(_) => Ok(()),
+                    Ok(None) => {
+                        let outcome = ObservedOutcome {
+                            details: format!(
+                                "The job-runner finished but the Spark driver {driver_name} does not exist."
+                            ),
+                            failure_reason: "INTERNAL_ERROR".into(),
+                        };
+                        // A driver deleted while it ran is a driver failure.
+                        self.fail_or_retry((vc_id, run_id), attempt, outcome, true, received)
+                            .await
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pods of a run's attempt exist but the store does not say it was
+    /// started: the server created them and crashed before recording it.
+    /// Record it first, so the history tells the truth.
+    async fn record_found_attempt(
+        &self,
+        run: &sparkvc_proto::v1::JobRun,
+        namespace: &str,
+        attempt_name: &str,
+    ) -> Result<(), StoreError> {
+        let (vc_id, run_id) = (run.virtual_cluster_id.as_str(), run.id.as_str());
+        let job = names::job_name(attempt_name);
+        if state::state_of(run) == JobRunState::Pending {
+            let outcome = Outcome {
+                details: format!("Job-runner {job} found in namespace {namespace}."),
+                ..Default::default()
+            };
+            self.transition(vc_id, run_id, JobRunState::Submitted, outcome)
+                .await?;
+        } else if state::awaits_attempt(run) {
+            let details = format!(
+                "Attempt {} of {}: job-runner {job} found in namespace {namespace}.",
+                state::attempt_of(run),
+                state::max_attempts(run)
+            );
+            self.begin_attempt(vc_id, run_id, details).await?;
+        }
+        Ok(())
+    }
+
+    /// Attempt `attempt` of a run failed with `outcome`: schedule the next
+    /// attempt if the failure is the driver's and the retry policy has one
+    /// left; otherwise the run fails with this attempt's reason.
+    async fn fail_or_retry(
+        &self,
+        (vc_id, run_id): (&str, &str),
+        attempt: u32,
+        outcome: ObservedOutcome,
+        drivers_failure: bool,
+        received: Instant,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now_micros();
+        let backoff = state::retry_backoff(attempt);
+        let due = now.saturating_add(u64::try_from(backoff.as_micros()).unwrap_or(u64::MAX));
+        let after = self
+            .store
+            .write(|txn| -> Result<AfterFailure, StoreError> {
+                let Some(mut run) = txn.job_run(vc_id, run_id)? else {
+                    return Ok(AfterFailure::Stale);
+                };
+                if state::attempt_of(&run) != attempt || state::awaits_attempt(&run) {
+                    return Ok(AfterFailure::Stale);
+                }
+                let max = state::max_attempts(&run);
+                let before = state::state_of(&run);
+                if drivers_failure
+                    && state::schedule_attempt(
+                        &mut run,
+                        attempt,
+                        &outcome.details,
+                        timestamp_from_micros(now),
+                        timestamp_from_micros(due),
+                    )
+                {
+                    txn.put_job_run(Some(before), &run);
+                    txn.schedule(Timer::Retry, due, vc_id, run_id);
+                    return Ok(AfterFailure::Retried);
+                }
+                Ok(AfterFailure::Fail { attempt, max })
+            })
+            .await?;
+        match after {
+            AfterFailure::Stale => Ok(()),
+            AfterFailure::Retried => {
+                tracing::info!(
+                    virtual_cluster_id = vc_id,
+                    job_run_id = run_id,
+                    attempt,
+                    backoff_seconds = backoff.as_secs(),
+                    details = outcome.details,
+                    "job run attempt failed; retrying"
+                );
+                // Let the executor re-plan its sleep around the new timer.
+                self.wake.notify_one();
+                Ok(())
+            }
+            AfterFailure::Fail { attempt, max } => {
+                let mut outcome: Outcome = outcome.into();
+                if max > 1 {
+                    outcome.details = state::fit_details(&format!(
+                        "Attempt {attempt} of {max} failed: {}",
+                        outcome.details
+                    ));
+                }
+                if self
+                    .transition(vc_id, run_id, JobRunState::Failed, outcome)
+                    .await?
+                {
+                    self.metrics
+                        .status_lag
+                        .observe(received.elapsed().as_secs_f64());
+                }
+                Ok(())
+            }
+        }
+    }
+}
