@@ -192,6 +192,13 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub async fn create(client: &Client, test: &str) -> Result<Self> {
+        Self::create_within(client, test, Duration::from_secs(30)).await
+    }
+
+    /// [`TestNamespace::create`], allowing the controllers `timeout` to make
+    /// its `default` service account (long after the API server restarted,
+    /// while their watches back off).
+    pub async fn create_within(client: &Client, test: &str, timeout: Duration) -> Result<Self> {
         let suffix = format!("{:x}", rand_u32());
         let name = format!("t-{test}-{suffix}");
         let ns = Namespace {
@@ -209,11 +216,9 @@ impl TestNamespace {
         // The ServiceAccount admission plugin rejects pods until the service
         // account controller has created the namespace's `default` account.
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-        eventually(
-            "the default service account",
-            Duration::from_secs(30),
-            || async { Ok(sas.get_opt("default").await?.map(|_| ())) },
-        )
+        eventually("the default service account", timeout, || async {
+            Ok(sas.get_opt("default").await?.map(|_| ()))
+        })
         .await?;
         Ok(Self {
             client: client.clone(),

@@ -200,4 +200,12 @@ async fn an_api_server_outage_loses_nothing_and_work_resumes_when_it_returns() {
     );
     drop(server);
     ns.delete().await.unwrap();
+    // Leave a working cluster: the controllers' watches reconnect with a
+    // backoff of their own after the API server comes back.
+    TestNamespace::create_within(&kube, "after-outage", Duration::from_secs(180))
+        .await
+        .expect("the controllers work again after the outage")
+        .delete()
+        .await
+        .unwrap();
 }

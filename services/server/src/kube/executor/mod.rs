@@ -20,6 +20,10 @@
 //!   most 6 minutes); when it is due, the failed attempt's job-runner and
 //!   driver are deleted and the next attempt's objects created under names of
 //!   their own (see `names::attempt_name`), and the run is SUBMITTED again.
+//! - Failures: a Kubernetes error that may pass (the API server is away)
+//!   leaves the run as it is for the next pass, and holds back further steps
+//!   on that cluster for 1 s, doubling up to 30 s while errors go on
+//!   ([`backoff`]); the pod watch has its own backoff and re-lists.
 //! - Start timeout: a run still SUBMITTED after its `job-start-timeout`
 //!   (classification `emr-containers-defaults`, default 15 minutes) is taken
 //!   down and fails, saying why its pods did not start.
@@ -34,6 +38,7 @@
 //! accepted, cancelled or end (a slot frees), and also re-reads the open runs
 //! every few seconds, which resumes everything after a restart.
 
+mod backoff;
 mod submit;
 mod watch;
 
@@ -49,6 +54,7 @@ use crate::release::Catalogue;
 use crate::render::{self, RenderError, names};
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::{Due, Store, StoreError, Timer};
+use backoff::ClusterBackoff;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -87,6 +93,8 @@ pub struct Executor {
     metrics: Metrics,
     /// How long a finished run's pods are kept.
     finished_job_ttl: Duration,
+    /// Clusters whose API server failed recently, to hold steps back from.
+    backoff: Mutex<ClusterBackoff>,
 }
 
 /// Why a submission attempt stopped.
@@ -151,6 +159,7 @@ impl Executor {
             shared_objects: Mutex::default(),
             metrics,
             finished_job_ttl,
+            backoff: Mutex::default(),
         }
     }
 
@@ -163,6 +172,10 @@ impl Executor {
             tokio::spawn(async move { this.watch_pods(id, writer).await });
         }
         tokio::spawn(async move { self.submission_loop().await });
+    }
+
+    fn lock_backoff(&self) -> std::sync::MutexGuard<'_, ClusterBackoff> {
+        self.backoff.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, reflector::Store<Pod>>> {
@@ -214,46 +227,60 @@ impl Executor {
                 state,
             })
             .collect();
-        let mut limits = HashMap::new();
-        let mut lookup_error = None;
-        let steps = queue::plan(
-            &open,
-            |vc_id| {
-                *limits.entry(vc_id.to_string()).or_insert_with(|| {
-                    match self.store.virtual_cluster(vc_id) {
-                        Ok(vc) => vc
-                            .and_then(|vc| vc.scheduler_configuration)
-                            .and_then(|s| s.max_concurrent_job_runs)
-                            .and_then(|n| usize::try_from(n).ok())
-                            .unwrap_or(queue::DEFAULT_MAX_CONCURRENT),
-                        Err(err) => {
-                            lookup_error = Some(err);
-                            0
-                        }
-                    }
-                })
-            },
-            check_starts,
-        );
-        if let Some(err) = lookup_error {
-            return Err(err);
+        // Each virtual cluster's concurrency limit and Kubernetes cluster.
+        let mut vcs: HashMap<&str, (usize, Option<String>)> = HashMap::new();
+        for run in &open {
+            if vcs.contains_key(run.vc_id.as_str()) {
+                continue;
+            }
+            let vc = self.store.virtual_cluster(&run.vc_id)?;
+            let limit = vc
+                .as_ref()
+                .and_then(|vc| vc.scheduler_configuration)
+                .and_then(|s| s.max_concurrent_job_runs)
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(queue::DEFAULT_MAX_CONCURRENT);
+            let cluster = vc
+                .and_then(|vc| vc.container_provider)
+                .map(|provider| provider.id);
+            vcs.insert(&run.vc_id, (limit, cluster));
         }
+        let steps = queue::plan(&open, |vc_id| vcs[vc_id].0, check_starts);
         let results = futures::stream::iter(steps)
             .map(|(i, step)| {
                 let run = &open[i];
+                let cluster = vcs[run.vc_id.as_str()].1.as_deref();
                 async move {
+                    // Decided when the step starts, so that a pass stops
+                    // sending requests soon after the API server fails.
+                    if cluster.is_some_and(|c| self.lock_backoff().waiting(c, Instant::now())) {
+                        return (run, step, cluster, None);
+                    }
                     let result = match step {
                         Step::Submit => self.submit(&run.vc_id, &run.run_id).await,
                         Step::Cancel => self.cancel(&run.vc_id, &run.run_id).await,
                         Step::CheckStart => self.check_start(&run.vc_id, &run.run_id).await,
                     };
-                    (run, result)
+                    (run, step, cluster, Some(result))
                 }
             })
             .buffer_unordered(PARALLEL);
         futures::pin_mut!(results);
         let mut first_error = None;
-        while let Some((run, result)) = results.next().await {
+        while let Some((run, step, cluster, result)) = results.next().await {
+            let Some(result) = result else {
+                continue; // held back
+            };
+            if let Some(cluster) = cluster {
+                let mut backoff = self.lock_backoff();
+                match &result {
+                    Err(SubmitError::Retry(_)) => backoff.failed(cluster, Instant::now()),
+                    // A start check usually only reads the store: its
+                    // success says nothing about the API server.
+                    Ok(()) if step != Step::CheckStart => backoff.succeeded(cluster),
+                    _ => {}
+                }
+            }
             if let Err(err) = self.settle(&run.vc_id, &run.run_id, result).await {
                 first_error.get_or_insert(err);
             }
