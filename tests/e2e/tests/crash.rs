@@ -1,16 +1,19 @@
 //! Crash safety against the real local cluster: the server is killed with
-//! SIGKILL in the middle of a load of job runs and restarted on the same
-//! store. Every acknowledged run must be there and reach its true final
-//! state; no run may get a second job-runner or be submitted again.
+//! SIGKILL at random points in the middle of a load of job runs, and
+//! restarted on the same store each time. Every acknowledged run must be
+//! there and reach its true final state; no run may get a second job-runner
+//! or be submitted again.
 //!
 //! kwok runs each job-runner pod for two seconds and there is no driver, so
 //! each run's true end is FAILED ("the job-runner finished but the Spark
 //! driver does not exist"); some runs end while the server is down.
+//! The kill points are printed, so a failure can be replayed with
+//! `SPARKVC_CRASH_KILL_POINTS=a,b,c`.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::json;
-use sparkvc_cluster_tests::{LocalEnv, TestNamespace};
+use sparkvc_cluster_tests::{LocalEnv, TestNamespace, rand_u32};
 use sparkvc_e2e::*;
 use sparkvc_proto::v1 as pb;
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,10 +21,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const RUNS: usize = 300;
-const KILL_AFTER: usize = 150;
+const KILLS: usize = 3;
+
+/// Acknowledgement counts at which the server is killed: random, increasing,
+/// spread over the load (or given by `SPARKVC_CRASH_KILL_POINTS`).
+fn kill_points() -> Vec<usize> {
+    if let Ok(given) = std::env::var("SPARKVC_CRASH_KILL_POINTS") {
+        return given
+            .split(',')
+            .map(|p| p.trim().parse().expect("kill points are numbers"))
+            .collect();
+    }
+    let band = RUNS / (KILLS + 1);
+    (0..KILLS)
+        .map(|i| band * i + 10 + rand_u32() as usize % band)
+        .collect()
+}
 
 #[tokio::test]
-async fn kill9_during_load_loses_nothing_and_submits_nothing_twice() {
+async fn kill9_at_random_points_loses_nothing_and_submits_nothing_twice() {
     let env = LocalEnv::load().expect("local environment");
     let kube = env.kube_client().await.expect("kube client");
     let ns = TestNamespace::create(&kube, "crash").await.unwrap();
@@ -38,39 +56,44 @@ async fn kill9_during_load_loses_nothing_and_submits_nothing_twice() {
     }))
     .unwrap();
 
-    // 16 clients start runs until the server dies under them.
+    let points = kill_points();
+    eprintln!("crash test: killing the server after {points:?} acknowledged runs");
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut clients = vec![];
-    for _ in 0..16 {
-        let (mut client, acked, vc, overrides) = (
-            server.client().await,
-            acked.clone(),
-            vc.clone(),
-            overrides.clone(),
-        );
-        clients.push(tokio::spawn(async move {
-            for _ in 0..RUNS / 16 {
-                let mut req = start_request(&vc);
-                req.configuration_overrides = Some(overrides.clone());
-                match client.start_job_run(req).await {
-                    Ok(r) => acked.lock().unwrap().push(r.into_inner().id),
-                    Err(_) => return, // the server is gone
+    let mut server = server;
+    for &point in &points {
+        // 16 clients start runs until the server dies under them.
+        let mut clients = vec![];
+        for _ in 0..16 {
+            let (mut client, acked, vc, overrides) = (
+                server.client().await,
+                acked.clone(),
+                vc.clone(),
+                overrides.clone(),
+            );
+            clients.push(tokio::spawn(async move {
+                while acked.lock().unwrap().len() < RUNS {
+                    let mut req = start_request(&vc);
+                    req.configuration_overrides = Some(overrides.clone());
+                    match client.start_job_run(req).await {
+                        Ok(r) => acked.lock().unwrap().push(r.into_inner().id),
+                        Err(_) => return, // the server is gone
+                    }
                 }
-            }
-        }));
-    }
-    while acked.lock().unwrap().len() < KILL_AFTER {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    server.kill9();
-    for c in clients {
-        c.await.unwrap();
+            }));
+        }
+        while acked.lock().unwrap().len() < point {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        server.kill9();
+        for c in clients {
+            c.await.unwrap();
+        }
+        // Some job-runners finish while nobody watches.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        server = Server::start_with(dir.path(), &args);
     }
     let acked: Vec<String> = acked.lock().unwrap().clone();
-    // Some job-runners finish while nobody watches.
-    tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let server = Server::start_with(dir.path(), &args);
     let mut client = server.client().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     let runs = loop {
@@ -98,7 +121,11 @@ async fn kill9_during_load_loses_nothing_and_submits_nothing_twice() {
             "acknowledged run {id} is lost"
         );
     }
-    assert!(acked.len() >= KILL_AFTER, "{} acknowledged", acked.len());
+    assert!(
+        acked.len() >= *points.last().unwrap(),
+        "{} acknowledged",
+        acked.len()
+    );
 
     // Every run got its true end, once, after exactly one submission.
     for run in &runs {
@@ -140,7 +167,8 @@ async fn kill9_during_load_loses_nothing_and_submits_nothing_twice() {
         "a run got a second job-runner pod: {per_run:?}"
     );
     eprintln!(
-        "crash test: {} runs acknowledged before the kill, {} stored, all FAILED once after one submission",
+        "crash test: {} kills at {points:?}; {} runs acknowledged, {} stored, all FAILED once after one submission",
+        points.len(),
         acked.len(),
         runs.len()
     );
