@@ -53,6 +53,10 @@ pub enum Command {
     ListJobRuns(ListJobRuns),
     /// Cancel a job run.
     CancelJobRun(JobRunId),
+    /// Print a job run's logs from S3 or CloudWatch, also after its pods
+    /// are gone; `--follow` keeps printing until the run ends (sparkvc
+    /// extension).
+    GetJobRunLogs(GetJobRunLogs),
     /// Create a job template.
     CreateJobTemplate(CreateJobTemplate),
     /// Show one job template.
@@ -121,6 +125,27 @@ pub struct JobRunId {
     pub virtual_cluster_id: Option<String>,
     #[command(flatten)]
     pub input: CliInput,
+}
+
+#[derive(Debug, Args)]
+pub struct GetJobRunLogs {
+    #[command(flatten)]
+    pub run: JobRunId,
+    /// DRIVER (default) or JOB_RUNNER.
+    #[arg(long, value_name = "CONTAINER")]
+    pub container: Option<String>,
+    /// STDOUT (default) or STDERR.
+    #[arg(long, value_name = "STREAM")]
+    pub stream: Option<String>,
+    /// S3 or CLOUDWATCH (default: CloudWatch when the run ships there).
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+    /// Keep printing new lines until the job run ends.
+    #[arg(long)]
+    pub follow: bool,
+    /// Seconds between reads with --follow.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub poll_interval: f64,
 }
 
 #[derive(Debug, Args)]

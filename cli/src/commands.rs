@@ -140,6 +140,54 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
                 return Err(err);
             }
         }
+        Command::GetJobRunLogs(a) => {
+            let request = requests::get_job_run_logs(a)?;
+            let mut client = client::connect(url).await?;
+            let describe = DescribeJobRunRequest {
+                id: request.id.clone(),
+                virtual_cluster_id: request.virtual_cluster_id.clone(),
+            };
+            let mut request = request;
+            let mut shown_location = false;
+            loop {
+                // Whether the run had ended before this read: then the read
+                // has everything shipped, and following can stop after it.
+                let ended = if a.follow {
+                    let run = client
+                        .describe_job_run(describe.clone())
+                        .await
+                        .map_err(|status| CliError::from_status("DescribeJobRun", url, &status))?
+                        .into_inner()
+                        .job_run
+                        .unwrap_or_default();
+                    wait::is_terminal(&run.state)
+                } else {
+                    true
+                };
+                let page = client
+                    .get_job_run_logs(request.clone())
+                    .await
+                    .map_err(|status| CliError::from_status("GetJobRunLogs", url, &status))?
+                    .into_inner();
+                if !shown_location {
+                    eprintln!("logs from {}", page.location);
+                    shown_location = true;
+                }
+                for line in &page.lines {
+                    println!("{line}");
+                }
+                // Read on until a read brings nothing new (CloudWatch pages
+                // its answers); when following, until that happens after
+                // the run ended.
+                if ended && page.lines.is_empty() {
+                    break;
+                }
+                if page.lines.is_empty() {
+                    tokio::time::sleep(Duration::from_secs_f64(a.poll_interval)).await;
+                }
+                request.next_token = page.next_token;
+            }
+        }
         Command::DescribeJobRun(a) => simple_call!(
             url,
             "DescribeJobRun",

@@ -16,11 +16,11 @@ use sparkvc_proto::v1::{
     CreateSecurityConfigurationRequest, CreateVirtualClusterRequest, DeleteJobTemplateRequest,
     DeleteSecurityConfigurationRequest, DeleteVirtualClusterRequest, DescribeJobRunRequest,
     DescribeJobTemplateRequest, DescribeSecurityConfigurationRequest,
-    DescribeVirtualClusterRequest, JobDriver, JobTemplateData, ListJobRunsRequest,
-    ListJobTemplatesRequest, ListSecurityConfigurationsRequest, ListTagsForResourceRequest,
-    ListVirtualClustersRequest, RetryPolicyConfiguration, SchedulerConfiguration,
-    SecurityConfigurationData, StartJobRunRequest, TagResourceRequest, UntagResourceRequest,
-    UpdateVirtualClusterRequest,
+    DescribeVirtualClusterRequest, GetJobRunLogsRequest, JobDriver, JobTemplateData,
+    ListJobRunsRequest, ListJobTemplatesRequest, ListSecurityConfigurationsRequest,
+    ListTagsForResourceRequest, ListVirtualClustersRequest, RetryPolicyConfiguration,
+    SchedulerConfiguration, SecurityConfigurationData, StartJobRunRequest, TagResourceRequest,
+    UntagResourceRequest, UpdateVirtualClusterRequest,
 };
 
 /// The members of a request being assembled, keyed by AWS member name.
@@ -325,6 +325,16 @@ pub fn describe_job_run(a: &args::JobRunId) -> Result<DescribeJobRunRequest, Cli
 
 pub fn cancel_job_run(a: &args::JobRunId) -> Result<CancelJobRunRequest, CliError> {
     job_run_by_id(a)
+}
+
+pub fn get_job_run_logs(a: &args::GetJobRunLogs) -> Result<GetJobRunLogsRequest, CliError> {
+    let mut m = Members::new(&a.run.input)?;
+    m.string("id", a.run.id.as_ref())
+        .string("virtualClusterId", a.run.virtual_cluster_id.as_ref())
+        .string("container", a.container.as_ref())
+        .string("stream", a.stream.as_ref())
+        .string("source", a.source.as_ref());
+    m.finish(&[("id", "--id"), ("virtualClusterId", "--virtual-cluster-id")])
 }
 
 fn job_run_by_id<R: DeserializeOwned>(a: &args::JobRunId) -> Result<R, CliError> {

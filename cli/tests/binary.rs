@@ -163,6 +163,7 @@ impl EmrContainers for Fake {
         delete_virtual_cluster(DeleteVirtualClusterRequest) -> DeleteVirtualClusterResponse;
         list_job_runs(ListJobRunsRequest) -> ListJobRunsResponse;
         cancel_job_run(CancelJobRunRequest) -> CancelJobRunResponse;
+        get_job_run_logs(GetJobRunLogsRequest) -> GetJobRunLogsResponse;
         create_job_template(CreateJobTemplateRequest) -> CreateJobTemplateResponse;
         describe_job_template(DescribeJobTemplateRequest) -> DescribeJobTemplateResponse;
         list_job_templates(ListJobTemplatesRequest) -> ListJobTemplatesResponse;

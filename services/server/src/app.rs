@@ -6,7 +6,7 @@ use crate::config::{Config, LogFormat};
 use crate::control::{ControlPlane, ControlPlaneParts, Identity};
 use crate::ids::ArnBuilder;
 use crate::kube::Clusters;
-use crate::kube::executor::Executor;
+use crate::kube::executor::{Executor, ExecutorSettings};
 use crate::metrics::Metrics;
 use crate::release::Catalogue;
 use crate::store::Store;
@@ -74,10 +74,13 @@ pub async fn run(
             store.clone(),
             clusters.clone(),
             catalogue.clone(),
-            config.account_id.clone(),
             wake.clone(),
             metrics.clone(),
-            std::time::Duration::from_secs(config.finished_job_ttl_seconds),
+            ExecutorSettings {
+                account_id: config.account_id.clone(),
+                region: config.region.clone(),
+                finished_job_ttl: std::time::Duration::from_secs(config.finished_job_ttl_seconds),
+            },
         );
         Arc::new(executor).spawn();
     }

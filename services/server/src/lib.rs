@@ -7,11 +7,14 @@
 
 pub mod api;
 pub mod app;
+pub mod aws;
 pub mod config;
 pub mod control;
 pub mod error;
 pub mod ids;
 pub mod kube;
+pub mod log_access;
+pub mod log_reader;
 pub mod metrics;
 pub mod release;
 pub mod render;

@@ -80,6 +80,7 @@ fn render_attempt(
         executor_template: executor,
         owner: Some(owner()),
         attempt,
+        region: "us-west-2",
     })?;
     // The pod templates are JSON text inside the ConfigMap; show them parsed
     // as well so the golden files are easy to review.
@@ -100,13 +101,19 @@ fn render_attempt(
 }
 
 fn check_golden(name: &str, value: &Value) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("{name}.json"));
     let mut text = serde_json::to_string_pretty(value).unwrap();
     text.push('\n');
+    check_golden_text(&format!("{name}.json"), &text);
+}
+
+/// Compares `text` with `tests/golden/<file>` (or writes it there when
+/// `SPARKVC_UPDATE_GOLDEN` is set).
+fn check_golden_text(file: &str, text: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(file);
     if std::env::var_os("SPARKVC_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, &text).unwrap();
+        std::fs::write(&path, text).unwrap();
         return;
     }
     let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
@@ -192,6 +199,69 @@ fn a_retried_attempt_has_its_own_names() {
         "spark.kubernetes.driver.pod.name spark-{id}-3-driver"
     )));
     assert_eq!(third["job"]["metadata"]["name"], format!("{id}-3"));
+}
+
+/// Logs to S3 and CloudWatch: fluentd sidecars on the job-runner, driver and
+/// executor pods, and their configurations in the ConfigMap.
+#[test]
+fn logs_to_s3_and_cloudwatch() {
+    let run = run(json!({
+        "jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "local:///app.py"}},
+        "configurationOverrides": {
+            "applicationConfiguration": [
+                {"classification": "emr-containers-defaults", "properties": {"logging.request.memory": "300Mi"}}
+            ],
+            "monitoringConfiguration": {
+                "s3MonitoringConfiguration": {"logUri": "s3://team-a-logs/spark/"},
+                "cloudWatchMonitoringConfiguration": {"logGroupName": "/emr-on-eks/team-a", "logStreamNamePrefix": "pi"}
+            }
+        }
+    }));
+    let rendered = render(&run, None, None).unwrap();
+    check_golden("logs_s3_cloudwatch", &rendered);
+    // The fluentd configurations are golden files of their own, to read.
+    let data = &rendered["configMap"]["data"];
+    for key in ["fluentd-job-runner.conf", "fluentd-spark.conf"] {
+        check_golden_text(key, data[key].as_str().expect("a fluentd configuration"));
+    }
+}
+
+/// `jobsubmitter.logging` and `executor.logging` turn sidecars off; an
+/// unknown value is refused naming the property.
+#[test]
+fn log_sidecars_can_be_turned_off_per_component() {
+    let with = |properties: Value| {
+        run(json!({
+            "jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "local:///app.py"}},
+            "configurationOverrides": {
+                "applicationConfiguration": properties,
+                "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": "s3://logs"}}
+            }
+        }))
+    };
+    let off = render(
+        &with(json!([
+            {"classification": "emr-job-submitter", "properties": {"jobsubmitter.logging": "DISABLED"}},
+            {"classification": "emr-containers-defaults", "properties": {"executor.logging": "DISABLED"}}
+        ])),
+        None,
+        None,
+    )
+    .unwrap();
+    let pod_spec = &off["job"]["spec"]["template"]["spec"];
+    assert!(pod_spec["initContainers"].is_null(), "{pod_spec}");
+    assert!(
+        off["podTemplatesParsed"]["executor-pod-template.json"]["spec"]["initContainers"].is_null()
+    );
+    let driver = &off["podTemplatesParsed"]["driver-pod-template.json"]["spec"];
+    assert_eq!(driver["initContainers"][0]["name"], "sparkvc-fluentd");
+    let err = render(
+        &with(json!([{"classification": "emr-containers-defaults", "properties": {"executor.logging": "off"}}])),
+        None,
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("executor.logging"), "{err}");
 }
 
 #[test]

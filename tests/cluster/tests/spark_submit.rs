@@ -137,6 +137,7 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
             executor_template: None,
             owner: Some(owner.clone()),
             attempt: 1,
+            region: "us-east-1",
         })
         .map_err(|e| anyhow!("rendering the job run: {e}"))?;
 

@@ -465,6 +465,216 @@ async fn pod_templates_are_read_from_s3() {
     s.ns.delete().await.unwrap();
 }
 
+/// A run that ships logs: before it starts, its execution role (assumed
+/// through STS on the local AWS stand-in) writes the run's job-metadata to
+/// the S3 log location and to a CloudWatch stream, and its pods get the
+/// fluentd sidecar. A log bucket that does not exist fails the run at once
+/// as USER_ERROR naming the destination and the action.
+#[tokio::test]
+async fn log_destinations_are_checked_and_sidecars_added() {
+    let mut s = setup("exec-logs").await;
+    let env = LocalEnv::load().unwrap();
+    let aws = env.aws_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&aws)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = unique("logs").replace('_', "-");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    let group = format!("/sparkvc/{}", unique("logs"));
+    let with_logs = |log_uri: &str| {
+        let mut req = start_request(&s.vc);
+        req.configuration_overrides = Some(
+            serde_json::from_value(json!({"monitoringConfiguration": {
+                "s3MonitoringConfiguration": {"logUri": log_uri},
+                "cloudWatchMonitoringConfiguration": {"logGroupName": group, "logStreamNamePrefix": "pi"}
+            }}))
+            .unwrap(),
+        );
+        req
+    };
+    let run = s
+        .client
+        .start_job_run(with_logs(&format!("s3://{bucket}/team-a/")))
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for_state(&mut s.client, &s.vc, &run.id, "SUBMITTED").await;
+
+    let key = format!("team-a/{}/jobs/{}/job-metadata.log", s.vc, run.id);
+    let object = s3.get_object().bucket(&bucket).key(&key).send().await;
+    let body = object
+        .expect("the job-metadata object")
+        .body
+        .collect()
+        .await
+        .unwrap();
+    let metadata: serde_json::Value = serde_json::from_slice(&body.into_bytes()).unwrap();
+    assert_eq!(metadata["jobRunId"], run.id.as_str());
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&aws);
+    let stream = format!("pi/{}/jobs/{}/job-metadata", s.vc, run.id);
+    let events = logs
+        .get_log_events()
+        .log_group_name(&group)
+        .log_stream_name(&stream)
+        .send()
+        .await
+        .expect("the job-metadata stream in the group sparkvc created");
+    assert_eq!(events.events().len(), 1);
+
+    let job: Job = Api::namespaced(s.kube.clone(), &s.ns.name)
+        .get(&run.id)
+        .await
+        .unwrap();
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    let sidecar = &pod.init_containers.unwrap_or_default()[0];
+    assert_eq!(
+        (sidecar.name.as_str(), sidecar.restart_policy.as_deref()),
+        ("sparkvc-fluentd", Some("Always"))
+    );
+    assert_eq!(
+        pod.containers[0].command.as_deref(),
+        Some(&["/bin/bash".to_string()][..])
+    );
+
+    // Read back what the sidecars ship. kwok runs no containers, so the test
+    // writes what fluentd would, where the rendered configuration puts it.
+    let driver_dir = format!(
+        "team-a/{}/jobs/{}/containers/spark-app-1/spark-{}-driver",
+        s.vc, run.id, run.id
+    );
+    for (part, text) in [
+        ("stdout-0.gz", "line 1\nline 2\n"),
+        ("stdout-1.gz", "line 3\n"),
+    ] {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!("{driver_dir}/{part}"))
+            .body(gz.finish().unwrap().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let driver_stream = format!(
+        "pi/{}/jobs/{}/containers/spark-app-1/spark-{}-driver/stdout",
+        s.vc, run.id, run.id
+    );
+    logs.create_log_stream()
+        .log_group_name(&group)
+        .log_stream_name(&driver_stream)
+        .send()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (i, message) in ["cw line 1", "cw line 2"].into_iter().enumerate() {
+        logs.put_log_events()
+            .log_group_name(&group)
+            .log_stream_name(&driver_stream)
+            .log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now + i as i64)
+                    .message(message)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let read = |source: &str, next_token: &str| pb::GetJobRunLogsRequest {
+        virtual_cluster_id: s.vc.clone(),
+        id: run.id.clone(),
+        source: source.into(),
+        next_token: next_token.into(),
+        ..Default::default()
+    };
+    let from_s3 = s
+        .client
+        .get_job_run_logs(read("S3", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(from_s3.lines, ["line 1", "line 2", "line 3"]);
+    assert_eq!(
+        from_s3.location,
+        format!("s3://{bucket}/team-a/{}/jobs/{}/containers/", s.vc, run.id)
+    );
+    let again = s
+        .client
+        .get_job_run_logs(read("S3", &from_s3.next_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.lines.is_empty(), "{:?}", again.lines);
+    // CloudWatch is the default when the run ships there.
+    let from_cw = s
+        .client
+        .get_job_run_logs(read("", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(from_cw.lines, ["cw line 1", "cw line 2"]);
+    // The CLI prints the lines, like `aws logs tail`.
+    let out = sparkvc(
+        &s.server.endpoint(),
+        &[
+            "get-job-run-logs",
+            "--virtual-cluster-id",
+            &s.vc,
+            "--id",
+            &run.id,
+            "--source",
+            "S3",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line 1\nline 2\nline 3\n"
+    );
+    let mut bad = read("S3", "");
+    bad.container = "EXECUTOR".into();
+    let err = s.client.get_job_run_logs(bad).await.unwrap_err();
+    assert!(err.message().contains("'container'"), "{}", err.message());
+
+    let missing_bucket = unique("nobucket").replace('_', "-");
+    let bad = s
+        .client
+        .start_job_run(with_logs(&format!("s3://{missing_bucket}")))
+        .await
+        .unwrap()
+        .into_inner();
+    let failed = wait_for_state(&mut s.client, &s.vc, &bad.id, "FAILED").await;
+    assert_eq!(failed.failure_reason, "USER_ERROR");
+    assert!(
+        failed.state_details.starts_with(&format!(
+            "The execution role cannot write the job's logs: s3:PutObject on s3://{missing_bucket}/{}/jobs/{}/job-metadata.log failed: NoSuchBucket",
+            s.vc, bad.id
+        )),
+        "{}",
+        failed.state_details
+    );
+    // Nothing was created for it.
+    let jobs: Api<Job> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    assert!(jobs.get_opt(&bad.id).await.unwrap().is_none());
+    s.ns.delete().await.unwrap();
+}
+
 /// The whole chain with nothing played by the test: the server creates the
 /// job-runner, `local-job-runner` runs its spark-submit (the real Apache
 /// Spark, as the pod's service account), Spark creates the driver, kwok runs

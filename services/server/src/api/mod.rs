@@ -144,6 +144,22 @@ impl EmrContainers for Api {
     }
 
     #[tracing::instrument(skip_all, fields(virtual_cluster_id = %req.get_ref().virtual_cluster_id, job_run_id = %req.get_ref().id))]
+    async fn get_job_run_logs(
+        &self,
+        req: Request<pb::GetJobRunLogsRequest>,
+    ) -> Reply<pb::GetJobRunLogsResponse> {
+        let req = req.into_inner();
+        reply(
+            async {
+                validate::id("virtualClusterId", &req.virtual_cluster_id)?;
+                validate::id("id", &req.id)?;
+                self.control.get_job_run_logs(&req).await
+            }
+            .await,
+        )
+    }
+
+    #[tracing::instrument(skip_all, fields(virtual_cluster_id = %req.get_ref().virtual_cluster_id, job_run_id = %req.get_ref().id))]
     async fn cancel_job_run(
         &self,
         req: Request<pb::CancelJobRunRequest>,

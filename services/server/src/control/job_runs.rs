@@ -112,6 +112,24 @@ impl ControlPlane {
             .ok_or_else(|| ApiError::job_run_not_found(id))
     }
 
+    /// GetJobRunLogs (extension): the run's shipped logs, read back.
+    pub async fn get_job_run_logs(
+        &self,
+        req: &pb::GetJobRunLogsRequest,
+    ) -> ApiResult<pb::GetJobRunLogsResponse> {
+        let run = self.describe_job_run(&req.virtual_cluster_id, &req.id)?;
+        let destinations = crate::render::logging::destinations(&run)
+            .map_err(|e| ApiError::validation(e.to_string()))?
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "Job run {} ships no logs: its monitoringConfiguration names neither S3 nor CloudWatch.",
+                    run.id
+                ))
+            })?;
+        let query = crate::log_reader::query(req, &destinations)?;
+        crate::log_reader::read(&run, &destinations, &query).await
+    }
+
     pub fn list_job_runs(
         &self,
         req: &pb::ListJobRunsRequest,

@@ -24,22 +24,7 @@ pub struct TemplateReader {
 impl TemplateReader {
     async fn s3(&self) -> &S3 {
         self.s3
-            .get_or_init(|| async {
-                use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-                let http = aws_smithy_http_client::Builder::new()
-                    .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                    .build_https();
-                let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .http_client(http)
-                    .load()
-                    .await;
-                // Path-style addressing works with every S3 implementation.
-                S3::from_conf(
-                    aws_sdk_s3::config::Builder::from(&config)
-                        .force_path_style(true)
-                        .build(),
-                )
-            })
+            .get_or_init(|| async { crate::aws::s3_client(crate::aws::sdk_config().await) })
             .await
     }
 
@@ -72,13 +57,7 @@ impl TemplateReader {
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| {
-                    let reason = match e.as_service_error() {
-                        Some(service) => service.to_string(),
-                        None => e.to_string(),
-                    };
-                    fail(reason)
-                })?;
+                .map_err(|e| fail(crate::aws::error_text(&e)))?;
             let bytes = object
                 .body
                 .collect()

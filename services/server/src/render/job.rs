@@ -25,11 +25,12 @@
 //! `-python3` Apache Spark images do).
 
 use super::names;
+use super::pod_template::{USER_LOG_DIR, USER_LOG_VOLUME};
 use super::spark_conf::JobSubmitterConfig;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, KeyToPath, PodSpec, PodTemplateSpec, ResourceRequirements,
-    Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, EmptyDirVolumeSource, KeyToPath, PodSpec, PodTemplateSpec,
+    ResourceRequirements, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -168,6 +169,9 @@ pub struct JobInputs<'a> {
     pub argv: &'a [String],
     pub submitter: &'a JobSubmitterConfig,
     pub owner: Option<&'a OwnerReference>,
+    /// The log sidecar and its configuration volume, when the job-runner
+    /// ships its logs (see `render::logging`).
+    pub log_sidecar: Option<(Container, Volume)>,
 }
 
 /// The job-runner Job.
@@ -193,15 +197,39 @@ pub fn render_job(inputs: &JobInputs<'_>) -> Job {
         ],
         POD_TEMPLATE_DIR,
     );
-    let (command, args) = inputs.argv.split_first().expect("argv has argv[0]");
+    let mut volumes = vec![conf_volume, template_volume];
+    let mut mounts = vec![conf_mount, template_mount];
+    let mut env = None;
+    let mut init_containers = None;
+    let argv = match &inputs.log_sidecar {
+        None => inputs.argv.to_vec(),
+        Some((sidecar, sidecar_conf)) => {
+            volumes.push(Volume {
+                name: USER_LOG_VOLUME.into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            });
+            volumes.push(sidecar_conf.clone());
+            mounts.push(VolumeMount {
+                name: USER_LOG_VOLUME.into(),
+                mount_path: USER_LOG_DIR.into(),
+                ..VolumeMount::default()
+            });
+            env = Some(vec![super::logging::pod_name_env()]);
+            init_containers = Some(vec![sidecar.clone()]);
+            super::logging::capture_argv(CONTAINER_NAME, inputs.argv)
+        }
+    };
+    let (command, args) = argv.split_first().expect("argv has argv[0]");
 
     let container = Container {
         name: CONTAINER_NAME.into(),
         image: Some(inputs.image.into()),
         command: Some(vec![command.clone()]),
         args: Some(args.to_vec()),
+        env,
         resources: Some(resources(inputs.submitter)),
-        volume_mounts: Some(vec![conf_mount, template_mount]),
+        volume_mounts: Some(mounts),
         security_context: Some(super::pod_template::restricted_security_context()),
         // spark-submit's own error (bad arguments, no permission to create the
         // driver, ...) becomes the termination message, and so the stateDetails.
@@ -213,7 +241,8 @@ pub fn render_job(inputs: &JobInputs<'_>) -> Job {
         restart_policy: Some("Never".into()),
         service_account_name: Some(inputs.service_account.into()),
         node_selector: non_empty(inputs.submitter.node_selector.clone()),
-        volumes: Some(vec![conf_volume, template_volume]),
+        volumes: Some(volumes),
+        init_containers,
         ..PodSpec::default()
     };
     Job {
@@ -339,6 +368,7 @@ mod tests {
             argv: &argv,
             submitter,
             owner: None,
+            log_sidecar: None,
         })
     }
 

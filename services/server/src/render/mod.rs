@@ -16,6 +16,7 @@
 
 pub mod args;
 pub mod job;
+pub mod logging;
 pub mod names;
 pub mod pod_template;
 pub mod spark_conf;
@@ -94,6 +95,8 @@ pub struct JobRunInputs<'a> {
     /// Which attempt of the run to render (1 unless it is retried): each
     /// attempt has its own objects (see [`names::attempt_name`]).
     pub attempt: u32,
+    /// The AWS region the log sidecars write to (the server's region).
+    pub region: &'a str,
 }
 
 /// The objects of one job run.
@@ -224,6 +227,20 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
     )?;
 
     let is_sql = matches!(driver.entry, EntryPoint::SparkSql { .. });
+    let logs = logging::plan(run, &classes)?;
+    let log_sidecar = |settings: Option<&logging::SidecarSettings>, source| {
+        settings.map(|settings| {
+            (
+                logging::sidecar(
+                    settings,
+                    source,
+                    pod_template::USER_LOG_VOLUME,
+                    inputs.region,
+                ),
+                logging::config_volume(&config_map_name, source).0,
+            )
+        })
+    };
     let template = |role: SparkRole, user: Option<&str>| -> Result<String, RenderError> {
         let component = match role {
             SparkRole::Driver => names::COMPONENT_DRIVER,
@@ -243,6 +260,13 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
             } else {
                 vec![]
             },
+            log_sidecar: log_sidecar(
+                logs.as_ref().and_then(|plan| match role {
+                    SparkRole::Driver => Some(&plan.driver),
+                    SparkRole::Executor => plan.executor.as_ref(),
+                }),
+                logging::LogSource::Spark,
+            ),
         })?;
         pod_template::to_json(&pod)
     };
@@ -262,6 +286,14 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
     ]);
     if is_sql {
         data.insert(job::KEY_SQL_RUNNER.to_string(), job::SQL_RUNNER.to_string());
+    }
+    if let Some(plan) = &logs {
+        for source in [logging::LogSource::JobRunner, logging::LogSource::Spark] {
+            data.insert(
+                source.config_key().to_string(),
+                logging::fluentd_config(&plan.destinations, source, vc, id, inputs.region),
+            );
+        }
     }
     let config_map = ConfigMap {
         metadata: ObjectMeta {
@@ -292,6 +324,10 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
         argv: &argv,
         submitter: &classes.job_submitter,
         owner: inputs.owner.as_ref(),
+        log_sidecar: log_sidecar(
+            logs.as_ref().and_then(|plan| plan.job_runner.as_ref()),
+            logging::LogSource::JobRunner,
+        ),
     });
     Ok(RenderedJobRun {
         service_accounts: identity.service_accounts,

@@ -75,7 +75,14 @@ pub struct PodTemplateInputs<'a> {
     pub owner: Option<&'a OwnerReference>,
     /// Further volumes sparkvc mounts in the Spark container (the SQL runner).
     pub extra_volumes: Vec<(Volume, VolumeMount)>,
+    /// The log sidecar and the volume of its configuration, when this pod
+    /// ships its logs (see `render::logging`): the Spark container's output
+    /// is then captured into the log directory.
+    pub log_sidecar: Option<(Container, Volume)>,
 }
+
+/// The Spark images' entrypoint, which the log capture wrapper runs.
+pub const SPARK_ENTRYPOINT: &str = "/opt/entrypoint.sh";
 
 /// The merged pod template. See the module documentation for the rules.
 pub fn render_pod_template(inputs: &PodTemplateInputs<'_>) -> Result<Pod, RenderError> {
@@ -153,6 +160,22 @@ pub fn render_pod_template(inputs: &PodTemplateInputs<'_>) -> Result<Pod, Render
         mounts.push(mount);
     }
     main.security_context = Some(restricted_security_context());
+    if let Some((sidecar, conf_volume)) = &inputs.log_sidecar {
+        // Spark appends its arguments (`driver …`/`executor …`) to this.
+        main.command = Some(super::logging::capture_argv(
+            "spark",
+            &[SPARK_ENTRYPOINT.to_string()],
+        ));
+        main.env
+            .get_or_insert_with(Vec::new)
+            .push(super::logging::pod_name_env());
+        spec.volumes
+            .get_or_insert_with(Vec::new)
+            .push(conf_volume.clone());
+        spec.init_containers
+            .get_or_insert_with(Vec::new)
+            .push(sidecar.clone());
+    }
     Ok(pod)
 }
 
@@ -289,6 +312,7 @@ mod tests {
             labels: BTreeMap::from([("sparkvc.io/job-run-id".to_string(), "r1".to_string())]),
             owner: None,
             extra_volumes: vec![],
+            log_sidecar: None,
         }
     }
 

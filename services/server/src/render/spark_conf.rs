@@ -80,13 +80,15 @@ pub struct JobSubmitterConfig {
     pub memory_request: Option<String>,
     pub cpu_limit: Option<String>,
     pub memory_limit: Option<String>,
+    /// `jobsubmitter.logging`: `false` when set to `DISABLED`.
+    pub logging: Option<bool>,
     pub logging_image: Option<String>,
     pub logging_cpu_request: Option<String>,
     pub logging_memory_request: Option<String>,
 }
 
-/// The `emr-containers-defaults` classification, parsed but not acted on by
-/// rendering (job-start timeout and logging belong to later work).
+/// The `emr-containers-defaults` classification: the job-start timeout (used
+/// by the executor) and the log sidecars' settings (see `render::logging`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainersDefaults {
     /// `job-start-timeout`, seconds.
@@ -172,6 +174,7 @@ fn job_submitter_property(
             "jobsubmitter.container.request.memory" => quantity(&mut cfg.memory_request)?,
             "jobsubmitter.container.limit.cores" => quantity(&mut cfg.cpu_limit)?,
             "jobsubmitter.container.limit.memory" => quantity(&mut cfg.memory_limit)?,
+            "jobsubmitter.logging" => cfg.logging = Some(on_off(&field, value)?),
             "jobsubmitter.logging.image" => cfg.logging_image = Some(value.into()),
             "jobsubmitter.logging.request.cores" => quantity(&mut cfg.logging_cpu_request)?,
             "jobsubmitter.logging.request.memory" => quantity(&mut cfg.logging_memory_request)?,
@@ -184,6 +187,18 @@ fn job_submitter_property(
         }
     }
     Ok(())
+}
+
+/// `ENABLED` or `DISABLED`.
+fn on_off(field: &str, value: &str) -> Result<bool, RenderError> {
+    match value {
+        "ENABLED" => Ok(true),
+        "DISABLED" => Ok(false),
+        _ => Err(RenderError::user(
+            field,
+            format!("{field}: {value:?} is neither ENABLED nor DISABLED"),
+        )),
+    }
 }
 
 fn containers_defaults_property(
@@ -202,7 +217,7 @@ fn containers_defaults_property(
                 )
             })?);
         }
-        "executor.logging" => cfg.executor_logging = Some(value != "DISABLED"),
+        "executor.logging" => cfg.executor_logging = Some(on_off(&field, value)?),
         "logging.image" => cfg.logging_image = Some(value.into()),
         "logging.request.cores" => {
             check_quantity(&field, value)?;

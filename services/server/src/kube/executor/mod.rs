@@ -49,6 +49,7 @@ use super::queue::{self, OpenRun, Step};
 use super::templates::{TemplateError, TemplateReader};
 use crate::control::{micros_from_timestamp, timestamp_from_micros};
 use crate::ids::Clock;
+use crate::log_access::LogAccessChecker;
 use crate::metrics::Metrics;
 use crate::release::Catalogue;
 use crate::render::{self, RenderError, names};
@@ -75,15 +76,25 @@ const SHARED_OBJECT_TTL: Duration = Duration::from_secs(600);
 /// `job-start-timeout` when the run sets none (EMR's default).
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+/// The executor's fixed settings, from the server configuration.
+#[derive(Debug, Clone)]
+pub struct ExecutorSettings {
+    /// Used for service-account names when a role ARN has no account.
+    pub account_id: String,
+    /// Where the log sidecars and the log access check write.
+    pub region: String,
+    /// How long a finished run's pods are kept.
+    pub finished_job_ttl: Duration,
+}
+
 #[derive(Debug)]
 pub struct Executor {
     store: Store,
     clusters: Clusters,
     catalogue: Catalogue,
-    /// Used for service-account names when a role ARN has no account.
-    account_id: String,
     wake: Arc<Notify>,
     templates: TemplateReader,
+    log_access: LogAccessChecker,
     clock: Clock,
     /// The pod cache of each cluster's watch.
     pods: Mutex<HashMap<String, reflector::Store<Pod>>>,
@@ -91,8 +102,7 @@ pub struct Executor {
     /// they were last created or found.
     shared_objects: Mutex<HashMap<String, Instant>>,
     metrics: Metrics,
-    /// How long a finished run's pods are kept.
-    finished_job_ttl: Duration,
+    settings: ExecutorSettings,
     /// Clusters whose API server failed recently, to hold steps back from.
     backoff: Mutex<ClusterBackoff>,
 }
@@ -142,23 +152,22 @@ impl Executor {
         store: Store,
         clusters: Clusters,
         catalogue: Catalogue,
-        account_id: String,
         wake: Arc<Notify>,
         metrics: Metrics,
-        finished_job_ttl: Duration,
+        settings: ExecutorSettings,
     ) -> Self {
         Self {
             store,
             clusters,
             catalogue,
-            account_id,
             wake,
             templates: TemplateReader::default(),
+            log_access: LogAccessChecker::default(),
             clock: Clock::default(),
             pods: Mutex::default(),
             shared_objects: Mutex::default(),
             metrics,
-            finished_job_ttl,
+            settings,
             backoff: Mutex::default(),
         }
     }
@@ -399,7 +408,8 @@ impl Executor {
                     .iter()
                     .any(|t| t.state == JobRunState::Submitted.as_str());
                 if next.is_terminal() && reached_kubernetes {
-                    let ttl = u64::try_from(self.finished_job_ttl.as_micros()).unwrap_or(u64::MAX);
+                    let ttl = u64::try_from(self.settings.finished_job_ttl.as_micros())
+                        .unwrap_or(u64::MAX);
                     txn.schedule(Timer::Cleanup, now.saturating_add(ttl), vc_id, run_id);
                 }
                 Ok(true)

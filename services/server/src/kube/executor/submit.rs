@@ -5,7 +5,7 @@
 use super::{Executor, Placement, SubmitError, kube_failure};
 use crate::control::micros_from_timestamp;
 use crate::kube::apply::{create_if_absent, delete_if_present};
-use crate::render::{self, JobRunInputs, names};
+use crate::render::{self, JobRunInputs, logging, names};
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::StoreError;
 use k8s_openapi::api::batch::v1::Job;
@@ -101,7 +101,7 @@ impl Executor {
             .read("executor", files.executor.as_deref())
             .await?;
         let account_id = role_account(&run.execution_role_arn)
-            .unwrap_or(&self.account_id)
+            .unwrap_or(&self.settings.account_id)
             .to_string();
         let inputs = JobRunInputs {
             run,
@@ -112,6 +112,7 @@ impl Executor {
             executor_template: executor_template.as_deref(),
             owner: None,
             attempt,
+            region: &self.settings.region,
         };
         let rendered = render::render_job_run(&inputs)?;
         for sa in &rendered.service_accounts {
@@ -155,11 +156,21 @@ impl Executor {
         Ok(job_name)
     }
 
-    /// PENDING → SUBMITTED: creates the run's first attempt.
+    /// PENDING → SUBMITTED: checks that the run's logs can be written, then
+    /// creates its first attempt.
     pub(super) async fn submit(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
         let Some((run, at)) = self.run_and_placement(vc_id, run_id)? else {
             return Ok(());
         };
+        if let Some(destinations) = logging::destinations(&run)? {
+            self.log_access
+                .check(&run, &destinations)
+                .await
+                .map_err(|e| SubmitError::Fatal {
+                    failure_reason: "USER_ERROR",
+                    details: state::fit_details(&e.to_string()),
+                })?;
+        }
         let job_name = self
             .create_attempt(&run, &at, state::attempt_of(&run))
             .await?;

@@ -1,0 +1,518 @@
+//! Log shipping, the EMR-on-EKS way: when a run's `monitoringConfiguration`
+//! names S3 (`s3MonitoringConfiguration.logUri`) and/or CloudWatch
+//! (`cloudWatchMonitoringConfiguration`), its job-runner, driver and executor
+//! pods get a fluentd sidecar that ships their stdout and stderr there.
+//!
+//! - The main container's output reaches the sidecar through the shared
+//!   emptyDir `/var/log/spark/user`: its command runs under a small bash
+//!   wrapper ([`capture_argv`], [`CAPTURE_SCRIPT`]) that copies stdout and
+//!   stderr into `/var/log/spark/user/<pod>/{stdout,stderr}` with `tee`, so
+//!   `kubectl logs` still shows them. The wrapper is a constant script; the
+//!   real argv follows it as positional parameters, so nothing the user
+//!   wrote is ever read by a shell.
+//! - The sidecar is a Kubernetes native sidecar (an init container with
+//!   `restartPolicy: Always`, Kubernetes 1.29+): it starts before the main
+//!   container, does not keep a finished pod alive, and gets SIGTERM when the
+//!   main container has exited; fluentd then flushes its buffers
+//!   (`flush_at_shutdown`) within the pod's grace period. On clusters without
+//!   native sidecars the pod would not finish; sparkvc does not support them.
+//! - Layout (EMR's): S3 `<logUri>/<vcId>/jobs/<jobId>/containers/<sparkAppId>/<pod>/{stdout,stderr}-<n>.gz`
+//!   and `<logUri>/<vcId>/jobs/<jobId>/control-logs/<pod>/…` for the
+//!   job-runner; a stream is uploaded in numbered parts (every minute and at
+//!   shutdown), where EMR writes one `stdout.gz`. CloudWatch streams
+//!   `<prefix>/<vcId>/jobs/<jobId>/containers/<sparkAppId>/<pod>/{stdout,stderr}`
+//!   (`…/control-logs/<pod>/…` for the job-runner) in the named group, which
+//!   the plugin creates if missing (`auto_create_stream`).
+//! - Settings come from the classifications: `emr-containers-defaults`
+//!   `logging.image`, `logging.request.cores`, `logging.request.memory`,
+//!   `executor.logging` (`DISABLED` turns executors' sidecars off);
+//!   `emr-job-submitter` `jobsubmitter.logging` (`DISABLED`),
+//!   `jobsubmitter.logging.image`, `…request.cores`, `…request.memory`.
+//!
+//! Everything here is pure; the fluentd configurations are golden-tested.
+
+use super::RenderError;
+use super::pod_template::USER_LOG_DIR;
+use super::spark_conf::Classifications;
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector,
+    ResourceRequirements, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use sparkvc_proto::v1::JobRun;
+use std::collections::BTreeMap;
+
+/// The sidecar's container name.
+pub const SIDECAR: &str = "sparkvc-fluentd";
+/// fluentd with fluent-plugin-s3 and fluent-plugin-cloudwatch-logs, built
+/// from `deploy/fluentd/Dockerfile`.
+pub const DEFAULT_IMAGE: &str = "ghcr.io/sparkvc/fluentd:v1.17-1";
+pub const DEFAULT_CPU_REQUEST: &str = "100m";
+pub const DEFAULT_MEMORY_REQUEST: &str = "200Mi";
+
+/// ConfigMap keys of the two fluentd configurations.
+pub const KEY_JOB_RUNNER_CONF: &str = "fluentd-job-runner.conf";
+pub const KEY_SPARK_CONF: &str = "fluentd-spark.conf";
+/// Where the sidecar sees its configuration.
+pub const CONF_VOLUME: &str = "sparkvc-fluentd-conf";
+pub const CONF_DIR: &str = "/etc/sparkvc/fluentd";
+
+/// Copies the command's stdout and stderr into the pod's log directory (see
+/// the module documentation). `$0` is a label; the command is `"$@"`.
+pub const CAPTURE_SCRIPT: &str = r#"dir="/var/log/spark/user/$POD_NAME" && mkdir -p "$dir" && exec "$@" > >(tee -a "$dir/stdout") 2> >(tee -a "$dir/stderr" >&2)"#;
+
+/// Where a run's logs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destinations {
+    pub s3: Option<S3Destination>,
+    pub cloudwatch: Option<CloudWatchDestination>,
+}
+
+/// `s3://bucket[/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Destination {
+    pub bucket: String,
+    /// Without leading or trailing `/`; may be empty.
+    pub prefix: String,
+}
+
+impl S3Destination {
+    /// Parses a `logUri` (validated as an `s3://` URI by the API already).
+    pub fn parse(uri: &str) -> Result<Self, RenderError> {
+        let field = "monitoringConfiguration.s3MonitoringConfiguration.logUri";
+        let rest = uri.strip_prefix("s3://").ok_or_else(|| {
+            RenderError::user(field, format!("{field} {uri:?} is not an s3:// URI"))
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(RenderError::user(
+                field,
+                format!("{field} {uri:?} names no bucket"),
+            ));
+        }
+        Ok(Self {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    }
+
+    /// The key of `path` under the prefix.
+    pub fn key(&self, path: &str) -> String {
+        if self.prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{path}", self.prefix)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudWatchDestination {
+    pub log_group: String,
+    /// `logStreamNamePrefix`; may be empty.
+    pub stream_prefix: String,
+}
+
+impl CloudWatchDestination {
+    /// The stream name of `path` under the prefix.
+    pub fn stream(&self, path: &str) -> String {
+        if self.stream_prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{path}", self.stream_prefix)
+        }
+    }
+}
+
+/// The destinations a run's `monitoringConfiguration` names, if any.
+pub fn destinations(run: &JobRun) -> Result<Option<Destinations>, RenderError> {
+    let Some(monitoring) = run
+        .configuration_overrides
+        .as_ref()
+        .and_then(|o| o.monitoring_configuration.as_ref())
+    else {
+        return Ok(None);
+    };
+    let s3 = monitoring
+        .s3_monitoring_configuration
+        .as_ref()
+        .map(|s3| S3Destination::parse(&s3.log_uri))
+        .transpose()?;
+    let cloudwatch = monitoring
+        .cloud_watch_monitoring_configuration
+        .as_ref()
+        .map(|cw| CloudWatchDestination {
+            log_group: cw.log_group_name.clone(),
+            stream_prefix: cw.log_stream_name_prefix.trim_matches('/').to_string(),
+        });
+    Ok((s3.is_some() || cloudwatch.is_some()).then_some(Destinations { s3, cloudwatch }))
+}
+
+/// The part of every log location that names the run: `<vcId>/jobs/<jobId>`.
+pub fn run_path(virtual_cluster_id: &str, job_run_id: &str) -> String {
+    format!("{virtual_cluster_id}/jobs/{job_run_id}")
+}
+
+/// Whose output a sidecar ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSource {
+    JobRunner,
+    /// The driver or an executor.
+    Spark,
+}
+
+impl LogSource {
+    pub fn config_key(self) -> &'static str {
+        match self {
+            LogSource::JobRunner => KEY_JOB_RUNNER_CONF,
+            LogSource::Spark => KEY_SPARK_CONF,
+        }
+    }
+
+    /// Where this pod's streams go under `<vcId>/jobs/<jobId>/`, as a fluentd
+    /// string (the pod name and Spark application ID come from the sidecar's
+    /// environment).
+    fn pod_path(self) -> &'static str {
+        match self {
+            LogSource::JobRunner => "control-logs/#{ENV['POD_NAME']}",
+            LogSource::Spark => "containers/#{ENV['SPARK_APP_ID']}/#{ENV['POD_NAME']}",
+        }
+    }
+}
+
+/// What a run's sidecars are like, from its classifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarSettings {
+    pub image: String,
+    pub cpu_request: String,
+    pub memory_request: String,
+}
+
+/// Which pods of a run get a sidecar, and what it is like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggingPlan {
+    pub destinations: Destinations,
+    pub job_runner: Option<SidecarSettings>,
+    pub driver: SidecarSettings,
+    pub executor: Option<SidecarSettings>,
+}
+
+/// The run's logging plan; None when it ships no logs.
+pub fn plan(run: &JobRun, classes: &Classifications) -> Result<Option<LoggingPlan>, RenderError> {
+    let Some(destinations) = destinations(run)? else {
+        return Ok(None);
+    };
+    let defaults = &classes.containers_defaults;
+    let spark = SidecarSettings {
+        image: defaults
+            .logging_image
+            .clone()
+            .unwrap_or_else(|| DEFAULT_IMAGE.into()),
+        cpu_request: defaults
+            .logging_cpu_request
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CPU_REQUEST.into()),
+        memory_request: defaults
+            .logging_memory_request
+            .clone()
+            .unwrap_or_else(|| DEFAULT_MEMORY_REQUEST.into()),
+    };
+    let submitter = &classes.job_submitter;
+    let job_runner = (submitter.logging != Some(false)).then(|| SidecarSettings {
+        image: submitter
+            .logging_image
+            .clone()
+            .unwrap_or_else(|| spark.image.clone()),
+        cpu_request: submitter
+            .logging_cpu_request
+            .clone()
+            .unwrap_or_else(|| spark.cpu_request.clone()),
+        memory_request: submitter
+            .logging_memory_request
+            .clone()
+            .unwrap_or_else(|| spark.memory_request.clone()),
+    });
+    let executor = (defaults.executor_logging != Some(false)).then(|| spark.clone());
+    Ok(Some(LoggingPlan {
+        destinations,
+        job_runner,
+        driver: spark,
+        executor,
+    }))
+}
+
+/// The fluentd configuration of one kind of pod of a run.
+pub fn fluentd_config(
+    destinations: &Destinations,
+    source: LogSource,
+    virtual_cluster_id: &str,
+    job_run_id: &str,
+    region: &str,
+) -> String {
+    let run = run_path(virtual_cluster_id, job_run_id);
+    let pod = source.pod_path();
+    let mut out = format!(
+        "# Written by sparkvc: ships this pod's stdout and stderr\n\
+         # (job run {job_run_id} of virtual cluster {virtual_cluster_id}).\n"
+    );
+    for stream in ["stdout", "stderr"] {
+        out.push_str(&format!(
+            r#"
+<source>
+  @type tail
+  tag {stream}
+  path "{USER_LOG_DIR}/#{{ENV['POD_NAME']}}/{stream}"
+  pos_file "{USER_LOG_DIR}/#{{ENV['POD_NAME']}}/.{stream}.pos"
+  read_from_head true
+  follow_inodes true
+  refresh_interval 5
+  <parse>
+    @type none
+  </parse>
+</source>
+"#
+        ));
+    }
+    out.push_str("\n<match stdout stderr>\n  @type copy\n");
+    if let Some(s3) = &destinations.s3 {
+        let path = s3.key(&format!("{run}/{pod}/"));
+        out.push_str(&format!(
+            r#"  <store>
+    @type s3
+    s3_bucket {bucket}
+    s3_region {region}
+    path "{path}"
+    s3_object_key_format "%{{path}}${{tag}}-%{{index}}.%{{file_extension}}"
+    store_as gzip
+    <format>
+      @type single_value
+    </format>
+    <buffer tag>
+      @type file
+      path {USER_LOG_DIR}/.fluentd-buffer/s3
+      flush_mode interval
+      flush_interval 60s
+      flush_at_shutdown true
+      chunk_limit_size 64m
+      retry_max_times 10
+    </buffer>
+  </store>
+"#,
+            bucket = s3.bucket,
+        ));
+    }
+    if let Some(cw) = &destinations.cloudwatch {
+        let stream = cw.stream(&format!("{run}/{pod}/${{tag}}"));
+        out.push_str(&format!(
+            r#"  <store>
+    @type cloudwatch_logs
+    region {region}
+    log_group_name {group}
+    log_stream_name "{stream}"
+    auto_create_stream true
+    message_keys message
+    <buffer tag>
+      @type file
+      path {USER_LOG_DIR}/.fluentd-buffer/cloudwatch
+      flush_mode interval
+      flush_interval 5s
+      flush_at_shutdown true
+      retry_max_times 10
+    </buffer>
+  </store>
+"#,
+            group = cw.log_group,
+        ));
+    }
+    out.push_str("</match>\n");
+    out
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// `POD_NAME` from the downward API, for the capture wrapper and fluentd.
+pub fn pod_name_env() -> EnvVar {
+    field_env("POD_NAME", "metadata.name")
+}
+
+/// The ConfigMap volume with one fluentd configuration, and its mount.
+pub fn config_volume(config_map: &str, source: LogSource) -> (Volume, VolumeMount) {
+    let volume = Volume {
+        name: CONF_VOLUME.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.into(),
+            items: Some(vec![KeyToPath {
+                key: source.config_key().into(),
+                path: "fluent.conf".into(),
+                ..KeyToPath::default()
+            }]),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    let mount = VolumeMount {
+        name: CONF_VOLUME.into(),
+        mount_path: CONF_DIR.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    (volume, mount)
+}
+
+/// The fluentd sidecar: a native sidecar (init container that keeps
+/// running) reading the pod's log directory, `log_volume` mounted at
+/// `/var/log/spark/user`.
+pub fn sidecar(
+    settings: &SidecarSettings,
+    source: LogSource,
+    log_volume: &str,
+    region: &str,
+) -> Container {
+    let mut env = vec![
+        pod_name_env(),
+        EnvVar {
+            name: "AWS_REGION".into(),
+            value: Some(region.into()),
+            ..EnvVar::default()
+        },
+    ];
+    if source == LogSource::Spark {
+        // Spark labels its pods with the application ID.
+        env.push(field_env(
+            "SPARK_APP_ID",
+            "metadata.labels['spark-app-selector']",
+        ));
+    }
+    Container {
+        name: SIDECAR.into(),
+        image: Some(settings.image.clone()),
+        args: Some(vec!["-c".into(), format!("{CONF_DIR}/fluent.conf")]),
+        env: Some(env),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity(settings.cpu_request.clone())),
+                (
+                    "memory".to_string(),
+                    Quantity(settings.memory_request.clone()),
+                ),
+            ])),
+            ..ResourceRequirements::default()
+        }),
+        restart_policy: Some("Always".into()),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: log_volume.into(),
+                mount_path: USER_LOG_DIR.into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: CONF_VOLUME.into(),
+                mount_path: CONF_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
+        security_context: Some(super::pod_template::restricted_security_context()),
+        ..Container::default()
+    }
+}
+
+/// `argv` run under the capture wrapper ([`CAPTURE_SCRIPT`]).
+pub fn capture_argv(label: &str, argv: &[String]) -> Vec<String> {
+    let mut out = vec![
+        "/bin/bash".to_string(),
+        "-c".to_string(),
+        CAPTURE_SCRIPT.to_string(),
+        label.to_string(),
+    ];
+    out.extend(argv.iter().cloned());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(monitoring: serde_json::Value) -> JobRun {
+        serde_json::from_value(
+            json!({"configurationOverrides": {"monitoringConfiguration": monitoring}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn destinations_come_from_the_monitoring_configuration() {
+        assert_eq!(destinations(&JobRun::default()).unwrap(), None);
+        assert_eq!(
+            destinations(&run(json!({"persistentAppUI": "ENABLED"}))).unwrap(),
+            None
+        );
+        let both = destinations(&run(json!({
+            "s3MonitoringConfiguration": {"logUri": "s3://logs/team-a/"},
+            "cloudWatchMonitoringConfiguration": {"logGroupName": "/emr/a", "logStreamNamePrefix": "spark"}
+        })))
+        .unwrap()
+        .unwrap();
+        let s3 = both.s3.unwrap();
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("logs", "team-a"));
+        assert_eq!(
+            s3.key("vc/jobs/r/job-metadata.log"),
+            "team-a/vc/jobs/r/job-metadata.log"
+        );
+        assert_eq!(S3Destination::parse("s3://logs").unwrap().key("x"), "x");
+        let cw = both.cloudwatch.unwrap();
+        assert_eq!(cw.stream("vc/jobs/r"), "spark/vc/jobs/r");
+        let err = S3Destination::parse("s3:///x").unwrap_err();
+        assert!(err.to_string().contains("logUri"), "{err}");
+    }
+
+    #[test]
+    fn the_wrapper_keeps_user_arguments_out_of_the_script() {
+        let argv = capture_argv("job-runner", &["spark-submit".into(), "$(rm -rf /)".into()]);
+        assert_eq!(
+            &argv[..4],
+            ["/bin/bash", "-c", CAPTURE_SCRIPT, "job-runner"]
+        );
+        assert_eq!(&argv[4..], ["spark-submit", "$(rm -rf /)"]);
+        assert!(!CAPTURE_SCRIPT.contains("$(") && CAPTURE_SCRIPT.contains(r#"exec "$@""#));
+    }
+
+    #[test]
+    fn a_sidecar_is_native_and_reads_the_log_directory() {
+        let settings = SidecarSettings {
+            image: "img".into(),
+            cpu_request: "100m".into(),
+            memory_request: "200Mi".into(),
+        };
+        let spark = sidecar(&settings, LogSource::Spark, "logs", "us-west-2");
+        assert_eq!(spark.restart_policy.as_deref(), Some("Always"));
+        let env: Vec<&str> = spark
+            .env
+            .iter()
+            .flatten()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(env, ["POD_NAME", "AWS_REGION", "SPARK_APP_ID"]);
+        let runner = sidecar(&settings, LogSource::JobRunner, "logs", "us-west-2");
+        assert!(
+            !runner
+                .env
+                .iter()
+                .flatten()
+                .any(|e| e.name == "SPARK_APP_ID")
+        );
+    }
+}
