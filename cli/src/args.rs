@@ -57,6 +57,9 @@ pub enum Command {
     /// are gone; `--follow` keeps printing until the run ends (sparkvc
     /// extension).
     GetJobRunLogs(GetJobRunLogs),
+    /// Get a signed, expiring link to a job run's Spark UI: live while its
+    /// driver runs, from the History Server after (sparkvc extension).
+    GetJobRunAppUiUrl(GetJobRunAppUiUrl),
     /// Create a job template.
     CreateJobTemplate(CreateJobTemplate),
     /// Show one job template.
@@ -125,6 +128,15 @@ pub struct JobRunId {
     pub virtual_cluster_id: Option<String>,
     #[command(flatten)]
     pub input: CliInput,
+}
+
+#[derive(Debug, Args)]
+pub struct GetJobRunAppUiUrl {
+    #[command(flatten)]
+    pub run: JobRunId,
+    /// How long the link works, in seconds (60-86400, default 3600).
+    #[arg(long, value_name = "SECONDS")]
+    pub expires_in_seconds: Option<i32>,
 }
 
 #[derive(Debug, Args)]

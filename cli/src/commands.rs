@@ -140,6 +140,12 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
                 return Err(err);
             }
         }
+        Command::GetJobRunAppUiUrl(a) => simple_call!(
+            url,
+            "GetJobRunAppUiUrl",
+            get_job_run_app_ui_url,
+            requests::get_job_run_app_ui_url(a)
+        ),
         Command::GetJobRunLogs(a) => {
             let request = requests::get_job_run_logs(a)?;
             let mut client = client::connect(url).await?;

@@ -16,11 +16,11 @@ use sparkvc_proto::v1::{
     CreateSecurityConfigurationRequest, CreateVirtualClusterRequest, DeleteJobTemplateRequest,
     DeleteSecurityConfigurationRequest, DeleteVirtualClusterRequest, DescribeJobRunRequest,
     DescribeJobTemplateRequest, DescribeSecurityConfigurationRequest,
-    DescribeVirtualClusterRequest, GetJobRunLogsRequest, JobDriver, JobTemplateData,
-    ListJobRunsRequest, ListJobTemplatesRequest, ListSecurityConfigurationsRequest,
-    ListTagsForResourceRequest, ListVirtualClustersRequest, RetryPolicyConfiguration,
-    SchedulerConfiguration, SecurityConfigurationData, StartJobRunRequest, TagResourceRequest,
-    UntagResourceRequest, UpdateVirtualClusterRequest,
+    DescribeVirtualClusterRequest, GetJobRunAppUiUrlRequest, GetJobRunLogsRequest, JobDriver,
+    JobTemplateData, ListJobRunsRequest, ListJobTemplatesRequest,
+    ListSecurityConfigurationsRequest, ListTagsForResourceRequest, ListVirtualClustersRequest,
+    RetryPolicyConfiguration, SchedulerConfiguration, SecurityConfigurationData,
+    StartJobRunRequest, TagResourceRequest, UntagResourceRequest, UpdateVirtualClusterRequest,
 };
 
 /// The members of a request being assembled, keyed by AWS member name.
@@ -118,6 +118,13 @@ impl Members {
     pub fn boolean(&mut self, member: &str, value: Option<bool>) -> &mut Self {
         if let Some(value) = value {
             self.set(member, Value::Bool(value));
+        }
+        self
+    }
+
+    pub fn integer(&mut self, member: &str, value: Option<i32>) -> &mut Self {
+        if let Some(value) = value {
+            self.set(member, Value::from(value));
         }
         self
     }
@@ -325,6 +332,16 @@ pub fn describe_job_run(a: &args::JobRunId) -> Result<DescribeJobRunRequest, Cli
 
 pub fn cancel_job_run(a: &args::JobRunId) -> Result<CancelJobRunRequest, CliError> {
     job_run_by_id(a)
+}
+
+pub fn get_job_run_app_ui_url(
+    a: &args::GetJobRunAppUiUrl,
+) -> Result<GetJobRunAppUiUrlRequest, CliError> {
+    let mut m = Members::new(&a.run.input)?;
+    m.string("id", a.run.id.as_ref())
+        .string("virtualClusterId", a.run.virtual_cluster_id.as_ref())
+        .integer("expiresInSeconds", a.expires_in_seconds);
+    m.finish(&[("id", "--id"), ("virtualClusterId", "--virtual-cluster-id")])
 }
 
 pub fn get_job_run_logs(a: &args::GetJobRunLogs) -> Result<GetJobRunLogsRequest, CliError> {

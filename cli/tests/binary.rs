@@ -164,6 +164,7 @@ impl EmrContainers for Fake {
         list_job_runs(ListJobRunsRequest) -> ListJobRunsResponse;
         cancel_job_run(CancelJobRunRequest) -> CancelJobRunResponse;
         get_job_run_logs(GetJobRunLogsRequest) -> GetJobRunLogsResponse;
+        get_job_run_app_ui_url(GetJobRunAppUiUrlRequest) -> GetJobRunAppUiUrlResponse;
         create_job_template(CreateJobTemplateRequest) -> CreateJobTemplateResponse;
         describe_job_template(DescribeJobTemplateRequest) -> DescribeJobTemplateResponse;
         list_job_templates(ListJobTemplatesRequest) -> ListJobTemplatesResponse;

@@ -2,6 +2,7 @@
 //! (with health and reflection), and shut down cleanly.
 
 use crate::api::Api;
+use crate::app_ui::AppUi;
 use crate::config::{Config, LogFormat};
 use crate::control::{ControlPlane, ControlPlaneParts, Identity};
 use crate::ids::ArnBuilder;
@@ -80,6 +81,7 @@ pub async fn run(
                 account_id: config.account_id.clone(),
                 region: config.region.clone(),
                 finished_job_ttl: std::time::Duration::from_secs(config.finished_job_ttl_seconds),
+                event_log_dir: config.app_ui.event_log_dir.clone(),
             },
         );
         Arc::new(executor).spawn();
@@ -88,7 +90,7 @@ pub async fn run(
         store: store.clone(),
         catalogue,
         identity,
-        clusters,
+        clusters: clusters.clone(),
         tenancy: config.tenancy.clone(),
         wake,
     }));
@@ -108,20 +110,42 @@ pub async fn run(
         .context("building the reflection service")?;
 
     let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut app_ui = None;
     if let Some(metrics_addr) = config.metrics_listen {
         let listener = TcpListener::bind(metrics_addr)
             .await
             .with_context(|| format!("cannot listen on {metrics_addr} for metrics"))?;
         let addr = listener.local_addr()?;
         println!("sparkvc-server metrics on http://{addr}/metrics");
-        tracing::info!(%addr, "serving metrics");
+        tracing::info!(%addr, "serving metrics and app-UI links");
+        let ui = Arc::new(
+            AppUi::new(
+                &config.data_dir,
+                config
+                    .app_ui
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}")),
+                config.app_ui.history_server_url.clone(),
+                store.clone(),
+                clusters.clone(),
+            )
+            .with_context(|| {
+                format!(
+                    "cannot keep the app-UI key in {}",
+                    config.data_dir.display()
+                )
+            })?,
+        );
+        app_ui = Some(ui.clone());
         let (metrics, store) = (metrics.clone(), store.clone());
         tokio::spawn(async move {
             let stop = async move {
                 let _ = metrics_stop_rx.await;
             };
-            if let Err(err) = crate::metrics::serve(listener, metrics, store, stop).await {
-                tracing::error!(error = %err, "the metrics endpoint failed");
+            let routes = crate::app_ui::router(ui);
+            if let Err(err) = crate::metrics::serve(listener, metrics, store, routes, stop).await {
+                tracing::error!(error = %err, "the HTTP endpoint failed");
             }
         });
     }
@@ -141,7 +165,7 @@ pub async fn run(
     let serve = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(EmrContainersServer::new(Api::new(control)))
+        .add_service(EmrContainersServer::new(Api::new(control, app_ui)))
         // Small request/response pairs: Nagle's algorithm would hold each
         // response back for the client's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(

@@ -20,9 +20,21 @@ pub struct Flags {
     /// Address the gRPC API listens on (port 0 picks a free port).
     #[arg(long, env = "SPARKVC_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Address of the Prometheus metrics endpoint (`GET /metrics`); off if unset.
-    #[arg(long, env = "SPARKVC_METRICS_LISTEN")]
+    /// Address of the server's HTTP endpoint: Prometheus metrics
+    /// (`GET /metrics`) and the app-UI links (`/app-ui/…`); off if unset.
+    #[arg(long, visible_alias = "http-listen", env = "SPARKVC_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where job runs write Spark event logs (`spark.eventLog.dir`): the
+    /// directory the History Server reads.
+    #[arg(long, env = "SPARKVC_EVENT_LOG_DIR")]
+    pub event_log_dir: Option<String>,
+    /// The Spark History Server that app-UI links of ended runs lead to.
+    #[arg(long, env = "SPARKVC_HISTORY_SERVER_URL")]
+    pub history_server_url: Option<String>,
+    /// How clients reach the HTTP endpoint, for app-UI links
+    /// (default: http://<the --http-listen address>).
+    #[arg(long, env = "SPARKVC_APP_UI_URL")]
+    pub app_ui_url: Option<String>,
     /// Seconds a finished job run's pods are kept before its Job is deleted
     /// (the run's record stays). Default 3600.
     #[arg(long, env = "SPARKVC_FINISHED_JOB_TTL")]
@@ -102,6 +114,21 @@ pub struct Config {
     /// What each virtual cluster's namespace gets besides the Spark Role
     /// and NetworkPolicy (allowed ingress namespaces, quota, limits).
     pub tenancy: crate::render::tenancy::TenancyConfig,
+    /// Persistent app UI: event logs, History Server, links.
+    pub app_ui: AppUiConfig,
+}
+
+/// Settings of the persistent app UI (`[app_ui]` in the file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppUiConfig {
+    /// `spark.eventLog.dir` of every run that keeps its app UI; the
+    /// History Server's `spark.history.fs.logDirectory`.
+    pub event_log_dir: Option<String>,
+    /// The History Server ended runs' links lead to.
+    pub history_server_url: Option<String>,
+    /// The base URL of the HTTP endpoint as clients see it.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -119,6 +146,7 @@ impl Default for Config {
             caller_arn: None,
             clusters: Vec::new(),
             tenancy: Default::default(),
+            app_ui: AppUiConfig::default(),
         }
     }
 }
@@ -160,6 +188,15 @@ impl Config {
         }
         if let Some(v) = flags.metrics_listen {
             config.metrics_listen = Some(v);
+        }
+        if let Some(v) = &flags.event_log_dir {
+            config.app_ui.event_log_dir = Some(v.clone());
+        }
+        if let Some(v) = &flags.history_server_url {
+            config.app_ui.history_server_url = Some(v.trim_end_matches('/').to_string());
+        }
+        if let Some(v) = &flags.app_ui_url {
+            config.app_ui.public_url = Some(v.trim_end_matches('/').to_string());
         }
         if let Some(v) = flags.finished_job_ttl {
             config.finished_job_ttl_seconds = v;

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod app;
+pub mod app_ui;
 pub mod aws;
 pub mod config;
 pub mod control;

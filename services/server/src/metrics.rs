@@ -177,11 +177,13 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` until `shutdown` completes.
+/// Serves `GET /metrics`, and the routes of `more`, until `shutdown`
+/// completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Metrics,
     store: Store,
+    more: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = axum::Router::new().route(
@@ -199,7 +201,7 @@ pub async fn serve(
             }
         }),
     );
-    axum::serve(listener, app)
+    axum::serve(listener, app.merge(more))
         .with_graceful_shutdown(shutdown)
         .await
 }

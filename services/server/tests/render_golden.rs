@@ -81,6 +81,7 @@ fn render_attempt(
         owner: Some(owner()),
         attempt,
         region: "us-west-2",
+        event_log_dir: None,
     })?;
     // The pod templates are JSON text inside the ConfigMap; show them parsed
     // as well so the golden files are easy to review.

@@ -95,6 +95,13 @@ pub fn cli_binary() -> PathBuf {
 
 /// The body of `GET url` (plain HTTP, `http://HOST:PORT/PATH`).
 pub fn http_get(url: &str) -> String {
+    let (status, body) = http_get_status(url);
+    assert_eq!(status, 200, "GET {url}: {body}");
+    body
+}
+
+/// `GET url` (plain HTTP): the status code and the body.
+pub fn http_get_status(url: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("an http:// URL");
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -104,12 +111,16 @@ pub fn http_get(url: &str) -> String {
         "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .expect("send the request");
-    let mut response = String::new();
-    conn.read_to_string(&mut response)
-        .expect("read the response");
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).expect("read the response");
+    let response = String::from_utf8_lossy(&response);
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "GET {url}: {head}");
-    body.to_string()
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("an HTTP status");
+    (status, body.to_string())
 }
 
 /// A running `sparkvc-server` process.

@@ -6,7 +6,7 @@ mod status;
 pub use status::to_status;
 
 use crate::control::ControlPlane;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::validate;
 use sparkvc_proto::EmrContainers;
 use sparkvc_proto::v1 as pb;
@@ -16,11 +16,13 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Clone)]
 pub struct Api {
     control: Arc<ControlPlane>,
+    /// The app-UI links, when the server has an HTTP endpoint.
+    app_ui: Option<Arc<crate::app_ui::AppUi>>,
 }
 
 impl Api {
-    pub fn new(control: Arc<ControlPlane>) -> Self {
-        Self { control }
+    pub fn new(control: Arc<ControlPlane>, app_ui: Option<Arc<crate::app_ui::AppUi>>) -> Self {
+        Self { control, app_ui }
     }
 }
 
@@ -141,6 +143,54 @@ impl EmrContainers for Api {
     ) -> Reply<pb::ListJobRunsResponse> {
         let req = req.into_inner();
         reply(validate::list_job_runs(&req).and_then(|()| self.control.list_job_runs(&req)))
+    }
+
+    #[tracing::instrument(skip_all, fields(virtual_cluster_id = %req.get_ref().virtual_cluster_id, job_run_id = %req.get_ref().id))]
+    async fn get_job_run_app_ui_url(
+        &self,
+        req: Request<pb::GetJobRunAppUiUrlRequest>,
+    ) -> Reply<pb::GetJobRunAppUiUrlResponse> {
+        let req = req.into_inner();
+        reply((|| {
+            validate::id("virtualClusterId", &req.virtual_cluster_id)?;
+            validate::id("id", &req.id)?;
+            let expires_in = req.expires_in_seconds.unwrap_or(3600);
+            if !(60..=86_400).contains(&expires_in) {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{expires_in}' at 'expiresInSeconds' failed to satisfy constraint: Member must be between 60 and 86400"
+                )));
+            }
+            let run = self
+                .control
+                .describe_job_run(&req.virtual_cluster_id, &req.id)?;
+            let Some(ui) = &self.app_ui else {
+                return Err(ApiError::validation(
+                    "This sparkvc server serves no app UI: start it with --http-listen.",
+                ));
+            };
+            let disabled = run
+                .configuration_overrides
+                .as_ref()
+                .and_then(|o| o.monitoring_configuration.as_ref())
+                .is_some_and(|m| m.persistent_app_ui == "DISABLED");
+            if disabled {
+                return Err(ApiError::validation(format!(
+                    "Job run {} was started with persistentAppUI DISABLED.",
+                    run.id
+                )));
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let expires = now + expires_in.unsigned_abs() as u64;
+            Ok(pb::GetJobRunAppUiUrlResponse {
+                url: ui.link(&run.virtual_cluster_id, &run.id, expires),
+                expires_at: Some(prost_types::Timestamp {
+                    seconds: expires as i64,
+                    nanos: 0,
+                }),
+            })
+        })())
     }
 
     #[tracing::instrument(skip_all, fields(virtual_cluster_id = %req.get_ref().virtual_cluster_id, job_run_id = %req.get_ref().id))]

@@ -148,6 +148,34 @@ pub fn destinations(run: &JobRun) -> Result<Option<Destinations>, RenderError> {
     Ok((s3.is_some() || cloudwatch.is_some()).then_some(Destinations { s3, cloudwatch }))
 }
 
+/// Where a run's Spark event logs go (`spark.eventLog.dir`), which is what
+/// keeps its Spark UI available after it ends: none when `persistentAppUI`
+/// is `DISABLED`; else the server's app-UI event log directory (the one its
+/// History Server reads) when configured; else the run's S3 log location
+/// `s3a://<bucket>/<prefix>/<vcId>/jobs/<jobId>/sparklogs/`; else none.
+pub fn event_log_dir(
+    run: &JobRun,
+    server_dir: Option<&str>,
+) -> Result<Option<String>, RenderError> {
+    let monitoring = run
+        .configuration_overrides
+        .as_ref()
+        .and_then(|o| o.monitoring_configuration.as_ref());
+    if monitoring.is_some_and(|m| m.persistent_app_ui == "DISABLED") {
+        return Ok(None);
+    }
+    if let Some(dir) = server_dir {
+        return Ok(Some(dir.to_string()));
+    }
+    Ok(destinations(run)?.and_then(|d| d.s3).map(|s3| {
+        let key = s3.key(&format!(
+            "{}/sparklogs/",
+            run_path(&run.virtual_cluster_id, &run.id)
+        ));
+        format!("s3a://{}/{key}", s3.bucket)
+    }))
+}
+
 /// The part of every log location that names the run: `<vcId>/jobs/<jobId>`.
 pub fn run_path(virtual_cluster_id: &str, job_run_id: &str) -> String {
     format!("{virtual_cluster_id}/jobs/{job_run_id}")

@@ -97,6 +97,9 @@ pub struct JobRunInputs<'a> {
     pub attempt: u32,
     /// The AWS region the log sidecars write to (the server's region).
     pub region: &'a str,
+    /// The server's app-UI event log directory, if configured (see
+    /// [`logging::event_log_dir`]).
+    pub event_log_dir: Option<&'a str>,
 }
 
 /// The objects of one job run.
@@ -210,6 +213,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
     let attempt_name = names::attempt_name(id, inputs.attempt);
     let config_map_name = names::config_map_name(&attempt_name);
 
+    let event_log_dir = logging::event_log_dir(run, inputs.event_log_dir)?;
     let conf = spark_conf::merge(
         &spark_conf::SparkConfInputs {
             job_run_id: id,
@@ -220,6 +224,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
             service_accounts: &sas,
             driver_template_path: job::DRIVER_TEMPLATE_PATH,
             executor_template_path: job::EXECUTOR_TEMPLATE_PATH,
+            event_log_dir: event_log_dir.as_deref(),
         },
         &classes.spark_defaults,
         driver.args_field,

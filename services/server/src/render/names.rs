@@ -44,6 +44,8 @@ pub const COMPONENT_DRIVER: &str = "driver";
 pub const COMPONENT_EXECUTOR: &str = "executor";
 /// Set by Spark itself on the pods it creates: `driver` or `executor`.
 pub const SPARK_ROLE: &str = "spark-role";
+/// Set by Spark itself on the pods it creates: the application ID.
+pub const SPARK_APP_SELECTOR: &str = "spark-app-selector";
 
 /// The IRSA annotation EKS reads on a service account.
 pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";

@@ -252,6 +252,9 @@ pub struct SparkConfInputs<'a> {
     /// Where the job-runner pod sees the driver/executor pod templates.
     pub driver_template_path: &'a str,
     pub executor_template_path: &'a str,
+    /// `spark.eventLog.dir` when the run keeps its app UI (see
+    /// `logging::event_log_dir`); it overrides the user's.
+    pub event_log_dir: Option<&'a str>,
 }
 
 /// Merges the Spark configuration (see the module documentation for the
@@ -364,6 +367,10 @@ fn controlled_settings(inputs: &SparkConfInputs<'_>) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if let Some(dir) = inputs.event_log_dir {
+        out.push(("spark.eventLog.enabled".into(), "true".into()));
+        out.push(("spark.eventLog.dir".into(), dir.into()));
+    }
     let labels =
         names::job_run_labels(inputs.job_run_id, inputs.virtual_cluster_id, inputs.attempt);
     for (role, component) in [
@@ -536,6 +543,7 @@ mod tests {
             service_accounts: sas,
             driver_template_path: "/etc/spark/pod-templates/driver.json",
             executor_template_path: "/etc/spark/pod-templates/executor.json",
+            event_log_dir: None,
         }
     }
 

@@ -85,6 +85,8 @@ pub struct ExecutorSettings {
     pub region: String,
     /// How long a finished run's pods are kept.
     pub finished_job_ttl: Duration,
+    /// Where runs write Spark event logs for the History Server, if set.
+    pub event_log_dir: Option<String>,
 }
 
 #[derive(Debug)]

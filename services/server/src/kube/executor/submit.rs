@@ -113,6 +113,7 @@ impl Executor {
             owner: None,
             attempt,
             region: &self.settings.region,
+            event_log_dir: self.settings.event_log_dir.as_deref(),
         };
         let rendered = render::render_job_run(&inputs)?;
         for sa in &rendered.service_accounts {

@@ -107,6 +107,13 @@ impl Executor {
             JobRunState::Running if state::awaits_attempt(&run) => JobRunState::Submitted,
             current => current,
         };
+        if let Some(app_id) = driver
+            .and_then(|d| d.metadata.labels.as_ref())
+            .and_then(|l| l.get(names::SPARK_APP_SELECTOR))
+            .filter(|id| **id != run.spark_application_id)
+        {
+            self.record_app_id((vc_id, run_id), app_id).await?;
+        }
         let observation = observe(current, runner, driver);
         if observation != Observation::Unchanged {
             self.record_found_attempt(&run, namespace, &attempt_name)
@@ -159,6 +166,24 @@ impl Executor {
                 }
             }
         }
+    }
+
+    /// Records the Spark application ID of the run's driver (for its app UI).
+    async fn record_app_id(
+        &self,
+        (vc_id, run_id): (&str, &str),
+        app_id: &str,
+    ) -> Result<(), StoreError> {
+        self.store
+            .write(|txn| -> Result<(), StoreError> {
+                if let Some(mut run) = txn.job_run(vc_id, run_id)? {
+                    run.spark_application_id = app_id.to_string();
+                    let state = state::state_of(&run);
+                    txn.put_job_run(Some(state), &run);
+                }
+                Ok(())
+            })
+            .await
     }
 
     /// The pods of a run's attempt exist but the store does not say it was

@@ -1,0 +1,299 @@
+//! The persistent app UI, for real: a small PySpark application runs on this
+//! machine with the real Spark from the `pyspark` package and writes its
+//! event log; the real Spark History Server (same package) reads it; a job
+//! run on the local cluster whose driver carries that application's ID ends;
+//! and sparkvc's signed link, followed through sparkvc's HTTP endpoint, shows
+//! the application's History Server page.
+//!
+//! The driver pod itself is simulated by kwok (it runs no Spark), so the
+//! application is not the driver's: the test gives the driver pod the ID of
+//! the application it ran, as Spark would label a real driver.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use sparkvc_cluster_tests::{LocalEnv, TestNamespace, host_submit, kwok};
+use sparkvc_e2e::*;
+use sparkvc_proto::v1 as pb;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const APP_NAME: &str = "sparkvc-app-ui-test";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs a tiny PySpark application that writes its event log into
+/// `events`; returns its application ID.
+fn run_spark_app(spark_home: &std::path::Path, events: &std::path::Path) -> String {
+    let app = events.parent().unwrap().join("app.py");
+    std::fs::write(
+        &app,
+        format!(
+            "from pyspark.sql import SparkSession\n\
+             s = SparkSession.builder.appName('{APP_NAME}').getOrCreate()\n\
+             s.range(1000).selectExpr('sum(id)').collect()\n\
+             print('APPLICATION_ID', s.sparkContext.applicationId)\n\
+             s.stop()\n"
+        ),
+    )
+    .unwrap();
+    let python = spark_home.parent().unwrap().join("bin/python");
+    let out = Command::new(spark_home.join("bin/spark-submit"))
+        .args(["--master", "local[1]"])
+        .args(["--conf", "spark.eventLog.enabled=true"])
+        .arg("--conf")
+        .arg(format!("spark.eventLog.dir=file://{}", events.display()))
+        .args(["--conf", "spark.ui.enabled=false"])
+        .args(["--conf", "spark.driver.host=127.0.0.1"])
+        .args(["--conf", "spark.driver.bindAddress=127.0.0.1"])
+        .arg(&app)
+        .env("SPARK_HOME", spark_home)
+        .env("PYSPARK_PYTHON", &python)
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .output()
+        .expect("run spark-submit");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the Spark application failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("APPLICATION_ID "))
+        .expect("the application printed its ID")
+        .trim()
+        .to_string()
+}
+
+/// Starts the History Server on `events`, on 127.0.0.1:`port`, and waits
+/// until it lists `app_id`.
+fn start_history_server(
+    spark_home: &std::path::Path,
+    events: &std::path::Path,
+    port: u16,
+    app_id: &str,
+) -> Killed {
+    let log = std::fs::File::create(events.parent().unwrap().join("history-server.log")).unwrap();
+    let child = Command::new(spark_home.join("bin/spark-class"))
+        .arg("org.apache.spark.deploy.history.HistoryServer")
+        .env("SPARK_HOME", spark_home)
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .env(
+            "SPARK_HISTORY_OPTS",
+            format!(
+                "-Dspark.history.fs.logDirectory=file://{} -Dspark.history.ui.port={port} -Dspark.history.fs.update.interval=1s",
+                events.display()
+            ),
+        )
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start the History Server");
+    let server = Killed(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let listed = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http_get_status(&format!("http://127.0.0.1:{port}/api/v1/applications"))
+                .1
+                .contains(app_id);
+        if listed {
+            return server;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the History Server did not list {app_id}: {}",
+            std::fs::read_to_string(events.parent().unwrap().join("history-server.log"))
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[tokio::test]
+async fn a_signed_link_shows_the_ended_runs_application_from_the_history_server() {
+    let spark_home = host_submit::spark_home().expect("Spark (deploy/local/spark-env)");
+    let work = tempfile::tempdir().unwrap();
+    let events = work.path().join("events");
+    std::fs::create_dir(&events).unwrap();
+    let app_id = run_spark_app(&spark_home, &events);
+    let port = free_port();
+    let _history = start_history_server(&spark_home, &events, port, &app_id);
+
+    let env = LocalEnv::load().expect("local environment");
+    let kube = env.kube_client().await.expect("kube client");
+    let ns = TestNamespace::create(&kube, "app-ui").await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut args = env.server_args();
+    args.extend([
+        "--http-listen".into(),
+        "127.0.0.1:0".into(),
+        "--history-server-url".into(),
+        format!("http://127.0.0.1:{port}"),
+        "--event-log-dir".into(),
+        format!("file://{}", events.display()),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start_with(data.path(), &args);
+    let mut client = server.client().await;
+    let vc = virtual_cluster_on(&mut client, &ns.name).await;
+
+    let mut req = start_request(&vc);
+    req.configuration_overrides = Some(
+        serde_json::from_value(json!({"applicationConfiguration": [{
+            "classification": "emr-job-submitter",
+            "properties": {format!("jobsubmitter.annotation.{}", kwok::STAY_RUNNING): "true"}
+        }]}))
+        .unwrap(),
+    );
+    let run = client.start_job_run(req).await.unwrap().into_inner();
+    wait_for_state(&mut client, &vc, &run.id, "SUBMITTED").await;
+    // The run's Spark configuration sends its event log where the History
+    // Server reads.
+    let conf: k8s_openapi::api::core::v1::ConfigMap = Api::namespaced(kube.clone(), &ns.name)
+        .get(&format!("spark-{}-conf", run.id))
+        .await
+        .unwrap();
+    let defaults = &conf.data.unwrap()["spark-defaults.conf"];
+    assert!(
+        defaults.contains(&format!("spark.eventLog.dir file://{}", events.display())),
+        "{defaults}"
+    );
+    // The driver, labelled with its application's ID as Spark labels it.
+    let job: Job = Api::namespaced(kube.clone(), &ns.name)
+        .get(&run.id)
+        .await
+        .unwrap();
+    let driver: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": format!("spark-{}-driver", run.id),
+            "labels": {
+                "app.kubernetes.io/managed-by": "sparkvc",
+                "sparkvc.io/job-run-id": run.id,
+                "sparkvc.io/virtual-cluster-id": vc,
+                "sparkvc.io/component": "driver",
+                "sparkvc.io/attempt": "1",
+                "spark-role": "driver",
+                "spark-app-selector": app_id
+            },
+            "annotations": {kwok::RUN_SECONDS: "1"},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": run.id, "uid": job.metadata.uid}]
+        },
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "spark-kubernetes-driver", "image": "spark"}]}
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(kube.clone(), &ns.name)
+        .create(&PostParams::default(), &driver)
+        .await
+        .unwrap();
+    let done = wait_for_state(&mut client, &vc, &run.id, "COMPLETED").await;
+    assert_eq!(done.spark_application_id, app_id);
+
+    let link = client
+        .get_job_run_app_ui_url(pb::GetJobRunAppUiUrlRequest {
+            virtual_cluster_id: vc.clone(),
+            id: run.id.clone(),
+            expires_in_seconds: Some(600),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let base = format!(
+        "{}/app-ui/{vc}/{}/",
+        server
+            .metrics_url
+            .as_deref()
+            .unwrap()
+            .trim_end_matches("/metrics"),
+        run.id
+    );
+    assert!(
+        link.url.starts_with(&base),
+        "{} should start with {base}",
+        link.url
+    );
+    let page = http_get(&link.url);
+    assert!(
+        page.contains(APP_NAME),
+        "the History Server page of the application:\n{page}"
+    );
+    // Its links lead back through the signed link.
+    let context = link
+        .url
+        .trim_start_matches("http://")
+        .split_once('/')
+        .unwrap()
+        .1
+        .trim_end_matches('/');
+    assert!(
+        page.contains(&format!("/{context}/history/{app_id}/")),
+        "links under the link:\n{page}"
+    );
+    let stages = http_get(&format!("{}history/{app_id}/stages/", link.url));
+    assert!(stages.contains(APP_NAME));
+
+    // The link grants that application only, unaltered, until it expires.
+    let (status, _) = http_get_status(&format!("{}api/v1/applications", link.url));
+    assert_eq!(status, 403, "another path through the link");
+    let tampered = {
+        let mut url = link.url.trim_end_matches('/').to_string();
+        let last = url.pop().unwrap();
+        url.push(if last == '0' { '1' } else { '0' });
+        format!("{url}/")
+    };
+    assert_eq!(http_get_status(&tampered).0, 403, "a tampered signature");
+    let other_run = link.url.replace(&run.id, "0000000000000000000");
+    assert_eq!(
+        http_get_status(&other_run).0,
+        403,
+        "the signature of another run"
+    );
+    let short = client
+        .get_job_run_app_ui_url(pb::GetJobRunAppUiUrlRequest {
+            virtual_cluster_id: vc.clone(),
+            id: run.id.clone(),
+            expires_in_seconds: Some(10),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        short.message().contains("expiresInSeconds"),
+        "{}",
+        short.message()
+    );
+
+    // The CLI gives the same kind of link.
+    let out = sparkvc(
+        &server.endpoint(),
+        &[
+            "get-job-run-app-ui-url",
+            "--virtual-cluster-id",
+            &vc,
+            "--id",
+            &run.id,
+        ],
+    );
+    let printed = json_of(&out);
+    assert!(
+        printed["url"].as_str().unwrap().starts_with(&base),
+        "{printed}"
+    );
+    drop(server);
+    ns.delete().await.unwrap();
+}
