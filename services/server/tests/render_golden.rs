@@ -214,7 +214,8 @@ fn logs_to_s3_and_cloudwatch() {
             ],
             "monitoringConfiguration": {
                 "s3MonitoringConfiguration": {"logUri": "s3://team-a-logs/spark/"},
-                "cloudWatchMonitoringConfiguration": {"logGroupName": "/emr-on-eks/team-a", "logStreamNamePrefix": "pi"}
+                "cloudWatchMonitoringConfiguration": {"logGroupName": "/emr-on-eks/team-a", "logStreamNamePrefix": "pi"},
+                "containerLogRotationConfiguration": {"rotationSize": "50MB", "maxFilesToKeep": 5}
             }
         }
     }));

@@ -171,7 +171,7 @@ pub struct JobInputs<'a> {
     pub owner: Option<&'a OwnerReference>,
     /// The log sidecar and its configuration volume, when the job-runner
     /// ships its logs (see `render::logging`).
-    pub log_sidecar: Option<(Container, Volume)>,
+    pub log_capture: Option<super::logging::LogCapture>,
 }
 
 /// The job-runner Job.
@@ -201,22 +201,22 @@ pub fn render_job(inputs: &JobInputs<'_>) -> Job {
     let mut mounts = vec![conf_mount, template_mount];
     let mut env = None;
     let mut init_containers = None;
-    let argv = match &inputs.log_sidecar {
+    let argv = match &inputs.log_capture {
         None => inputs.argv.to_vec(),
-        Some((sidecar, sidecar_conf)) => {
+        Some(capture) => {
             volumes.push(Volume {
                 name: USER_LOG_VOLUME.into(),
                 empty_dir: Some(EmptyDirVolumeSource::default()),
                 ..Volume::default()
             });
-            volumes.push(sidecar_conf.clone());
+            volumes.push(capture.config_volume.clone());
             mounts.push(VolumeMount {
                 name: USER_LOG_VOLUME.into(),
                 mount_path: USER_LOG_DIR.into(),
                 ..VolumeMount::default()
             });
-            env = Some(vec![super::logging::pod_name_env()]);
-            init_containers = Some(vec![sidecar.clone()]);
+            env = Some(capture.env.clone());
+            init_containers = Some(vec![capture.sidecar.clone()]);
             super::logging::capture_argv(CONTAINER_NAME, inputs.argv)
         }
     };
@@ -368,7 +368,7 @@ mod tests {
             argv: &argv,
             submitter,
             owner: None,
-            log_sidecar: None,
+            log_capture: None,
         })
     }
 

@@ -59,7 +59,61 @@ pub const CONF_DIR: &str = "/etc/sparkvc/fluentd";
 
 /// Copies the command's stdout and stderr into the pod's log directory (see
 /// the module documentation). `$0` is a label; the command is `"$@"`.
-pub const CAPTURE_SCRIPT: &str = r#"dir="/var/log/spark/user/$POD_NAME" && mkdir -p "$dir" && exec "$@" > >(tee -a "$dir/stdout") 2> >(tee -a "$dir/stderr" >&2)"#;
+///
+/// With `SPARKVC_LOG_ROTATE_BYTES` and `SPARKVC_LOG_ROTATE_KEEP` set
+/// (`containerLogRotationConfiguration`), each stream goes to numbered files
+/// `<stream>.00000`, `<stream>.00001`, … of at most that many bytes of whole
+/// lines (GNU `split -C`), and only the newest KEEP files are kept.
+/// `SPARKVC_LOG_ROOT` moves the log directory (for tests).
+pub const CAPTURE_SCRIPT: &str = r#"dir="${SPARKVC_LOG_ROOT:-/var/log/spark/user}/$POD_NAME" && mkdir -p "$dir" || exit 1
+if [ -n "$SPARKVC_LOG_ROTATE_BYTES" ]; then
+  write() { split -d -a 5 -C "$SPARKVC_LOG_ROTATE_BYTES" --filter='cat > "$FILE" && ls -1 "${FILE%.*}".* | head -n -"$SPARKVC_LOG_ROTATE_KEEP" | xargs -r rm -f --' - "$dir/$1."; }
+else
+  write() { cat >> "$dir/$1"; }
+fi
+exec "$@" > >(tee >(write stdout)) 2> >(tee >(write stderr) >&2)"#;
+
+/// `rotationSize` (`2KB`, `1.5M`, `2GB`…; K, M and G are powers of 1024) in
+/// bytes; None if it is not one.
+pub fn rotation_bytes(size: &str) -> Option<u64> {
+    let number_len = size
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(size.len());
+    let number: f64 = size[..number_len].parse().ok()?;
+    let unit = match size[number_len..].trim_end_matches(['B', 'b']) {
+        "K" => 1u64 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    Some((number * unit as f64) as u64)
+}
+
+/// The environment of a main container whose output is captured: its pod
+/// name, and the rotation settings of `containerLogRotationConfiguration`.
+pub fn capture_env(run: &JobRun) -> Vec<EnvVar> {
+    let mut env = vec![pod_name_env()];
+    let rotation = run
+        .configuration_overrides
+        .as_ref()
+        .and_then(|o| o.monitoring_configuration.as_ref())
+        .and_then(|m| m.container_log_rotation_configuration.as_ref());
+    if let Some(r) = rotation
+        && let Some(bytes) = rotation_bytes(&r.rotation_size)
+    {
+        let var = |name: &str, value: String| EnvVar {
+            name: name.into(),
+            value: Some(value),
+            ..EnvVar::default()
+        };
+        env.push(var("SPARKVC_LOG_ROTATE_BYTES", bytes.to_string()));
+        env.push(var(
+            "SPARKVC_LOG_ROTATE_KEEP",
+            r.max_files_to_keep.max(1).to_string(),
+        ));
+    }
+    env
+}
 
 /// Where a run's logs go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,7 +343,7 @@ pub fn fluentd_config(
 <source>
   @type tail
   tag {stream}
-  path "{USER_LOG_DIR}/#{{ENV['POD_NAME']}}/{stream}"
+  path "{USER_LOG_DIR}/#{{ENV['POD_NAME']}}/{stream}*"
   pos_file "{USER_LOG_DIR}/#{{ENV['POD_NAME']}}/.{stream}.pos"
   read_from_head true
   follow_inodes true
@@ -368,6 +422,16 @@ fn field_env(name: &str, path: &str) -> EnvVar {
         }),
         ..EnvVar::default()
     }
+}
+
+/// What a pod that ships its logs gets: the sidecar, the volume of its
+/// configuration, and the main container's environment for the capture
+/// wrapper ([`capture_env`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogCapture {
+    pub sidecar: Container,
+    pub config_volume: Volume,
+    pub env: Vec<EnvVar>,
 }
 
 /// `POD_NAME` from the downward API, for the capture wrapper and fluentd.
@@ -516,6 +580,86 @@ mod tests {
         );
         assert_eq!(&argv[4..], ["spark-submit", "$(rm -rf /)"]);
         assert!(!CAPTURE_SCRIPT.contains("$(") && CAPTURE_SCRIPT.contains(r#"exec "$@""#));
+    }
+
+    /// Runs `command` under the capture wrapper with real bash and
+    /// coreutils; returns (its stdout, the log directory).
+    fn capture(command: &str, env: &[(&str, &str)]) -> (String, tempfile::TempDir) {
+        let root = tempfile::tempdir().unwrap();
+        let argv = capture_argv("test", &["sh".into(), "-c".into(), command.into()]);
+        let out = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("POD_NAME", "pod-1")
+            .env("SPARKVC_LOG_ROOT", root.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (String::from_utf8(out.stdout).unwrap(), root)
+    }
+
+    /// The files' contents once the background writers are done.
+    fn settled(dir: &std::path::Path, want_files: usize) -> Vec<(String, String)> {
+        for _ in 0..100 {
+            let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, std::fs::read_to_string(e.path()).unwrap())
+                })
+                .collect();
+            files.sort();
+            if files.len() == want_files && files.iter().all(|(_, text)| text.ends_with('\n')) {
+                return files;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the log files did not settle in {}", dir.display());
+    }
+
+    #[test]
+    fn the_wrapper_copies_output_and_still_passes_it_through() {
+        let (stdout, root) = capture("echo out; echo err >&2", &[]);
+        assert_eq!(stdout, "out\n");
+        let files = settled(&root.path().join("pod-1"), 2);
+        assert_eq!(
+            files,
+            [
+                ("stderr".into(), "err\n".into()),
+                ("stdout".into(), "out\n".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_the_newest_files_of_whole_lines() {
+        let env = [
+            ("SPARKVC_LOG_ROTATE_BYTES", "100"),
+            ("SPARKVC_LOG_ROTATE_KEEP", "2"),
+        ];
+        // 40 lines of 10 bytes: four files of 100 bytes, of which two stay.
+        let (stdout, root) = capture("for i in $(seq 10 49); do echo \"line $i..\"; done", &env);
+        assert_eq!(stdout.lines().count(), 40);
+        let files = settled(&root.path().join("pod-1"), 2);
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["stdout.00002", "stdout.00003"]);
+        let kept: String = files.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(kept.lines().next(), Some("line 30.."));
+        assert_eq!(kept.lines().count(), 20);
+    }
+
+    #[test]
+    fn rotation_sizes_are_read_in_binary_units() {
+        assert_eq!(rotation_bytes("2KB"), Some(2048));
+        assert_eq!(rotation_bytes("1.5M"), Some(1_572_864));
+        assert_eq!(rotation_bytes("2Gb"), Some(2 << 30));
+        assert_eq!(rotation_bytes("2TB"), None);
+        assert_eq!(rotation_bytes("KB"), None);
     }
 
     #[test]

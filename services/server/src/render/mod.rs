@@ -233,17 +233,16 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
 
     let is_sql = matches!(driver.entry, EntryPoint::SparkSql { .. });
     let logs = logging::plan(run, &classes)?;
-    let log_sidecar = |settings: Option<&logging::SidecarSettings>, source| {
-        settings.map(|settings| {
-            (
-                logging::sidecar(
-                    settings,
-                    source,
-                    pod_template::USER_LOG_VOLUME,
-                    inputs.region,
-                ),
-                logging::config_volume(&config_map_name, source).0,
-            )
+    let log_capture = |settings: Option<&logging::SidecarSettings>, source| {
+        settings.map(|settings| logging::LogCapture {
+            sidecar: logging::sidecar(
+                settings,
+                source,
+                pod_template::USER_LOG_VOLUME,
+                inputs.region,
+            ),
+            config_volume: logging::config_volume(&config_map_name, source).0,
+            env: logging::capture_env(run),
         })
     };
     let template = |role: SparkRole, user: Option<&str>| -> Result<String, RenderError> {
@@ -265,7 +264,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
             } else {
                 vec![]
             },
-            log_sidecar: log_sidecar(
+            log_capture: log_capture(
                 logs.as_ref().and_then(|plan| match role {
                     SparkRole::Driver => Some(&plan.driver),
                     SparkRole::Executor => plan.executor.as_ref(),
@@ -329,7 +328,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
         argv: &argv,
         submitter: &classes.job_submitter,
         owner: inputs.owner.as_ref(),
-        log_sidecar: log_sidecar(
+        log_capture: log_capture(
             logs.as_ref().and_then(|plan| plan.job_runner.as_ref()),
             logging::LogSource::JobRunner,
         ),

@@ -78,7 +78,7 @@ pub struct PodTemplateInputs<'a> {
     /// The log sidecar and the volume of its configuration, when this pod
     /// ships its logs (see `render::logging`): the Spark container's output
     /// is then captured into the log directory.
-    pub log_sidecar: Option<(Container, Volume)>,
+    pub log_capture: Option<super::logging::LogCapture>,
 }
 
 /// The Spark images' entrypoint, which the log capture wrapper runs.
@@ -160,7 +160,7 @@ pub fn render_pod_template(inputs: &PodTemplateInputs<'_>) -> Result<Pod, Render
         mounts.push(mount);
     }
     main.security_context = Some(restricted_security_context());
-    if let Some((sidecar, conf_volume)) = &inputs.log_sidecar {
+    if let Some(capture) = &inputs.log_capture {
         // Spark appends its arguments (`driver …`/`executor …`) to this.
         main.command = Some(super::logging::capture_argv(
             "spark",
@@ -168,13 +168,13 @@ pub fn render_pod_template(inputs: &PodTemplateInputs<'_>) -> Result<Pod, Render
         ));
         main.env
             .get_or_insert_with(Vec::new)
-            .push(super::logging::pod_name_env());
+            .extend(capture.env.iter().cloned());
         spec.volumes
             .get_or_insert_with(Vec::new)
-            .push(conf_volume.clone());
+            .push(capture.config_volume.clone());
         spec.init_containers
             .get_or_insert_with(Vec::new)
-            .push(sidecar.clone());
+            .push(capture.sidecar.clone());
     }
     Ok(pod)
 }
@@ -312,7 +312,7 @@ mod tests {
             labels: BTreeMap::from([("sparkvc.io/job-run-id".to_string(), "r1".to_string())]),
             owner: None,
             extra_volumes: vec![],
-            log_sidecar: None,
+            log_capture: None,
         }
     }
 

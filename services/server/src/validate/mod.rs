@@ -358,19 +358,8 @@ fn s3_uri(field: &str, uri: &str) -> ApiResult<()> {
 
 /// The model documents rotation sizes from 2KB to 2GB.
 fn rotation_size_bounds(field: &str, size: &str) -> ApiResult<()> {
-    let digits: String = size
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let unit = size[digits.len()..].chars().next().unwrap_or('K');
-    let number: f64 = digits.parse().unwrap_or(0.0);
-    let bytes = number
-        * match unit {
-            'K' => 1024.0,
-            'M' => 1024.0 * 1024.0,
-            _ => 1024.0 * 1024.0 * 1024.0,
-        };
-    if !(2048.0..=2.0 * 1024.0 * 1024.0 * 1024.0).contains(&bytes) {
+    let bytes = crate::render::logging::rotation_bytes(size).unwrap_or(0);
+    if !(2048..=2 << 30).contains(&bytes) {
         return Err(ApiError::validation(format!(
             "Value '{size}' at '{field}' failed to satisfy constraint: rotation size must be between 2KB and 2GB."
         )));
