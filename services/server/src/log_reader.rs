@@ -15,6 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::render::logging::{self, Destinations};
 use crate::render::names;
 use crate::state;
+use crate::validate::rules;
 use sparkvc_proto::v1 as pb;
 use std::io::Read;
 
@@ -43,39 +44,39 @@ pub enum LogSourceKind {
 
 /// Parses and checks a request against the run's log destinations.
 pub fn query(req: &pb::GetJobRunLogsRequest, destinations: &Destinations) -> ApiResult<LogQuery> {
+    rules::one_of(
+        "container",
+        &req.container,
+        &["DRIVER", "JOB_RUNNER"],
+        false,
+    )?;
+    rules::one_of("stream", &req.stream, &["STDOUT", "STDERR"], false)?;
+    rules::one_of("source", &req.source, &["S3", "CLOUDWATCH"], false)?;
     let container = match req.container.as_str() {
-        "" | "DRIVER" => LogContainer::Driver,
         "JOB_RUNNER" => LogContainer::JobRunner,
-        other => return Err(enum_error("container", other, "DRIVER, JOB_RUNNER")),
+        _ => LogContainer::Driver,
     };
     let stream = match req.stream.as_str() {
-        "" | "STDOUT" => "stdout",
         "STDERR" => "stderr",
-        other => return Err(enum_error("stream", other, "STDOUT, STDERR")),
+        _ => "stdout",
     };
     let source = match req.source.as_str() {
-        "" if destinations.cloudwatch.is_some() => LogSourceKind::CloudWatch,
-        "" | "S3" => LogSourceKind::S3,
+        "S3" => LogSourceKind::S3,
         "CLOUDWATCH" => LogSourceKind::CloudWatch,
-        other => return Err(enum_error("source", other, "S3, CLOUDWATCH")),
+        _ if destinations.cloudwatch.is_some() => LogSourceKind::CloudWatch,
+        _ => LogSourceKind::S3,
     };
-    let configured = match source {
-        LogSourceKind::S3 => destinations.s3.is_some(),
-        LogSourceKind::CloudWatch => destinations.cloudwatch.is_some(),
+    let (configured, name, section) = match source {
+        LogSourceKind::S3 => (destinations.s3.is_some(), "S3", "s3MonitoringConfiguration"),
+        LogSourceKind::CloudWatch => (
+            destinations.cloudwatch.is_some(),
+            "CloudWatch",
+            "cloudWatchMonitoringConfiguration",
+        ),
     };
     if !configured {
         return Err(ApiError::validation(format!(
-            "The job run ships no logs to {}: its monitoringConfiguration has no {} section.",
-            if source == LogSourceKind::S3 {
-                "S3"
-            } else {
-                "CloudWatch"
-            },
-            if source == LogSourceKind::S3 {
-                "s3MonitoringConfiguration"
-            } else {
-                "cloudWatchMonitoringConfiguration"
-            }
+            "The job run ships no logs to {name}: its monitoringConfiguration has no {section} section."
         )));
     }
     Ok(LogQuery {
@@ -84,12 +85,6 @@ pub fn query(req: &pb::GetJobRunLogsRequest, destinations: &Destinations) -> Api
         source,
         next_token: req.next_token.clone(),
     })
-}
-
-fn enum_error(field: &str, value: &str, allowed: &str) -> ApiError {
-    ApiError::validation(format!(
-        "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy enum value set: [{allowed}]"
-    ))
 }
 
 /// The directory (S3 key or CloudWatch stream prefix, under the run's

@@ -148,6 +148,15 @@ impl LocalEnv {
             .load()
             .await
     }
+
+    /// An S3 client for the local AWS stand-in (path-style addressing).
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.aws_config().await)
+                .force_path_style(true)
+                .build(),
+        )
+    }
 }
 
 /// `deploy/local/.run`, or `$SPARKVC_RUN_DIR`.

@@ -9,13 +9,7 @@ use sparkvc_cluster_tests::{LocalEnv, rand_u32};
 
 #[tokio::test]
 async fn s3_put_and_get_object() -> Result<()> {
-    let env = LocalEnv::load()?;
-    let conf = env.aws_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&conf)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = LocalEnv::load()?.s3_client().await;
     let bucket = format!("sparkvc-test-{:08x}", rand_u32());
     s3.create_bucket()
         .bucket(&bucket)

@@ -378,6 +378,53 @@ pub async fn describe_run(client: &mut Client, vc: &str, id: &str) -> pb::JobRun
     resp.into_inner().job_run.expect("a job run")
 }
 
+/// A server on the local cluster (`deploy/local`) with a fresh store, a test
+/// namespace and a virtual cluster on it. The server has its HTTP endpoint on
+/// (`metrics_url`) and reads AWS (s3:// pod templates, log destinations) from
+/// the local AWS stand-in.
+pub struct ClusterSetup {
+    _dir: tempfile::TempDir,
+    pub server: Server,
+    pub client: Client,
+    pub kube: kube::Client,
+    pub ns: sparkvc_cluster_tests::TestNamespace,
+    pub vc: String,
+}
+
+impl ClusterSetup {
+    /// `test` names the namespace; `extra_args` are more server flags.
+    pub async fn start(test: &str, extra_args: &[&str]) -> Self {
+        let env = sparkvc_cluster_tests::LocalEnv::load().expect("local environment");
+        let kube = env.kube_client().await.expect("kube client");
+        let ns = sparkvc_cluster_tests::TestNamespace::create(&kube, test)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = env.server_args();
+        args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra_args);
+        let aws = [
+            ("AWS_ENDPOINT_URL", env.aws_endpoint.as_str()),
+            ("AWS_REGION", env.aws_region.as_str()),
+            ("AWS_ACCESS_KEY_ID", env.aws_access_key_id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", env.aws_secret_access_key.as_str()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ];
+        let server = Server::start_with_env(dir.path(), &args, &aws);
+        let mut client = server.client().await;
+        let vc = virtual_cluster_on(&mut client, &ns.name).await;
+        Self {
+            _dir: dir,
+            server,
+            client,
+            kube,
+            ns,
+            vc,
+        }
+    }
+}
+
 /// Waits (up to a minute) until job run `id` is in `state`.
 pub async fn wait_for_state(client: &mut Client, vc: &str, id: &str, state: &str) -> pb::JobRun {
     wait_for_state_within(client, vc, id, state, Duration::from_secs(60)).await

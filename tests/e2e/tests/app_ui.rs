@@ -13,7 +13,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use sparkvc_cluster_tests::{LocalEnv, TestNamespace, host_submit, kwok};
+use sparkvc_cluster_tests::{host_submit, kwok};
 use sparkvc_e2e::*;
 use sparkvc_proto::v1 as pb;
 use std::process::{Child, Command, Stdio};
@@ -136,23 +136,27 @@ async fn a_signed_link_shows_the_ended_runs_application_from_the_history_server(
     let port = free_port();
     let _history = start_history_server(&spark_home, &events, port, &app_id);
 
-    let env = LocalEnv::load().expect("local environment");
-    let kube = env.kube_client().await.expect("kube client");
-    let ns = TestNamespace::create(&kube, "app-ui").await.unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let mut args = env.server_args();
-    args.extend([
-        "--http-listen".into(),
-        "127.0.0.1:0".into(),
-        "--history-server-url".into(),
-        format!("http://127.0.0.1:{port}"),
-        "--event-log-dir".into(),
-        format!("file://{}", events.display()),
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start_with(data.path(), &args);
-    let mut client = server.client().await;
-    let vc = virtual_cluster_on(&mut client, &ns.name).await;
+    // The server's HTTP endpoint (metrics and app-UI links) is on.
+    let history = format!("http://127.0.0.1:{port}");
+    let event_log_dir = format!("file://{}", events.display());
+    let setup = ClusterSetup::start(
+        "app-ui",
+        &[
+            "--history-server-url",
+            &history,
+            "--event-log-dir",
+            &event_log_dir,
+        ],
+    )
+    .await;
+    let ClusterSetup {
+        server,
+        mut client,
+        kube,
+        ns,
+        vc,
+        ..
+    } = setup;
 
     let mut req = start_request(&vc);
     req.configuration_overrides = Some(

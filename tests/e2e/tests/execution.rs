@@ -18,54 +18,20 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use sparkvc_cluster_tests::{LocalEnv, TestNamespace, kwok};
+use sparkvc_cluster_tests::{LocalEnv, kwok};
 use sparkvc_e2e::*;
 use sparkvc_proto::v1 as pb;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    server: Server,
-    client: Client,
-    kube: kube::Client,
-    ns: TestNamespace,
-    vc: String,
-}
+type Setup = ClusterSetup;
 
 async fn setup(test: &str) -> Setup {
-    setup_with(test, &[]).await
+    ClusterSetup::start(test, &[]).await
 }
 
-/// [`setup`] with more server flags.
 async fn setup_with(test: &str, extra_args: &[&str]) -> Setup {
-    let env = LocalEnv::load().expect("local environment");
-    let kube = env.kube_client().await.expect("kube client");
-    let ns = TestNamespace::create(&kube, test).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut args = env.server_args();
-    args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    args.extend_from_slice(extra_args);
-    // The server reads s3:// pod templates from the local AWS stand-in.
-    let aws = [
-        ("AWS_ENDPOINT_URL", env.aws_endpoint.as_str()),
-        ("AWS_REGION", env.aws_region.as_str()),
-        ("AWS_ACCESS_KEY_ID", env.aws_access_key_id.as_str()),
-        ("AWS_SECRET_ACCESS_KEY", env.aws_secret_access_key.as_str()),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
-    let server = Server::start_with_env(dir.path(), &args, &aws);
-    let mut client = server.client().await;
-    let vc = virtual_cluster_on(&mut client, &ns.name).await;
-    Setup {
-        _dir: dir,
-        server,
-        client,
-        kube,
-        ns,
-        vc,
-    }
+    ClusterSetup::start(test, extra_args).await
 }
 
 /// Starts a plain job run and waits until its job-runner exists.
@@ -395,12 +361,7 @@ async fn cancelling_a_running_job_deletes_its_pods() {
 #[tokio::test]
 async fn pod_templates_are_read_from_s3() {
     let mut s = setup("exec-s3").await;
-    let env = LocalEnv::load().unwrap();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&env.aws_config().await)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = LocalEnv::load().unwrap().s3_client().await;
     let bucket = unique("templates").replace('_', "-");
     s3.create_bucket()
         .bucket(&bucket)
@@ -475,11 +436,7 @@ async fn log_destinations_are_checked_and_sidecars_added() {
     let mut s = setup("exec-logs").await;
     let env = LocalEnv::load().unwrap();
     let aws = env.aws_config().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&aws)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = env.s3_client().await;
     let bucket = unique("logs").replace('_', "-");
     s3.create_bucket()
         .bucket(&bucket)

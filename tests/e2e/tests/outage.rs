@@ -10,7 +10,7 @@
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams};
 use serde_json::json;
-use sparkvc_cluster_tests::{LocalEnv, TestNamespace, default_run_dir, kwok, repo_root};
+use sparkvc_cluster_tests::{TestNamespace, default_run_dir, kwok, repo_root};
 use sparkvc_e2e::*;
 use sparkvc_proto::v1 as pb;
 use std::collections::BTreeSet;
@@ -55,16 +55,15 @@ fn is_open(state: &str) -> bool {
 
 #[tokio::test]
 async fn an_api_server_outage_loses_nothing_and_work_resumes_when_it_returns() {
-    let env = LocalEnv::load().expect("local environment");
-    let kube = env.kube_client().await.expect("kube client");
-    let ns = TestNamespace::create(&kube, "outage").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut args = env.server_args();
-    args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start_with(dir.path(), &args);
-    let mut client = server.client().await;
-    let vc = virtual_cluster_on(&mut client, &ns.name).await;
+    let setup = ClusterSetup::start("outage", &[]).await;
+    let ClusterSetup {
+        server,
+        mut client,
+        kube,
+        ns,
+        vc,
+        ..
+    } = setup;
     // The job-runners stay running (there is no driver), so a run's state
     // only changes when sparkvc changes it.
     let overrides: pb::ConfigurationOverrides = serde_json::from_value(json!({

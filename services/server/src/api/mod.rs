@@ -155,11 +155,7 @@ impl EmrContainers for Api {
             validate::id("virtualClusterId", &req.virtual_cluster_id)?;
             validate::id("id", &req.id)?;
             let expires_in = req.expires_in_seconds.unwrap_or(3600);
-            if !(60..=86_400).contains(&expires_in) {
-                return Err(ApiError::validation(format!(
-                    "1 validation error detected: Value '{expires_in}' at 'expiresInSeconds' failed to satisfy constraint: Member must be between 60 and 86400"
-                )));
-            }
+            validate::rules::in_range("expiresInSeconds", expires_in.into(), 60, 86_400)?;
             let run = self
                 .control
                 .describe_job_run(&req.virtual_cluster_id, &req.id)?;
