@@ -1,108 +1,339 @@
-//! Group commit: every acknowledged write is on disk, yet concurrent writers
-//! share one `fsync`.
+//! Group commit through the journal: every acknowledged write is on disk, yet
+//! concurrent writers share one `fsync`, and sled sees only what is durable.
 //!
-//! A writer applies its change to sled (in memory), takes a sequence number
-//! and waits until a flush that started after it took that number has
-//! finished. One thread does the flushing: it waits for requests, notes the
-//! highest sequence number so far, flushes once, and releases every writer up
-//! to that number. Under load a single flush covers many requests.
+//! A writer, holding the store's writer lock, hands its changes over with a
+//! sequence number ([`Durability::submit`]) and waits ([`Durability::wait`]).
+//! One thread, the flusher, takes every record waiting, appends them to the
+//! journal in one write, syncs it once, applies their changes to sled with
+//! plain (cheap) inserts, and releases their writers. Under load a single
+//! sync covers many requests.
+//!
+//! Between submission and application a change lives in the *pending
+//! overlay*, which later writers read through (so they see what earlier
+//! writers decided) while plain reads go to sled and see only durable data.
+//!
+//! Checkpoints: when the current segment grows past [`SEGMENT_BYTES`] the
+//! flusher starts a new one and hands the old one to a second thread, which
+//! flushes sled (after which sled holds everything the segment recorded)
+//! and deletes it. On open, whatever segments remain are replayed into sled.
+//!
+//! If the journal cannot be written the store stops taking writes (the
+//! writers waiting are told, and nothing of theirs reaches sled): after a
+//! failed `fsync` what is on disk is unknown, so guessing would risk
+//! acknowledging lost writes. Reads go on; a restart replays the journal.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use super::journal::{self, Change, Journal, Segment};
+use super::{StoreError, StoreResult};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::thread::JoinHandle;
 use tokio::sync::watch;
+
+/// A segment this large is closed and checkpointed.
+const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Flushed {
-    /// Every write with a sequence number up to this one is durable.
+    /// Every record up to this sequence number is durable and applied.
     upto: u64,
-    /// The last flush failed; writers waiting for it are told so.
-    error: Option<String>,
+    /// The journal failed: no later write will succeed.
+    failed: Option<String>,
 }
+
+/// A submitted write waiting for the flusher.
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    changes: Vec<Change>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    records: Vec<Pending>,
+    stop: bool,
+    failed: Option<String>,
+}
+
+/// Key → (sequence number of the write that set it, value or removal).
+type Overlay = BTreeMap<(u8, Vec<u8>), (u64, Option<Vec<u8>>)>;
 
 #[derive(Debug)]
-pub struct GroupCommit {
-    requested: AtomicU64,
-    pending: Mutex<bool>,
+pub struct Durability {
+    trees: Vec<sled::Tree>,
+    db: sled::Db,
+    journal: Journal,
+    /// The last sequence number handed out.
+    last_seq: AtomicU64,
+    queue: Mutex<Queue>,
     wake: Condvar,
+    overlay: Mutex<Overlay>,
     flushed: watch::Sender<Flushed>,
-    stop: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-impl GroupCommit {
-    /// Starts the flusher thread for `db`.
-    pub fn start(db: sled::Db) -> Arc<Self> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Durability {
+    /// Replays the journal in `dir` into `trees`, then starts the flusher
+    /// and checkpoint threads. `trees[i]` is the tree that changes name `i`.
+    pub fn open(db: sled::Db, trees: Vec<sled::Tree>, dir: &Path) -> StoreResult<Arc<Self>> {
+        let journal = Journal::open(dir)?;
+        let records = journal.read_all()?;
+        let replayed = records.len();
+        let mut last_seq = 0;
+        for record in records {
+            apply(&trees, &record.changes)?;
+            last_seq = record.seq;
+        }
+        if replayed > 0 {
+            db.flush()?;
+            tracing::info!(records = replayed, "replayed the store's journal");
+        }
+        // Sled now holds everything the old segments did.
+        let old: Vec<PathBuf> = journal.segments()?.into_iter().map(|(_, p)| p).collect();
+        journal.delete(&old)?;
+        let segment = journal.create_segment(last_seq + 1)?;
+
         let this = Arc::new(Self {
-            requested: AtomicU64::new(0),
-            pending: Mutex::new(false),
+            trees,
+            db: db.clone(),
+            journal: journal.clone(),
+            last_seq: AtomicU64::new(last_seq),
+            queue: Mutex::default(),
             wake: Condvar::new(),
-            flushed: watch::channel(Flushed::default()).0,
-            stop: AtomicBool::new(false),
+            overlay: Mutex::default(),
+            flushed: watch::channel(Flushed {
+                upto: last_seq,
+                failed: None,
+            })
+            .0,
+            threads: Mutex::default(),
         });
-        let flusher = Arc::clone(&this);
-        std::thread::Builder::new()
-            .name("sparkvc-store-flush".into())
-            .spawn(move || flusher.run(&db))
-            .expect("spawn the store flusher thread");
-        this
+        let (checkpoints, closed) = mpsc::channel::<PathBuf>();
+        let checkpointer = {
+            let journal = journal.clone();
+            std::thread::Builder::new()
+                .name("sparkvc-store-checkpoint".into())
+                .spawn(move || checkpoint_loop(&db, &journal, &closed))
+                .expect("spawn the store checkpoint thread")
+        };
+        let flusher = {
+            let this = Arc::clone(&this);
+            std::thread::Builder::new()
+                .name("sparkvc-store-flush".into())
+                .spawn(move || this.flush_loop(&journal, segment, &checkpoints))
+                .expect("spawn the store flusher thread")
+        };
+        // The flusher first: stopping it drops the checkpoint channel,
+        // which stops the checkpointer.
+        lock(&this.threads).extend([flusher, checkpointer]);
+        Ok(this)
     }
 
-    fn run(&self, db: &sled::Db) {
-        loop {
-            {
-                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                while !*pending && !self.stop.load(Ordering::Acquire) {
-                    pending = self.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
-                }
-                if self.stop.load(Ordering::Acquire) && !*pending {
-                    return;
-                }
-                *pending = false;
-            }
-            // Everything numbered up to `target` was applied before it was
-            // numbered, so this flush covers it.
-            let target = self.requested.load(Ordering::Acquire);
-            match db.flush() {
-                Ok(_) => {
-                    self.flushed.send_modify(|f| {
-                        f.upto = f.upto.max(target);
-                        f.error = None;
-                    });
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "store flush failed");
-                    self.flushed
-                        .send_modify(|f| f.error = Some(err.to_string()));
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-            }
+    /// A change submitted but not yet applied, if `key` has one: Some(None)
+    /// for a pending removal.
+    pub fn pending(&self, tree: u8, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        lock(&self.overlay)
+            .get(&(tree, key.to_vec()))
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Pending changes to keys of `tree` that start with `prefix`.
+    pub fn pending_with_prefix(&self, tree: u8, prefix: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        lock(&self.overlay)
+            .range((tree, prefix.to_vec())..)
+            .take_while(|((t, k), _)| *t == tree && k.starts_with(prefix))
+            .map(|((_, k), (_, v))| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Queues a write's changes; returns its sequence number, to
+    /// [`wait`](Self::wait) for. Callers hold the store's writer lock, so
+    /// sequence numbers follow the order in which writes decided.
+    pub fn submit(&self, changes: Vec<Change>) -> StoreResult<u64> {
+        let mut queue = lock(&self.queue);
+        if let Some(why) = &queue.failed {
+            return Err(StoreError::Flush(why.clone()));
         }
-    }
-
-    /// Waits until every write this task has applied so far is on disk.
-    pub async fn wait_durable(&self) -> Result<(), String> {
-        let mut rx = self.flushed.subscribe();
-        let seq = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        if queue.stop {
+            return Err(StoreError::Flush("the store is closed".into()));
+        }
+        let seq = self.last_seq.load(Ordering::Acquire) + 1;
         {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            *pending = true;
+            let mut overlay = lock(&self.overlay);
+            for (tree, key, value) in &changes {
+                overlay.insert((*tree, key.clone()), (seq, value.clone()));
+            }
         }
+        self.last_seq.store(seq, Ordering::Release);
+        queue.records.push(Pending { seq, changes });
+        drop(queue);
         self.wake.notify_one();
+        Ok(seq)
+    }
+
+    /// The last sequence number handed out: a write that read pending data
+    /// but changed nothing waits for this before answering.
+    pub fn last_submitted(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Waits until the write numbered `seq` (and every one before it) is on
+    /// disk and applied.
+    pub async fn wait(&self, seq: u64) -> StoreResult<()> {
+        let mut rx = self.flushed.subscribe();
         let state = rx
-            .wait_for(|f| f.upto >= seq || f.error.is_some())
+            .wait_for(|f| f.upto >= seq || f.failed.is_some())
             .await
-            .map_err(|_| "the store flusher stopped".to_string())?;
-        match (&state.error, state.upto >= seq) {
+            .map_err(|_| StoreError::Flush("the store flusher stopped".into()))?;
+        match (&state.failed, state.upto >= seq) {
             (_, true) => Ok(()),
-            (Some(err), false) => Err(err.clone()),
+            (Some(why), false) => Err(StoreError::Flush(why.clone())),
             (None, false) => unreachable!("wait_for returned early"),
         }
     }
 
-    /// Stops the flusher thread after one last flush.
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        *pending = true;
+    /// Writes what is queued, stops the threads, flushes sled and removes
+    /// the journal (everything in it is then in sled).
+    pub fn close(&self) -> StoreResult<()> {
+        lock(&self.queue).stop = true;
         self.wake.notify_one();
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for thread in threads {
+            let _ = thread.join();
+        }
+        self.db.flush()?;
+        // After a failure the journal may hold writes sled never got: keep
+        // it for the next open to replay.
+        if lock(&self.queue).failed.is_none() {
+            let segments: Vec<PathBuf> = self
+                .journal
+                .segments()?
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            self.journal.delete(&segments)?;
+        }
+        Ok(())
     }
+
+    fn flush_loop(
+        &self,
+        journal: &Journal,
+        mut segment: Segment,
+        checkpoints: &mpsc::Sender<PathBuf>,
+    ) {
+        let mut buf = Vec::with_capacity(1 << 20);
+        loop {
+            let batch = {
+                let mut queue = lock(&self.queue);
+                while queue.records.is_empty() && !queue.stop {
+                    queue = self.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
+                }
+                if queue.records.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut queue.records)
+            };
+            buf.clear();
+            for p in &batch {
+                journal::encode(p.seq, &p.changes, &mut buf);
+            }
+            let written = segment
+                .append_durably(&buf)
+                .map_err(|e| {
+                    format!(
+                        "cannot write the store's journal {}: {e}",
+                        segment.path.display()
+                    )
+                })
+                .and_then(|()| {
+                    batch
+                        .iter()
+                        .try_for_each(|p| apply(&self.trees, &p.changes))
+                        .map_err(|e| format!("cannot apply journaled changes to the store: {e}"))
+                });
+            if let Err(why) = written {
+                self.fail(why);
+                return;
+            }
+            let upto = batch.last().map_or(0, |p| p.seq);
+            {
+                let mut overlay = lock(&self.overlay);
+                for p in &batch {
+                    for (tree, key, _) in &p.changes {
+                        let k = (*tree, key.clone());
+                        // A later pending write to the same key stays.
+                        if overlay.get(&k).is_some_and(|(seq, _)| *seq == p.seq) {
+                            overlay.remove(&k);
+                        }
+                    }
+                }
+            }
+            self.flushed.send_modify(|f| f.upto = f.upto.max(upto));
+            if segment.len >= SEGMENT_BYTES {
+                match journal.create_segment(upto + 1) {
+                    Ok(next) => {
+                        let full = std::mem::replace(&mut segment, next);
+                        let _ = checkpoints.send(full.path);
+                    }
+                    Err(err) => {
+                        self.fail(err.to_string());
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops taking writes and tells every waiting writer why.
+    fn fail(&self, why: String) {
+        tracing::error!(error = %why, "the store can no longer write; restart the server to recover from its journal");
+        let mut queue = lock(&self.queue);
+        queue.failed = Some(why.clone());
+        queue.records.clear();
+        drop(queue);
+        lock(&self.overlay).clear();
+        self.flushed.send_modify(|f| f.failed = Some(why));
+    }
+}
+
+/// Flushes sled for each closed segment, then deletes it (and any before it
+/// that an earlier failure left behind).
+fn checkpoint_loop(db: &sled::Db, journal: &Journal, closed: &mpsc::Receiver<PathBuf>) {
+    let mut waiting: Vec<PathBuf> = Vec::new();
+    while let Ok(path) = closed.recv() {
+        waiting.push(path);
+        waiting.extend(closed.try_iter());
+        let done = db
+            .flush()
+            .map_err(|e| e.to_string())
+            .and_then(|_| journal.delete(&waiting).map_err(|e| e.to_string()));
+        match done {
+            Ok(()) => waiting.clear(),
+            // Kept for the next checkpoint; replaying them is harmless.
+            Err(err) => tracing::warn!(error = %err, "store checkpoint failed; will retry"),
+        }
+    }
+}
+
+/// Applies changes to sled, in order.
+fn apply(trees: &[sled::Tree], changes: &[Change]) -> StoreResult<()> {
+    for (tree, key, value) in changes {
+        let tree = trees
+            .get(usize::from(*tree))
+            .ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(key).into_owned(),
+                reason: format!("the journal names tree {tree}, which this sparkvc does not have"),
+            })?;
+        match value {
+            Some(v) => tree.insert(key.as_slice(), v.as_slice())?,
+            None => tree.remove(key.as_slice())?,
+        };
+    }
+    Ok(())
 }

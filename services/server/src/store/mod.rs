@@ -11,23 +11,29 @@
 //! | `security_configurations` | securityConfigurationId      | SecurityConfiguration          |
 //! | `client_tokens`           | operation/scope/clientToken  | ClientTokenRecord              |
 //! | `cleanups`                | dueMicros(16 hex)/vcId/jobRunId | empty: a finished run's Kubernetes objects to delete then |
+//! | `retries`                 | dueMicros(16 hex)/vcId/jobRunId | empty: a run's next attempt to start then |
+//!
+//! Beside the trees, `journal/` holds the records of recent writes until
+//! sled has flushed them (see [`journal`]).
 //!
 //! Values are prost messages behind a one-byte schema version.
 //!
 //! Writes go through [`Store::write`]: one writer at a time reads what it
-//! needs, decides, and buffers its changes; they are committed to all trees
-//! atomically, and the call returns only once they are on disk (see
-//! [`durability`]). Reads never wait for writers.
+//! needs (seeing earlier writers' changes even before they are on disk),
+//! decides, and buffers its changes; they go to disk as one journal record,
+//! so atomically, and the call returns only once they are there and applied
+//! to the trees (see [`durability`] and [`journal`]). Reads never wait for
+//! writers and see only what is on disk.
 
 mod durability;
+mod journal;
 pub mod keys;
 
 use crate::ids;
 use crate::state::JobRunState;
-use durability::GroupCommit;
+use durability::Durability;
 use keys::Cursor;
 use prost::Message;
-use sled::Transactional;
 use sparkvc_proto::v1 as pb;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,6 +50,9 @@ pub enum StoreError {
     /// A committed write could not be made durable.
     #[error("could not flush the store to disk: {0}")]
     Flush(String),
+    /// The journal could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     /// A record could not be decoded.
     #[error("record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
@@ -113,11 +122,10 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    db: sled::Db,
     trees: Vec<sled::Tree>,
     writer: Mutex<()>,
     counts: Mutex<BTreeMap<String, QueueCounts>>,
-    commit: Arc<GroupCommit>,
+    durability: Arc<Durability>,
 }
 
 fn encode<M: Message>(msg: &M) -> Vec<u8> {
@@ -195,14 +203,13 @@ impl Store {
             .iter()
             .map(|n| db.open_tree(n))
             .collect::<Result<Vec<_>, _>>()?;
-        let commit = GroupCommit::start(db.clone());
+        let durability = Durability::open(db, trees.clone(), &path.join("journal"))?;
         let store = Self {
             inner: Arc::new(Inner {
-                db,
                 trees,
                 writer: Mutex::new(()),
                 counts: Mutex::default(),
-                commit,
+                durability,
             }),
         };
         store.rebuild_counts()?;
@@ -235,7 +242,7 @@ impl Store {
     where
         E: From<StoreError>,
     {
-        let result = {
+        let (result, seq) = {
             let _only_writer = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
             let mut txn = Txn {
                 store: self,
@@ -243,14 +250,9 @@ impl Store {
                 count_changes: Vec::new(),
             };
             let result = change(&mut txn)?;
-            txn.commit()?;
-            result
+            (result, txn.commit()?)
         };
-        self.inner
-            .commit
-            .wait_durable()
-            .await
-            .map_err(StoreError::Flush)?;
+        self.inner.durability.wait(seq).await?;
         Ok(result)
     }
 
@@ -411,11 +413,10 @@ impl Store {
         self.list(TreeId::SecurityConfigurations, b"", window, |_| true)
     }
 
-    /// Flushes and stops the background flusher.
+    /// Finishes the writes under way, flushes sled and stops the
+    /// background threads. Later writes fail.
     pub fn close(&self) -> StoreResult<()> {
-        self.inner.db.flush()?;
-        self.inner.commit.stop();
-        Ok(())
+        self.inner.durability.close()
     }
 
     /// Number of stored job runs (all states), for diagnostics and benchmarks.
@@ -432,17 +433,27 @@ pub struct Txn<'a> {
 }
 
 impl Txn<'_> {
-    /// Reads through this transaction's own buffered writes.
-    fn get<M: Message + Default>(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<M>> {
+    /// The value of a key as this write sees it: its own buffered changes
+    /// first, then earlier writes not yet on disk, then the tree.
+    fn get_raw(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
         if let Some((_, _, value)) = self
             .writes
             .iter()
             .rev()
             .find(|(t, k, _)| *t == tree && k == key)
         {
-            return value.as_deref().map(|bytes| decode(key, bytes)).transpose();
+            return Ok(value.clone());
         }
-        self.store.get(tree, key)
+        if let Some(pending) = self.store.inner.durability.pending(tree as u8, key) {
+            return Ok(pending);
+        }
+        Ok(self.store.tree(tree).get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn get<M: Message + Default>(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<M>> {
+        self.get_raw(tree, key)?
+            .map(|bytes| decode(key, &bytes))
+            .transpose()
     }
 
     fn put<M: Message>(&mut self, tree: TreeId, key: Vec<u8>, msg: &M) {
@@ -468,20 +479,8 @@ impl Txn<'_> {
         namespace: &str,
     ) -> StoreResult<Option<String>> {
         let key = keys::namespace(provider_id, namespace);
-        if let Some((_, _, value)) = self
-            .writes
-            .iter()
-            .rev()
-            .find(|(t, k, _)| *t == TreeId::VcNamespaces && *k == key)
-        {
-            return Ok(value
-                .as_ref()
-                .map(|v| String::from_utf8_lossy(v).into_owned()));
-        }
         Ok(self
-            .store
-            .tree(TreeId::VcNamespaces)
-            .get(&key)?
+            .get_raw(TreeId::VcNamespaces, &key)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
@@ -537,20 +536,35 @@ impl Txn<'_> {
         self.remove(kind.tree(), key.to_vec());
     }
 
-    /// The open (non-terminal) runs of one virtual cluster, as committed.
+    /// The open (non-terminal) runs of one virtual cluster, as committed
+    /// (on disk or pending).
     pub fn open_job_runs_of(&self, vc_id: &str) -> StoreResult<Vec<String>> {
-        let mut out = Vec::new();
+        let prefix = keys::job_run_prefix(vc_id);
+        let mut open = std::collections::BTreeSet::new();
         for entry in self
             .store
             .tree(TreeId::OpenJobRuns)
-            .scan_prefix(keys::job_run_prefix(vc_id))
+            .scan_prefix(&prefix)
             .keys()
         {
-            if let Some((_, run)) = keys::split_job_run(&entry?) {
-                out.push(run);
+            open.insert(entry?.to_vec());
+        }
+        let pending = self
+            .store
+            .inner
+            .durability
+            .pending_with_prefix(TreeId::OpenJobRuns as u8, &prefix);
+        for (key, value) in pending {
+            if value.is_some() {
+                open.insert(key);
+            } else {
+                open.remove(&key);
             }
         }
-        Ok(out)
+        Ok(open
+            .iter()
+            .filter_map(|key| keys::split_job_run(key).map(|(_, run)| run))
+            .collect())
     }
 
     pub fn queue_counts(&self, vc_id: &str) -> QueueCounts {
@@ -625,42 +639,20 @@ impl Txn<'_> {
         );
     }
 
-    fn commit(self) -> StoreResult<()> {
+    /// Hands the buffered changes to the journal; returns the sequence
+    /// number to wait for. A write that changed nothing still waits for the
+    /// writes before it: what it read may not be on disk yet.
+    fn commit(self) -> StoreResult<u64> {
+        let durability = &self.store.inner.durability;
         if self.writes.is_empty() {
-            return Ok(());
+            return Ok(durability.last_submitted());
         }
-        // Only the trees this write touches take part: a sled transaction
-        // pays for every tree it spans.
-        let mut touched: Vec<TreeId> = self.writes.iter().map(|(t, _, _)| *t).collect();
-        touched.sort_by_key(|t| *t as usize);
-        touched.dedup();
-        let trees: Vec<sled::Tree> = touched
-            .iter()
-            .map(|t| self.store.tree(*t).clone())
+        let changes = self
+            .writes
+            .into_iter()
+            .map(|(tree, key, value)| (tree as u8, key, value))
             .collect();
-        let slot = |tree: TreeId| {
-            touched
-                .iter()
-                .position(|t| *t == tree)
-                .expect("touched tree")
-        };
-        trees[..]
-            .transaction(|tx| {
-                for (tree, key, value) in &self.writes {
-                    let tree = &tx[slot(*tree)];
-                    match value {
-                        Some(v) => tree.insert(key.as_slice(), v.as_slice())?,
-                        None => tree.remove(key.as_slice())?,
-                    };
-                }
-                Ok(())
-            })
-            .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                sled::transaction::TransactionError::Storage(err) => StoreError::Sled(err),
-                sled::transaction::TransactionError::Abort(()) => {
-                    unreachable!("the closure never aborts")
-                }
-            })?;
+        let seq = durability.submit(changes)?;
         let mut counts = self
             .store
             .inner
@@ -676,7 +668,7 @@ impl Txn<'_> {
                 entry.add(s, 1);
             }
         }
-        Ok(())
+        Ok(seq)
     }
 }
 
@@ -688,6 +680,110 @@ pub fn created_micros(id: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pending_run(vc: &str, id: &str) -> pb::JobRun {
+        let mut run = pb::JobRun {
+            id: id.into(),
+            virtual_cluster_id: vc.into(),
+            ..Default::default()
+        };
+        crate::state::initial(&mut run, prost_types::Timestamp::default());
+        run
+    }
+
+    /// The changes `put_job_run` makes for a new run, as journal changes.
+    fn new_run_changes(run: &pb::JobRun) -> Vec<journal::Change> {
+        let key = keys::job_run(&run.virtual_cluster_id, &run.id);
+        vec![
+            (TreeId::JobRuns as u8, key.clone(), Some(encode(run))),
+            (TreeId::OpenJobRuns as u8, key, Some(b"PENDING".to_vec())),
+        ]
+    }
+
+    #[tokio::test]
+    async fn open_replays_what_only_the_journal_holds() {
+        // A store directory as a crash can leave it: two writes reached the
+        // journal but not sled, and a third was torn mid-record.
+        let dir = tempfile::tempdir().unwrap();
+        drop(sled::open(dir.path()).unwrap());
+        let journal = journal::Journal::open(&dir.path().join("journal")).unwrap();
+        let mut segment = journal.create_segment(1).unwrap();
+        let mut bytes = Vec::new();
+        journal::encode(1, &new_run_changes(&pending_run("vc", "r1")), &mut bytes);
+        journal::encode(2, &new_run_changes(&pending_run("vc", "r2")), &mut bytes);
+        let mut torn = Vec::new();
+        journal::encode(3, &new_run_changes(&pending_run("vc", "r3")), &mut torn);
+        bytes.extend_from_slice(&torn[..torn.len() / 2]);
+        segment.append_durably(&bytes).unwrap();
+        drop(segment);
+
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.job_run("vc", "r1").unwrap().is_some());
+        assert!(store.job_run("vc", "r2").unwrap().is_some());
+        assert!(
+            store.job_run("vc", "r3").unwrap().is_none(),
+            "a torn record is not replayed"
+        );
+        assert_eq!(store.open_job_runs().unwrap().len(), 2);
+        assert_eq!(store.queue_counts("vc").in_queue, 2);
+
+        // Writes go on after the replayed ones, and survive a clean close,
+        // which leaves no journal behind.
+        store
+            .write(|txn| -> StoreResult<()> {
+                txn.put_job_run(None, &pending_run("vc", "r4"));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        store.close().unwrap();
+        assert_eq!(journal.segments().unwrap(), []);
+        let err = store
+            .write(|txn| -> StoreResult<()> {
+                txn.put_job_run(None, &pending_run("vc", "r5"));
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "could not flush the store to disk: the store is closed"
+        );
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.open_job_runs().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_write_sees_earlier_writes_and_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let writes = (0..50).map(|i| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(|txn| -> StoreResult<()> {
+                        txn.put_job_run(None, &pending_run("vc", &format!("r{i:02}")));
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        futures::future::try_join_all(writes).await.unwrap();
+        let open = store
+            .write(|txn| -> StoreResult<Vec<String>> {
+                txn.put_job_run(None, &pending_run("vc", "zz"));
+                txn.open_job_runs_of("vc")
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            open.len(),
+            50,
+            "the runs committed before, not this write's own"
+        );
+        assert_eq!(store.queue_counts("vc").in_queue, 51);
+    }
 
     #[tokio::test]
     async fn timers_come_due_in_time_order_per_kind() {
