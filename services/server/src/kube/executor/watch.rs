@@ -13,7 +13,23 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Pod events are handled by this many workers, each owning the runs whose
+/// ID hashes to it. Their store writes share flushes (group commit), so more
+/// workers mean more runs updated per fsync.
+const EVENT_SHARDS: usize = 32;
+/// Events a worker may have waiting before the watch itself waits.
+const SHARD_QUEUE: usize = 1024;
+
+fn shard_of(run_id: &str) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    run_id.hash(&mut hasher);
+    (hasher.finish() % EVENT_SHARDS as u64) as usize
+}
 
 /// What a failed attempt leads to.
 enum AfterFailure {
@@ -26,13 +42,30 @@ enum AfterFailure {
 }
 
 impl Executor {
-    pub(super) async fn watch_pods(&self, cluster: String, writer: reflector::store::Writer<Pod>) {
+    /// Follows the cluster's sparkvc pods. Events are handed to
+    /// [`EVENT_SHARDS`] workers by job run: one run's events stay in order,
+    /// while different runs proceed side by side, so a slow store write or
+    /// API call for one run does not hold up the status of every other.
+    pub(super) async fn watch_pods(
+        self: Arc<Self>,
+        cluster: String,
+        writer: reflector::store::Writer<Pod>,
+    ) {
         let Some(client) = self.clusters.get(&cluster).cloned() else {
             return;
         };
         let Some(cache) = self.lock_pods().get(&cluster).cloned() else {
             return;
         };
+        let shards: Vec<mpsc::Sender<(Pod, Instant)>> = (0..EVENT_SHARDS)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(SHARD_QUEUE);
+                let this = Arc::clone(&self);
+                let (client, cache) = (client.clone(), cache.clone());
+                tokio::spawn(async move { this.handle_events(&client, &cache, rx).await });
+                tx
+            })
+            .collect();
         let pods: Api<Pod> = Api::all(client.clone());
         let config = watcher::Config::default().labels(&format!(
             "{}={}",
@@ -53,6 +86,30 @@ impl Executor {
                     continue;
                 }
             };
+            let Some(run_id) = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(names::JOB_RUN_ID))
+            else {
+                continue;
+            };
+            let shard = &shards[shard_of(run_id)];
+            if shard.send((pod, received)).await.is_err() {
+                tracing::error!(cluster, "a pod event worker stopped; the pod watch ends");
+                return;
+            }
+        }
+    }
+
+    /// One shard's events, in the order the watch delivered them.
+    async fn handle_events(
+        &self,
+        client: &kube::Client,
+        cache: &reflector::Store<Pod>,
+        mut events: mpsc::Receiver<(Pod, Instant)>,
+    ) {
+        while let Some((pod, received)) = events.recv().await {
             let labels = pod.metadata.labels.as_ref();
             let (Some(vc_id), Some(run_id)) = (
                 labels.and_then(|l| l.get(names::VIRTUAL_CLUSTER_ID)),
@@ -61,7 +118,7 @@ impl Executor {
                 continue;
             };
             if let Err(err) = self
-                .on_pod(&client, &cache, &pod, (vc_id, run_id), received)
+                .on_pod(client, cache, &pod, (vc_id, run_id), received)
                 .await
             {
                 tracing::warn!(job_run_id = %run_id, error = %err, "recording a state change failed");
