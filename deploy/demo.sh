@@ -116,7 +116,7 @@ print("#   failureReason:", run.get("failureReason", "-"))
 print("#   stateDetails: ", run.get("stateDetails", "-"))'
 }
 runner_log() { # the spark-submit output of a job run, as local-job-runner kept it
-  echo "$data/job-runner/$namespace/$1-"*/spark-submit.log
+  echo "$data/job-runner/$namespace/$1/spark-submit.log"  # the job-runner pod is named after the run
 }
 
 role=arn:aws:iam::000000000000:role/spark-job

@@ -93,14 +93,14 @@ pub fn query(req: &pb::GetJobRunLogsRequest, destinations: &Destinations) -> Api
 fn pods_of(run: &pb::JobRun, container: LogContainer) -> (&'static str, impl Fn(&str) -> bool) {
     let attempt = names::attempt_name(&run.id, state::attempt_of(run));
     let driver = names::driver_pod_name(&attempt);
-    let runner_prefix = format!("{}-", names::job_name(&attempt));
+    let runner = names::job_runner_name(&attempt);
     let dir = match container {
         LogContainer::Driver => "containers/",
         LogContainer::JobRunner => "control-logs/",
     };
     (dir, move |pod: &str| match container {
         LogContainer::Driver => pod == driver,
-        LogContainer::JobRunner => pod.starts_with(&runner_prefix),
+        LogContainer::JobRunner => pod == runner,
     })
 }
 
@@ -320,20 +320,15 @@ mod tests {
     #[test]
     fn the_cloudwatch_stream_of_the_wanted_pod() {
         let streams: Vec<String> = [
-            "pi/vc/jobs/r/control-logs/r-abcde/stdout",
-            "pi/vc/jobs/r/control-logs/r-abcde/stderr",
-            "pi/vc/jobs/r/control-logs/r-2-fghij/stdout",
+            "pi/vc/jobs/r/control-logs/r/stdout",
+            "pi/vc/jobs/r/control-logs/r/stderr",
+            "pi/vc/jobs/r/control-logs/r-2/stdout",
         ]
         .map(String::from)
         .to_vec();
         assert_eq!(
-            cloudwatch_stream(
-                &streams,
-                |pod| pod.starts_with("r-") && !pod.starts_with("r-2-"),
-                "stdout"
-            )
-            .as_deref(),
-            Some("pi/vc/jobs/r/control-logs/r-abcde/stdout")
+            cloudwatch_stream(&streams, |pod| pod == "r", "stdout").as_deref(),
+            Some("pi/vc/jobs/r/control-logs/r/stdout")
         );
         assert_eq!(
             cloudwatch_stream(&streams, |pod| pod == "nope", "stdout"),

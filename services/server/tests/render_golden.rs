@@ -95,7 +95,7 @@ fn render_attempt(
         "serviceAccounts": rendered.service_accounts,
         "roleBinding": rendered.role_binding,
         "configMap": rendered.config_map,
-        "job": rendered.job,
+        "jobRunner": rendered.job_runner,
         "sparkSubmitArgv": rendered.spark_submit_argv,
         "podTemplatesParsed": parsed,
     }))
@@ -199,7 +199,7 @@ fn a_retried_attempt_has_its_own_names() {
     assert!(third.to_string().contains(&format!(
         "spark.kubernetes.driver.pod.name spark-{id}-3-driver"
     )));
-    assert_eq!(third["job"]["metadata"]["name"], format!("{id}-3"));
+    assert_eq!(third["jobRunner"]["metadata"]["name"], format!("{id}-3"));
 }
 
 /// Logs to S3 and CloudWatch: fluentd sidecars on the job-runner, driver and
@@ -250,7 +250,7 @@ fn log_sidecars_can_be_turned_off_per_component() {
         None,
     )
     .unwrap();
-    let pod_spec = &off["job"]["spec"]["template"]["spec"];
+    let pod_spec = &off["jobRunner"]["spec"];
     assert!(pod_spec["initContainers"].is_null(), "{pod_spec}");
     assert!(
         off["podTemplatesParsed"]["executor-pod-template.json"]["spec"]["initContainers"].is_null()

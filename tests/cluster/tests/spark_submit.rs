@@ -5,9 +5,9 @@
 //! service account, owner and merged pod template (with a user sidecar).
 //!
 //! The job-runner pod cannot run for real (kwok runs no containers), so the
-//! test plays the job-runner: it materialises the ConfigMap files at the paths
-//! the Job mounts them (under a temporary root), and runs the rendered argv
-//! with only what must differ outside a pod substituted (see
+//! test plays the job-runner: it materialises the ConfigMap files at the
+//! paths the job-runner pod mounts them (under a temporary root), and runs
+//! the rendered argv with only what must differ outside a pod substituted (see
 //! [`outside_the_pod`]). It authenticates with a TokenRequest token of the
 //! rendered `client` service account and nothing else, so the driver, its
 //! service and config map are created under sparkvc's rendered RBAC (the
@@ -39,7 +39,7 @@ use sparkvc_cluster_tests::{default_run_dir, eventually, rand_u32, with_namespac
 use sparkvc_proto::v1::JobRun;
 use sparkvc_server::release::Catalogue;
 use sparkvc_server::render::tenancy::{self, TenancyConfig};
-use sparkvc_server::render::{JobRunInputs, job, names, render_job_run};
+use sparkvc_server::render::{JobRunInputs, job_runner, names, render_job_run};
 
 const ACCOUNT: &str = "123456789012";
 const RELEASE: &str = "emr-7.10.0-latest";
@@ -159,14 +159,13 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
                 .context("creating a service account")?;
         }
 
-        // The job-runner pod's identity: the rendered Job's service account.
+        // The job-runner pod's identity: its service account.
         let client_sa = rendered
-            .job
+            .job_runner
             .spec
             .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
             .and_then(|s| s.service_account_name.clone())
-            .context("the Job's serviceAccountName")?;
+            .context("the job-runner's serviceAccountName")?;
         let token = sa_api
             .create_token_request(
                 &client_sa,
@@ -190,16 +189,15 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
         let work = tempfile::tempdir()?;
         let root = work.path().join("pod");
         let pod_spec = rendered
-            .job
+            .job_runner
             .spec
             .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .context("the Job has a pod spec")?;
+            .context("the job-runner has a pod spec")?;
         let container = pod_spec
             .containers
             .iter()
-            .find(|c| c.name == job::CONTAINER_NAME)
-            .context("the Job has the job-runner container")?;
+            .find(|c| c.name == job_runner::CONTAINER_NAME)
+            .context("the pod has the job-runner container")?;
         ensure!(
             container_argv(container) == rendered.spark_submit_argv,
             "the container runs the rendered argv"
@@ -217,7 +215,9 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
         let token_file = work.path().join("token");
         std::fs::write(&token_file, token)?;
         let api_server = env.kube_config().await?.cluster_url.to_string();
-        ensure!(job::SPARK_SUBMIT == IN_POD_SPARK_SUBMIT && job::MASTER == IN_POD_MASTER);
+        ensure!(
+            job_runner::SPARK_SUBMIT == IN_POD_SPARK_SUBMIT && job_runner::MASTER == IN_POD_MASTER
+        );
         let argv = outside_the_pod(
             &rendered.spark_submit_argv,
             &HostSubmit {
@@ -487,7 +487,7 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
             .config_map
             .data
             .as_ref()
-            .and_then(|d| d.get(job::KEY_EXECUTOR_TEMPLATE))
+            .and_then(|d| d.get(job_runner::KEY_EXECUTOR_TEMPLATE))
             .context("the rendered executor template")?;
         ensure!(
             values().any(|(_, v)| v == executor_template),

@@ -9,7 +9,6 @@
 //! application is not the driver's: the test gives the driver pod the ID of
 //! the application it ran, as Spark would label a real driver.
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -180,7 +179,7 @@ async fn a_signed_link_shows_the_ended_runs_application_from_the_history_server(
         "{defaults}"
     );
     // The driver, labelled with its application's ID as Spark labels it.
-    let job: Job = Api::namespaced(kube.clone(), &ns.name)
+    let runner: Pod = Api::namespaced(kube.clone(), &ns.name)
         .get(&run.id)
         .await
         .unwrap();
@@ -197,7 +196,7 @@ async fn a_signed_link_shows_the_ended_runs_application_from_the_history_server(
                 "spark-app-selector": app_id
             },
             "annotations": {kwok::RUN_SECONDS: "1"},
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": run.id, "uid": job.metadata.uid}]
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": run.id, "uid": runner.metadata.uid}]
         },
         "spec": {"restartPolicy": "Never", "containers": [{"name": "spark-kubernetes-driver", "image": "spark"}]}
     }))

@@ -173,7 +173,7 @@ async fn kill9_at_random_points_loses_nothing_and_submits_nothing_twice() {
         runs.len()
     );
     drop(server);
-    // Wait for the 300 Jobs and pods to go, so the Job controller's backlog
-    // does not delay the job-runner pods of the tests that run next.
+    // Wait for the 300 runs' pods to go, so the cluster's backlog does not
+    // delay the job-runner pods of the tests that run next.
     ns.delete_and_wait(Duration::from_secs(180)).await.unwrap();
 }

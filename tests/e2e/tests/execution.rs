@@ -12,7 +12,6 @@
 //! [`the_real_spark_submit_runs_the_job_runner_pod`], where `local-job-runner`
 //! runs the job-runner pod's spark-submit on this machine.
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::Role;
@@ -52,7 +51,7 @@ async fn create_driver(s: &Setup, run_id: &str, annotations: &[(&str, &str)]) {
 }
 
 /// The driver of one attempt of a run: `spark-<attempt name>-driver`, owned by
-/// that attempt's job-runner Job (`<jobRunId>`, then `<jobRunId>-<n>`).
+/// that attempt's job-runner pod (`<jobRunId>`, then `<jobRunId>-<n>`).
 async fn create_attempt_driver(
     s: &Setup,
     run_id: &str,
@@ -64,10 +63,10 @@ async fn create_attempt_driver(
     } else {
         format!("{run_id}-{attempt}")
     };
-    let job: Job = Api::namespaced(s.kube.clone(), &s.ns.name)
+    let runner: Pod = Api::namespaced(s.kube.clone(), &s.ns.name)
         .get(&name)
         .await
-        .expect("the job-runner Job");
+        .expect("the job-runner pod");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {
             "name": format!("spark-{name}-driver"),
@@ -80,7 +79,7 @@ async fn create_attempt_driver(
                 "spark-role": "driver"
             },
             "annotations": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job.metadata.uid}]
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": name, "uid": runner.metadata.uid}]
         },
         "spec": {
             "restartPolicy": "Never",
@@ -121,17 +120,23 @@ async fn a_job_run_goes_pending_submitted_running_completed() {
         submitted.state_details
     );
 
-    let job: Job = Api::namespaced(s.kube.clone(), &ns)
+    let runner: Pod = Api::namespaced(s.kube.clone(), &ns)
         .get(&run.id)
         .await
-        .expect("job-runner Job named after the run");
-    let labels = job.metadata.labels.clone().unwrap();
+        .expect("job-runner pod named after the run");
+    assert_eq!(runner.metadata.owner_references, None);
+    let labels = runner.metadata.labels.clone().unwrap();
     assert_eq!(
         labels.get("emr-containers.amazonaws.com/job.id"),
         Some(&run.id)
     );
     assert_eq!(labels.get("sparkvc.io/virtual-cluster-id"), Some(&s.vc));
-    let pod_spec = job.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        labels.get("sparkvc.io/component").map(String::as_str),
+        Some("job-runner")
+    );
+    let pod_spec = runner.spec.unwrap();
+    assert_eq!(pod_spec.restart_policy.as_deref(), Some("Never"));
     let args = pod_spec.containers[0]
         .args
         .clone()
@@ -166,8 +171,8 @@ async fn a_job_run_goes_pending_submitted_running_completed() {
     let owner = &config.metadata.owner_references.unwrap()[0];
     assert_eq!(
         (owner.kind.as_str(), owner.name.as_str()),
-        ("Job", run.id.as_str()),
-        "the Job owns the run's objects"
+        ("Pod", run.id.as_str()),
+        "the job-runner pod owns the run's objects"
     );
 
     create_driver(&s, &run.id, &[(kwok::RUN_SECONDS, "2")]).await;
@@ -295,7 +300,7 @@ async fn bad_spark_parameters_fail_the_run_as_a_user_error() {
         failed.state_details
     );
     assert!(
-        Api::<Job>::namespaced(s.kube.clone(), &s.ns.name)
+        Api::<Pod>::namespaced(s.kube.clone(), &s.ns.name)
             .get_opt(&run.id)
             .await
             .unwrap()
@@ -336,25 +341,15 @@ async fn cancelling_a_running_job_deletes_its_pods() {
     );
     let pods: Api<Pod> = Api::namespaced(s.kube.clone(), &s.ns.name);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while pods
-        .get_opt(&format!("spark-{}-driver", run.id))
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the driver pod was not deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    for name in [format!("spark-{}-driver", run.id), run.id.clone()] {
+        while pods.get_opt(&name).await.unwrap().is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "pod {name} was not deleted"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
-    assert!(
-        Api::<Job>::namespaced(s.kube.clone(), &s.ns.name)
-            .get_opt(&run.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
     s.ns.delete().await.unwrap();
 }
 
@@ -484,11 +479,11 @@ async fn log_destinations_are_checked_and_sidecars_added() {
         .expect("the job-metadata stream in the group sparkvc created");
     assert_eq!(events.events().len(), 1);
 
-    let job: Job = Api::namespaced(s.kube.clone(), &s.ns.name)
+    let runner: Pod = Api::namespaced(s.kube.clone(), &s.ns.name)
         .get(&run.id)
         .await
         .unwrap();
-    let pod = job.spec.unwrap().template.spec.unwrap();
+    let pod = runner.spec.unwrap();
     let sidecar = &pod.init_containers.unwrap_or_default()[0];
     assert_eq!(
         (sidecar.name.as_str(), sidecar.restart_policy.as_deref()),
@@ -627,8 +622,8 @@ async fn log_destinations_are_checked_and_sidecars_added() {
         failed.state_details
     );
     // Nothing was created for it.
-    let jobs: Api<Job> = Api::namespaced(s.kube.clone(), &s.ns.name);
-    assert!(jobs.get_opt(&bad.id).await.unwrap().is_none());
+    let pods: Api<Pod> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    assert!(pods.get_opt(&bad.id).await.unwrap().is_none());
     s.ns.delete().await.unwrap();
 }
 
@@ -720,7 +715,7 @@ async fn the_real_spark_submit_runs_the_job_runner_pod() {
     drop(runner);
 }
 
-/// After `--finished-job-ttl`, a finished run's Job and pods are deleted;
+/// After `--finished-job-ttl`, a finished run's pods are deleted;
 /// its record and state history stay.
 #[tokio::test]
 async fn finished_runs_pods_are_deleted_after_the_ttl() {
@@ -729,24 +724,27 @@ async fn finished_runs_pods_are_deleted_after_the_ttl() {
     create_driver(&s, &run.id, &[(kwok::RUN_SECONDS, "1")]).await;
     wait_for_state(&mut s.client, &s.vc, &run.id, "COMPLETED").await;
     let pods: Api<Pod> = Api::namespaced(s.kube.clone(), &s.ns.name);
-    let jobs: Api<Job> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    let config_maps: Api<ConfigMap> = Api::namespaced(s.kube.clone(), &s.ns.name);
     let selector = format!("sparkvc.io/job-run-id={}", run.id);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let job = jobs.get_opt(&run.id).await.unwrap();
+        let config_map = config_maps
+            .get_opt(&format!("spark-{}-conf", run.id))
+            .await
+            .unwrap();
         let left = pods
             .list(&kube::api::ListParams::default().labels(&selector))
             .await
             .unwrap()
             .items
             .len();
-        if job.is_none() && left == 0 {
+        if config_map.is_none() && left == 0 {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "after the TTL the Job ({}) and pods ({left}) should be gone",
-            job.is_some()
+            "after the TTL the pods ({left}) and the ConfigMap ({}) should be gone",
+            config_map.is_some()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -853,10 +851,9 @@ async fn runs_beyond_max_concurrent_wait_and_start_in_order() {
 }
 
 /// A run whose job-runner cannot be scheduled fails at its job-start-timeout,
-/// saying why, and its Job is deleted. (30 s: under the full suite's load
-/// the Job controller can take many seconds to create the pod at all; the
-/// crash test before this one waits for its namespace to drain for the same
-/// reason.)
+/// saying why, and its job-runner is deleted. (30 s: under the full suite's
+/// load the scheduler can take seconds to report; the crash test before
+/// this one waits for its namespace to drain for the same reason.)
 #[tokio::test]
 async fn a_run_that_cannot_start_fails_at_its_start_timeout() {
     let mut s = setup("exec-timeout").await;
@@ -880,17 +877,17 @@ async fn a_run_that_cannot_start_fails_at_its_start_timeout() {
         "{}",
         failed.state_details
     );
-    let jobs: Api<Job> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    let pods: Api<Pod> = Api::namespaced(s.kube.clone(), &s.ns.name);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while jobs
+    while pods
         .get_opt(&run.id)
         .await
         .unwrap()
-        .is_some_and(|j| j.metadata.deletion_timestamp.is_none())
+        .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
     {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the Job was not deleted"
+            "the job-runner was not deleted"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -927,7 +924,7 @@ async fn metrics_report_runs_latencies_and_kubernetes_calls() {
         ),
         "sparkvc_submit_latency_seconds_count 1".into(),
         "sparkvc_status_lag_seconds_count 1".into(),
-        "sparkvc_kubernetes_request_duration_seconds_count{verb=\"create\",resource=\"Job\"} 1".into(),
+        "sparkvc_kubernetes_request_duration_seconds_count{verb=\"create\",resource=\"Pod\"} 1".into(),
         "sparkvc_kubernetes_request_duration_seconds_count{verb=\"create\",resource=\"ConfigMap\"} 1".into(),
     ] {
         assert!(text.contains(&want), "{want} missing from:\n{text}");
@@ -1022,7 +1019,7 @@ async fn a_failed_driver_is_retried_with_backoff_until_attempts_run_out() {
     }
 
     // After the backoff: attempt 2's job-runner exists, attempt 1's is gone.
-    let jobs: Api<Job> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    let pods: Api<Pod> = Api::namespaced(s.kube.clone(), &s.ns.name);
     for id in &ids {
         let run = wait_until(&mut s.client, &s.vc, id, "attempt 2", minute, |r| {
             let last = r.state_history.last();
@@ -1038,12 +1035,12 @@ async fn a_failed_driver_is_retried_with_backoff_until_attempts_run_out() {
             run.state_history
         );
         assert!(run.next_attempt_at.is_none());
-        jobs.get(&format!("{id}-2"))
+        pods.get(&format!("{id}-2"))
             .await
             .expect("attempt 2's job-runner");
-        let first = jobs.get_opt(id).await.unwrap();
+        let first = pods.get_opt(id).await.unwrap();
         assert!(
-            first.is_none_or(|j| j.metadata.deletion_timestamp.is_some()),
+            first.is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
             "attempt 1's job-runner was not deleted"
         );
     }

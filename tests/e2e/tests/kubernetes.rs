@@ -93,7 +93,7 @@ async fn missing_permissions_are_named() {
     assert_eq!(
         err.message(),
         format!(
-            "sparkvc is not allowed to get pods in namespace {} on cluster local; grant it with a Role and RoleBinding in that namespace.",
+            "sparkvc is not allowed to create pods in namespace {} on cluster local; grant it with a Role and RoleBinding in that namespace.",
             ns.name
         )
     );

@@ -7,7 +7,7 @@
 //! This is the only test in its binary: stopping the API server would break
 //! any test running beside it (cargo runs test binaries one at a time).
 
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 use sparkvc_cluster_tests::{TestNamespace, default_run_dir, kwok, repo_root};
@@ -151,18 +151,18 @@ async fn an_api_server_outage_loses_nothing_and_work_resumes_when_it_returns() {
         wait_for_state_within(&mut client, &vc, id, "CANCELLED", back).await;
     }
     // Exactly one job-runner per live run, none for the cancelled ones.
-    let jobs: Api<Job> = Api::namespaced(kube.clone(), &ns.name);
-    let live: BTreeSet<String> = jobs
-        .list(&ListParams::default())
+    let pods: Api<Pod> = Api::namespaced(kube.clone(), &ns.name);
+    let live: BTreeSet<String> = pods
+        .list(&ListParams::default().labels("sparkvc.io/component=job-runner"))
         .await
         .unwrap()
         .items
         .into_iter()
-        .filter(|j| j.metadata.deletion_timestamp.is_none())
-        .filter_map(|j| j.metadata.name)
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name)
         .collect();
     let want: BTreeSet<String> = before[CANCELLED..].iter().chain(&during).cloned().collect();
-    assert_eq!(live, want, "job-runner Jobs after the outage");
+    assert_eq!(live, want, "job-runner pods after the outage");
 
     // The ones left end normally when cancelled; none ever failed.
     for id in want.iter() {

@@ -10,7 +10,6 @@ use crate::kube::tenancy as kube_tenancy;
 use crate::render::names;
 use crate::state::{self, JobRunState, Outcome};
 use crate::validate;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use sparkvc_proto::v1 as pb;
 
@@ -254,9 +253,9 @@ impl ControlPlane {
                     .map_or(1, state::attempt_of);
                 let deleted = async {
                     for name in names::live_attempt_names(&run_id, attempt) {
-                        let (job, driver) = (names::job_name(&name), names::driver_pod_name(&name));
-                        crate::kube::delete_if_present::<Job>(client, namespace, &job).await?;
-                        crate::kube::delete_if_present::<Pod>(client, namespace, &driver).await?;
+                        for pod in [names::job_runner_name(&name), names::driver_pod_name(&name)] {
+                            crate::kube::delete_if_present::<Pod>(client, namespace, &pod).await?;
+                        }
                     }
                     Ok::<_, kube::Error>(())
                 };

@@ -14,6 +14,7 @@ use kube::api::{Api, PostParams};
 /// What sparkvc does inside a virtual cluster's namespace, as
 /// (API group, resource, verb).
 pub const REQUIRED_PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("", "pods", "create"),
     ("", "pods", "get"),
     ("", "pods", "list"),
     ("", "pods", "watch"),
@@ -22,9 +23,6 @@ pub const REQUIRED_PERMISSIONS: &[(&str, &str, &str)] = &[
     ("", "configmaps", "delete"),
     ("", "serviceaccounts", "create"),
     ("", "services", "get"),
-    ("batch", "jobs", "create"),
-    ("batch", "jobs", "delete"),
-    ("batch", "jobs", "watch"),
     ("rbac.authorization.k8s.io", "roles", "create"),
     ("rbac.authorization.k8s.io", "rolebindings", "create"),
     ("networking.k8s.io", "networkpolicies", "create"),

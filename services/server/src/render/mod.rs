@@ -7,7 +7,7 @@
 //!    `s3://`) must be fetched;
 //! 2. [`render_job_run`] with their contents gives the objects to create:
 //!    the role's service accounts and RoleBinding (shared by the runs of that
-//!    role in the namespace), the ConfigMap and the job-runner Job;
+//!    role in the namespace), the ConfigMap and the job-runner pod;
 //! 3. a [`RenderError`] fails the run with [`RenderError::failure_reason`] and
 //!    [`RenderError::state_details`].
 //!
@@ -15,7 +15,7 @@
 //! NetworkPolicy and optional quota objects.
 
 pub mod args;
-pub mod job;
+pub mod job_runner;
 pub mod logging;
 pub mod names;
 pub mod pod_template;
@@ -24,9 +24,8 @@ pub mod tenancy;
 
 use crate::release::Release;
 use args::{ArgsKind, SubmitArgs};
-use job::EntryPoint;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use job_runner::EntryPoint;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use pod_template::{PodTemplateInputs, SparkRole};
@@ -88,9 +87,9 @@ pub struct JobRunInputs<'a> {
     /// from the location [`pod_template_files`] gave.
     pub driver_template: Option<&'a str>,
     pub executor_template: Option<&'a str>,
-    /// The per-run owner: set on the ConfigMap, the Job and the driver pod
-    /// (executors are owned by the driver, by Spark), so that deleting it
-    /// garbage-collects the run.
+    /// The per-run owner, the job-runner pod once it exists: set on the
+    /// ConfigMap and the driver pod (executors are owned by the driver, by
+    /// Spark), so that deleting it garbage-collects the run.
     pub owner: Option<OwnerReference>,
     /// Which attempt of the run to render (1 unless it is retried): each
     /// attempt has its own objects (see [`names::attempt_name`]).
@@ -112,8 +111,9 @@ pub struct RenderedJobRun {
     pub role_binding: RoleBinding,
     /// `spark-defaults.conf`, the pod templates (and the SQL runner).
     pub config_map: ConfigMap,
-    pub job: Job,
-    /// What the job-runner runs, argv[0] first (also in the Job).
+    /// The job-runner pod; it has no owner (it is the run's root object).
+    pub job_runner: Pod,
+    /// What the job-runner runs, argv[0] first (also in its pod).
     pub spark_submit_argv: Vec<String>,
 }
 
@@ -222,8 +222,8 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
             namespace: inputs.namespace,
             image: &inputs.release.image,
             service_accounts: &sas,
-            driver_template_path: job::DRIVER_TEMPLATE_PATH,
-            executor_template_path: job::EXECUTOR_TEMPLATE_PATH,
+            driver_template_path: job_runner::DRIVER_TEMPLATE_PATH,
+            executor_template_path: job_runner::EXECUTOR_TEMPLATE_PATH,
             event_log_dir: event_log_dir.as_deref(),
         },
         &classes.spark_defaults,
@@ -260,7 +260,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
             labels: pod_labels,
             owner: inputs.owner.as_ref().filter(|_| driver_role),
             extra_volumes: if driver_role && is_sql {
-                vec![job::sql_runner_volume(&config_map_name)]
+                vec![job_runner::sql_runner_volume(&config_map_name)]
             } else {
                 vec![]
             },
@@ -276,20 +276,23 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
     };
     let mut data = BTreeMap::from([
         (
-            job::KEY_SPARK_DEFAULTS.to_string(),
+            job_runner::KEY_SPARK_DEFAULTS.to_string(),
             spark_conf::to_properties_text(&conf),
         ),
         (
-            job::KEY_DRIVER_TEMPLATE.to_string(),
+            job_runner::KEY_DRIVER_TEMPLATE.to_string(),
             template(SparkRole::Driver, inputs.driver_template)?,
         ),
         (
-            job::KEY_EXECUTOR_TEMPLATE.to_string(),
+            job_runner::KEY_EXECUTOR_TEMPLATE.to_string(),
             template(SparkRole::Executor, inputs.executor_template)?,
         ),
     ]);
     if is_sql {
-        data.insert(job::KEY_SQL_RUNNER.to_string(), job::SQL_RUNNER.to_string());
+        data.insert(
+            job_runner::KEY_SQL_RUNNER.to_string(),
+            job_runner::SQL_RUNNER.to_string(),
+        );
     }
     if let Some(plan) = &logs {
         for source in [logging::LogSource::JobRunner, logging::LogSource::Spark] {
@@ -317,9 +320,9 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
     } else {
         run.name.as_str()
     };
-    let argv = job::spark_submit_argv(name, &driver.args.options, &driver.entry);
-    let job = job::render_job(&job::JobInputs {
-        name: &names::job_name(&attempt_name),
+    let argv = job_runner::spark_submit_argv(name, &driver.args.options, &driver.entry);
+    let job_runner = job_runner::render_job_runner(&job_runner::JobRunnerInputs {
+        name: &names::job_runner_name(&attempt_name),
         namespace: inputs.namespace,
         labels: &labels,
         image: &inputs.release.image,
@@ -327,7 +330,6 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
         config_map: &config_map_name,
         argv: &argv,
         submitter: &classes.job_submitter,
-        owner: inputs.owner.as_ref(),
         log_capture: log_capture(
             logs.as_ref().and_then(|plan| plan.job_runner.as_ref()),
             logging::LogSource::JobRunner,
@@ -337,7 +339,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
         service_accounts: identity.service_accounts,
         role_binding: identity.role_binding,
         config_map,
-        job,
+        job_runner,
         spark_submit_argv: argv,
     })
 }

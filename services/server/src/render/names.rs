@@ -8,7 +8,7 @@
 //! |---|---|
 //! | service accounts | `emr-containers-sa-spark-{client,driver,executor}-<account>-<base36(roleName)>` (EMR's) |
 //! | RoleBinding for those accounts | `sparkvc-spark-<account>-<base36(roleName)>` |
-//! | job-runner `batch/v1` Job | `<attempt>` (EMR's: the job run ID) |
+//! | job-runner pod | `<attempt>` (EMR names its job-runner Job so: the job run ID) |
 //! | ConfigMap (Spark conf, pod templates) | `spark-<attempt>-conf` |
 //! | driver pod | `spark-<attempt>-driver` |
 //! | executor pods | `spark-<attempt>-exec-<n>` (Spark appends `-<n>` to the prefix) |
@@ -75,9 +75,9 @@ pub fn live_attempt_names(job_run_id: &str, attempt: u32) -> Vec<String> {
         .collect()
 }
 
-/// The job-runner Job: the attempt name itself (for attempt 1 the job run
-/// ID, as EMR does).
-pub fn job_name(attempt_name: &str) -> String {
+/// The job-runner pod: the attempt name itself (for attempt 1 the job run
+/// ID, the name EMR gives its job-runner Job).
+pub fn job_runner_name(attempt_name: &str) -> String {
     attempt_name.to_string()
 }
 
@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn job_run_object_names() {
         let id = "0123456789abcdefghi";
-        assert_eq!(job_name(id), id);
+        assert_eq!(job_runner_name(id), id);
         assert_eq!(config_map_name(id), "spark-0123456789abcdefghi-conf");
         assert_eq!(driver_pod_name(id), "spark-0123456789abcdefghi-driver");
         assert_eq!(executor_pod_prefix(id), "spark-0123456789abcdefghi-exec");

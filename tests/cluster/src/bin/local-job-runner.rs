@@ -54,6 +54,8 @@ const SELECTOR: &str = "sparkvc.io/component=job-runner";
 const CONTAINER: &str = "job-runner";
 /// A spark-submit that runs longer than this is killed and its pod failed.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long a job-runner pod waits for its ConfigMap to appear.
+const CONFIG_MAP_WAIT: Duration = Duration::from_secs(30);
 /// The kubelet keeps at most this much of the log as a termination message.
 const MESSAGE_BYTES: usize = 2048;
 const MESSAGE_LINES: usize = 80;
@@ -300,7 +302,9 @@ impl Runner {
         Ok((status, log))
     }
 
-    /// The data of every ConfigMap the pod's volumes name.
+    /// The data of every ConfigMap the pod's volumes name. Like the
+    /// kubelet, it waits for one that does not exist yet (sparkvc creates a
+    /// run's ConfigMap just after its job-runner pod, which owns it).
     async fn config_maps(
         &self,
         ns: &str,
@@ -315,10 +319,24 @@ impl Runner {
             if out.contains_key(&cm.name) {
                 continue;
             }
-            let data = api
-                .get(&cm.name)
-                .await
-                .with_context(|| format!("reading ConfigMap {ns}/{}", cm.name))?
+            let deadline = tokio::time::Instant::now() + CONFIG_MAP_WAIT;
+            let found = loop {
+                let found = api
+                    .get_opt(&cm.name)
+                    .await
+                    .with_context(|| format!("reading ConfigMap {ns}/{}", cm.name))?;
+                if found.is_some() || tokio::time::Instant::now() >= deadline {
+                    break found;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let data = found
+                .with_context(|| {
+                    format!(
+                        "ConfigMap {ns}/{} does not exist after {CONFIG_MAP_WAIT:?}",
+                        cm.name
+                    )
+                })?
                 .data
                 .unwrap_or_default();
             out.insert(cm.name.clone(), data);

@@ -6,7 +6,7 @@
 //!   submission order; the steps run up to [`PARALLEL`] at a time.
 //! - Submission: a run is rendered (`render`) and its objects are created
 //!   with deterministic names, so a retry or a restarted server never makes a
-//!   second job-runner. The job-runner Job is the run's owner object: the
+//!   second job-runner. The job-runner pod is the run's owner object: the
 //!   ConfigMap and the driver pod are owned by it (executors by the driver),
 //!   so deleting it garbage-collects the run. Objects shared by the runs of
 //!   one role (service accounts, RoleBinding) are created once and then
@@ -27,12 +27,13 @@
 //! - Start timeout: a run still SUBMITTED after its `job-start-timeout`
 //!   (classification `emr-containers-defaults`, default 15 minutes) is taken
 //!   down and fails, saying why its pods did not start.
-//! - Cancellation: a CANCEL_PENDING run's Job and driver pod are deleted,
-//!   then CANCELLED.
+//! - Cancellation: a CANCEL_PENDING run's job-runner and driver pods are
+//!   deleted, then CANCELLED.
 //! - Clean-up: when a run that reached Kubernetes ends, the same store
-//!   transaction schedules the deletion of its Job (and so of its pods) for
-//!   `finished_job_ttl` later; the record, its state history and log
-//!   locations stay. Kept in the store, so a restart loses none.
+//!   transaction schedules the deletion of its job-runner (and so of the
+//!   rest of its objects) for `finished_job_ttl` later; the record, its state
+//!   history and log locations stay. Kept in the store, so a restart loses
+//!   none.
 //!
 //! The store is the source of truth: the executor is woken when runs are
 //! accepted, cancelled or end (a slot frees), and also re-reads the open runs
@@ -57,7 +58,6 @@ use crate::state::{self, JobRunState, Outcome};
 use crate::store::{Due, Store, StoreError, Timer};
 use backoff::ClusterBackoff;
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, ObjectRef};
 use sparkvc_proto::v1 as pb;
@@ -468,10 +468,10 @@ impl Executor {
         at: &Placement,
         attempt_name: &str,
     ) -> Result<(), SubmitError> {
-        let job_name = names::job_name(attempt_name);
-        let job = delete_if_present::<Job>(&at.client, &at.namespace, &job_name);
+        let runner_name = names::job_runner_name(attempt_name);
+        let runner = delete_if_present::<Pod>(&at.client, &at.namespace, &runner_name);
         self.metrics
-            .kube("delete", "Job", job)
+            .kube("delete", "Pod", runner)
             .await
             .map_err(|e| SubmitError::Retry(format!("deleting the job-runner: {e}")))?;
         let driver_name = names::driver_pod_name(attempt_name);
@@ -553,16 +553,9 @@ impl Executor {
         };
         let attempt = state::attempt_of(run);
         let attempt_name = names::attempt_name(&run.id, attempt);
-        let driver = cache
-            .get(&ObjectRef::new(&names::driver_pod_name(&attempt_name)).within(&at.namespace));
-        let runner = cache.state().into_iter().find(|p| {
-            let labels = p.metadata.labels.as_ref();
-            let label = |key| labels.and_then(|l| l.get(key)).map(String::as_str);
-            p.metadata.namespace.as_deref() == Some(at.namespace.as_str())
-                && label(names::JOB_RUN_ID) == Some(run.id.as_str())
-                && label(names::COMPONENT) == Some(names::COMPONENT_JOB_RUNNER)
-                && names::attempt_of_labels(labels) == attempt
-        });
+        let get = |name: String| cache.get(&ObjectRef::new(&name).within(&at.namespace));
+        let runner = get(names::job_runner_name(&attempt_name));
+        let driver = get(names::driver_pod_name(&attempt_name));
         (runner, driver)
     }
 }

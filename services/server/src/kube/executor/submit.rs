@@ -8,8 +8,7 @@ use crate::kube::apply::{create_if_absent, delete_if_present};
 use crate::render::{self, JobRunInputs, logging, names};
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::StoreError;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use sparkvc_proto::v1 as pb;
@@ -76,7 +75,7 @@ impl Executor {
 
     /// Renders one attempt of a run and creates its objects, each only if
     /// absent (names are deterministic, so a repeat after a crash is safe).
-    /// Returns the job-runner Job's name.
+    /// Returns the job-runner pod's name.
     async fn create_attempt(
         &self,
         run: &pb::JobRun,
@@ -126,22 +125,24 @@ impl Executor {
             "bind the job's service accounts",
         )
         .await?;
-        let job = self
+        let runner = self
             .metrics
             .kube(
                 "create",
-                "Job",
-                create_if_absent::<Job>(client, namespace, &rendered.job),
+                "Pod",
+                create_if_absent::<Pod>(client, namespace, &rendered.job_runner),
             )
             .await
-            .map_err(|e| kube_failure("create the job-runner Job", e))?;
-        // The Job exists now, so it can own the rest of the attempt.
-        let job_name = job.metadata.name.clone().unwrap_or_default();
+            .map_err(|e| kube_failure("create the job-runner pod", e))?;
+        // The job-runner exists now, so it can own the rest of the attempt.
+        // It mounts the ConfigMap made next: until that exists the kubelet
+        // holds the pod back and retries, as for any missing volume source.
+        let runner_name = runner.metadata.name.clone().unwrap_or_default();
         let owner = OwnerReference {
-            api_version: "batch/v1".into(),
-            kind: "Job".into(),
-            name: job_name.clone(),
-            uid: job.metadata.uid.clone().unwrap_or_default(),
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: runner_name.clone(),
+            uid: runner.metadata.uid.clone().unwrap_or_default(),
             controller: Some(false),
             block_owner_deletion: Some(false),
         };
@@ -154,7 +155,7 @@ impl Executor {
             .kube("create", "ConfigMap", config_map)
             .await
             .map_err(|e| kube_failure("create the job's ConfigMap", e))?;
-        Ok(job_name)
+        Ok(runner_name)
     }
 
     /// PENDING → SUBMITTED: checks that the run's logs can be written, then
@@ -172,12 +173,12 @@ impl Executor {
                     details: state::fit_details(&e.to_string()),
                 })?;
         }
-        let job_name = self
+        let runner_name = self
             .create_attempt(&run, &at, state::attempt_of(&run))
             .await?;
         let outcome = Outcome {
             details: format!(
-                "Job-runner {job_name} created in namespace {}.",
+                "Job-runner {runner_name} created in namespace {}.",
                 at.namespace
             ),
             ..Default::default()
@@ -194,7 +195,8 @@ impl Executor {
         // Not PENDING any more. Otherwise the pod watch got there first (its
         // job-runner already existed, e.g. from before a crash) and the
         // objects are the run's own: leave them.
-        self.undo_if_cancelled(vc_id, run_id, &at, &job_name).await
+        self.undo_if_cancelled(vc_id, run_id, &at, &runner_name)
+            .await
     }
 
     /// Starts a retried run's next attempt once its backoff has passed: the
@@ -210,16 +212,17 @@ impl Executor {
         let attempt = state::attempt_of(&run);
         self.take_down_attempt(&at, &names::attempt_name(run_id, attempt - 1))
             .await?;
-        let job_name = self.create_attempt(&run, &at, attempt).await?;
+        let runner_name = self.create_attempt(&run, &at, attempt).await?;
         let details = format!(
-            "Attempt {attempt} of {}: job-runner {job_name} created in namespace {}.",
+            "Attempt {attempt} of {}: job-runner {runner_name} created in namespace {}.",
             state::max_attempts(&run),
             at.namespace
         );
         if self.begin_attempt(vc_id, run_id, details).await? {
             return Ok(());
         }
-        self.undo_if_cancelled(vc_id, run_id, &at, &job_name).await
+        self.undo_if_cancelled(vc_id, run_id, &at, &runner_name)
+            .await
     }
 
     /// Records the start of a run's scheduled attempt (SUBMITTED again).
@@ -263,7 +266,7 @@ impl Executor {
         vc_id: &str,
         run_id: &str,
         at: &Placement,
-        job_name: &str,
+        runner_name: &str,
     ) -> Result<(), SubmitError> {
         let now = self.store.job_run(vc_id, run_id)?;
         let cancelled = now
@@ -271,7 +274,7 @@ impl Executor {
             .map(state::state_of)
             .is_some_and(|s| matches!(s, JobRunState::CancelPending | JobRunState::Cancelled));
         if cancelled {
-            delete_if_present::<Job>(&at.client, &at.namespace, job_name)
+            delete_if_present::<Pod>(&at.client, &at.namespace, runner_name)
                 .await
                 .map_err(|e| SubmitError::Retry(format!("deleting a cancelled job-runner: {e}")))?;
         }

@@ -253,17 +253,17 @@ impl Executor {
         attempt_name: &str,
     ) -> Result<(), StoreError> {
         let (vc_id, run_id) = (run.virtual_cluster_id.as_str(), run.id.as_str());
-        let job = names::job_name(attempt_name);
+        let runner = names::job_runner_name(attempt_name);
         if state::state_of(run) == JobRunState::Pending {
             let outcome = Outcome {
-                details: format!("Job-runner {job} found in namespace {namespace}."),
+                details: format!("Job-runner {runner} found in namespace {namespace}."),
                 ..Default::default()
             };
             self.transition(vc_id, run_id, JobRunState::Submitted, outcome)
                 .await?;
         } else if state::awaits_attempt(run) {
             let details = format!(
-                "Attempt {} of {}: job-runner {job} found in namespace {namespace}.",
+                "Attempt {} of {}: job-runner {runner} found in namespace {namespace}.",
                 state::attempt_of(run),
                 state::max_attempts(run)
             );

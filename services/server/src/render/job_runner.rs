@@ -1,9 +1,18 @@
-//! The job-runner: a `batch/v1` Job whose one pod runs spark-submit in cluster
-//! mode against the in-cluster API server, and the spark-submit argv.
+//! The job-runner: a pod that runs spark-submit in cluster mode against the
+//! in-cluster API server, and the spark-submit argv.
 //!
-//! - Name: the job run ID. `backoffLimit: 0` and `restartPolicy: Never`: a
-//!   failed submission is reported, never silently retried (retries are the
-//!   reconciler's, per the retry policy). `ttlSecondsAfterFinished` is unset.
+//! - A bare pod, not a `batch/v1` Job as EMR on EKS uses: sparkvc already
+//!   does everything a Job would (it watches the pod, retries per the retry
+//!   policy, deletes finished runs after their TTL), and leaving the Job out
+//!   halves the cluster's writes per run (no Job status updates, no
+//!   job-tracking finalizer) and takes the Job controller, which was the
+//!   bound on submission throughput, off the path. See the README.
+//! - Name: the attempt name (the job run ID for attempt 1).
+//!   `restartPolicy: Never`: a failed submission is reported, never silently
+//!   retried (retries are the reconciler's, per the retry policy).
+//! - It is the run's owner object: the ConfigMap and the driver pod name it
+//!   in their owner references (executors are owned by the driver), so
+//!   deleting it garbage-collects the run.
 //! - Service account: the execution role's `client` account.
 //! - One container, `job-runner`: the release image, `command` as an exec
 //!   array (no shell ever parses user text), the restricted security context.
@@ -27,13 +36,12 @@
 use super::names;
 use super::pod_template::{USER_LOG_DIR, USER_LOG_VOLUME};
 use super::spark_conf::JobSubmitterConfig;
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, EmptyDirVolumeSource, KeyToPath, PodSpec, PodTemplateSpec,
+    ConfigMapVolumeSource, Container, EmptyDirVolumeSource, KeyToPath, Pod, PodSpec,
     ResourceRequirements, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
 pub const SPARK_SUBMIT: &str = "/opt/spark/bin/spark-submit";
@@ -154,10 +162,10 @@ fn config_map_volume(
     )
 }
 
-/// Everything [`render_job`] needs.
+/// Everything [`render_job_runner`] needs.
 #[derive(Debug, Clone)]
-pub struct JobInputs<'a> {
-    /// The Job's name ([`names::job_name`]).
+pub struct JobRunnerInputs<'a> {
+    /// The pod's name ([`names::job_runner_name`]).
     pub name: &'a str,
     pub namespace: &'a str,
     /// The job run's labels (see [`names::job_run_labels`]).
@@ -168,19 +176,17 @@ pub struct JobInputs<'a> {
     /// The full argv, argv[0] first.
     pub argv: &'a [String],
     pub submitter: &'a JobSubmitterConfig,
-    pub owner: Option<&'a OwnerReference>,
     /// The log sidecar and its configuration volume, when the job-runner
     /// ships its logs (see `render::logging`).
     pub log_capture: Option<super::logging::LogCapture>,
 }
 
-/// The job-runner Job.
-pub fn render_job(inputs: &JobInputs<'_>) -> Job {
-    let mut pod_labels = inputs.submitter.labels.clone();
-    pod_labels.extend(inputs.labels.clone());
-    pod_labels.insert(names::COMPONENT.into(), names::COMPONENT_JOB_RUNNER.into());
-    let mut job_labels = inputs.labels.clone();
-    job_labels.insert(names::COMPONENT.into(), names::COMPONENT_JOB_RUNNER.into());
+/// The job-runner pod.
+pub fn render_job_runner(inputs: &JobRunnerInputs<'_>) -> Pod {
+    // The run's own labels win over the user's (they identify the run).
+    let mut labels = inputs.submitter.labels.clone();
+    labels.extend(inputs.labels.clone());
+    labels.insert(names::COMPONENT.into(), names::COMPONENT_JOB_RUNNER.into());
 
     let (conf_volume, conf_mount) = config_map_volume(
         "spark-conf",
@@ -245,27 +251,16 @@ pub fn render_job(inputs: &JobInputs<'_>) -> Job {
         init_containers,
         ..PodSpec::default()
     };
-    Job {
+    Pod {
         metadata: ObjectMeta {
             name: Some(inputs.name.into()),
             namespace: Some(inputs.namespace.into()),
-            labels: Some(job_labels),
-            owner_references: inputs.owner.map(|o| vec![o.clone()]),
+            labels: Some(labels),
+            annotations: non_empty(inputs.submitter.annotations.clone()),
             ..ObjectMeta::default()
         },
-        spec: Some(JobSpec {
-            backoff_limit: Some(0),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: non_empty(inputs.submitter.annotations.clone()),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(spec),
-            },
-            ..JobSpec::default()
-        }),
-        ..Job::default()
+        spec: Some(spec),
+        ..Pod::default()
     }
 }
 
@@ -355,10 +350,10 @@ mod tests {
         assert!(SQL_RUNNER.contains("def split_statements"));
     }
 
-    fn job(submitter: &JobSubmitterConfig) -> Job {
+    fn runner(submitter: &JobSubmitterConfig) -> Pod {
         let labels = names::job_run_labels("r1", "vc1", 1);
         let argv = vec![SPARK_SUBMIT.to_string(), "--master".into(), MASTER.into()];
-        render_job(&JobInputs {
+        render_job_runner(&JobRunnerInputs {
             name: "r1",
             namespace: "ns1",
             labels: &labels,
@@ -367,19 +362,19 @@ mod tests {
             config_map: "spark-r1-conf",
             argv: &argv,
             submitter,
-            owner: None,
             log_capture: None,
         })
     }
 
     #[test]
     fn job_runner_defaults() {
-        let job = job(&JobSubmitterConfig::default());
-        assert_eq!(job.metadata.name.as_deref(), Some("r1"));
-        let spec = job.spec.as_ref().unwrap();
-        assert_eq!(spec.backoff_limit, Some(0));
-        assert_eq!(spec.ttl_seconds_after_finished, None);
-        let pod = spec.template.spec.as_ref().unwrap();
+        let runner = runner(&JobSubmitterConfig::default());
+        assert_eq!(runner.metadata.name.as_deref(), Some("r1"));
+        assert_eq!(
+            runner.metadata.owner_references, None,
+            "it is the run's root object"
+        );
+        let pod = runner.spec.as_ref().unwrap();
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         assert_eq!(pod.service_account_name.as_deref(), Some("sa-client"));
         let c = &pod.containers[0];
@@ -390,14 +385,7 @@ mod tests {
         assert_eq!(r.requests.as_ref().unwrap()["memory"].0, "512Mi");
         assert_eq!(r.limits.as_ref().unwrap()["memory"].0, "512Mi");
         assert!(!r.limits.as_ref().unwrap().contains_key("cpu"));
-        let labels = spec
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .labels
-            .as_ref()
-            .unwrap();
+        let labels = runner.metadata.labels.as_ref().unwrap();
         assert_eq!(labels[names::COMPONENT], "job-runner");
         assert_eq!(labels[names::EMR_JOB_ID], "r1");
     }
@@ -417,13 +405,12 @@ mod tests {
             memory_limit: Some("2Gi".into()),
             ..JobSubmitterConfig::default()
         };
-        let job = job(&cfg);
-        let template = &job.spec.as_ref().unwrap().template;
-        let meta = template.metadata.as_ref().unwrap();
+        let runner = runner(&cfg);
+        let meta = &runner.metadata;
         assert_eq!(meta.labels.as_ref().unwrap()["team"], "a");
         assert_eq!(meta.labels.as_ref().unwrap()[names::JOB_RUN_ID], "r1");
         assert_eq!(meta.annotations.as_ref().unwrap()["note"], "x");
-        let pod = template.spec.as_ref().unwrap();
+        let pod = runner.spec.as_ref().unwrap();
         assert_eq!(pod.node_selector.as_ref().unwrap()["pool"], "on-demand");
         let r = pod.containers[0].resources.as_ref().unwrap();
         assert_eq!(r.limits.as_ref().unwrap()["cpu"].0, "2");
