@@ -12,27 +12,26 @@
 //! overlay*, which later writers read through (so they see what earlier
 //! writers decided) while plain reads go to sled and see only durable data.
 //!
-//! Checkpoints: when the current segment grows past [`SEGMENT_BYTES`] the
-//! flusher starts a new one and hands the old one to a second thread, which
-//! flushes sled (after which sled holds everything the segment recorded)
-//! and deletes it. On open, whatever segments remain are replayed into sled.
+//! Checkpoints: when the current segment is full the flusher starts the
+//! next one and hands the old one to a second thread, which flushes sled
+//! (after which sled holds everything the segment recorded) and deletes it.
+//! That thread also keeps a zero-filled spare segment ready, so that the
+//! flusher never waits for one. On open, whatever segments remain are
+//! replayed into sled.
 //!
 //! If the journal cannot be written the store stops taking writes (the
 //! writers waiting are told, and nothing of theirs reaches sled): after a
 //! failed `fsync` what is on disk is unknown, so guessing would risk
 //! acknowledging lost writes. Reads go on; a restart replays the journal.
 
-use super::journal::{self, Change, Journal, Segment};
+use super::journal::{self, Change, Journal, Segment, Spare};
 use super::{StoreError, StoreResult};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use tokio::sync::watch;
-
-/// A segment this large is closed and checkpointed.
-const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Flushed {
@@ -69,6 +68,8 @@ pub struct Durability {
     queue: Mutex<Queue>,
     wake: Condvar,
     overlay: Mutex<Overlay>,
+    /// The next segment, prepared by the checkpoint thread.
+    spare: Mutex<Option<Spare>>,
     flushed: watch::Sender<Flushed>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -78,10 +79,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Durability {
-    /// Replays the journal in `dir` into `trees`, then starts the flusher
-    /// and checkpoint threads. `trees[i]` is the tree that changes name `i`.
-    pub fn open(db: sled::Db, trees: Vec<sled::Tree>, dir: &Path) -> StoreResult<Arc<Self>> {
-        let journal = Journal::open(dir)?;
+    /// Replays `journal` into `trees`, then starts the flusher and
+    /// checkpoint threads. `trees[i]` is the tree that changes name `i`.
+    pub fn open(db: sled::Db, trees: Vec<sled::Tree>, journal: Journal) -> StoreResult<Arc<Self>> {
         let records = journal.read_all()?;
         let replayed = records.len();
         let mut last_seq = 0;
@@ -96,6 +96,7 @@ impl Durability {
         // Sled now holds everything the old segments did.
         let old: Vec<PathBuf> = journal.segments()?.into_iter().map(|(_, p)| p).collect();
         journal.delete(&old)?;
+        journal.remove_spare()?;
         let segment = journal.create_segment(last_seq + 1)?;
 
         let this = Arc::new(Self {
@@ -106,6 +107,7 @@ impl Durability {
             queue: Mutex::default(),
             wake: Condvar::new(),
             overlay: Mutex::default(),
+            spare: Mutex::default(),
             flushed: watch::channel(Flushed {
                 upto: last_seq,
                 failed: None,
@@ -115,10 +117,10 @@ impl Durability {
         });
         let (checkpoints, closed) = mpsc::channel::<PathBuf>();
         let checkpointer = {
-            let journal = journal.clone();
+            let (this, journal) = (Arc::clone(&this), journal.clone());
             std::thread::Builder::new()
                 .name("sparkvc-store-checkpoint".into())
-                .spawn(move || checkpoint_loop(&db, &journal, &closed))
+                .spawn(move || this.checkpoint_loop(&db, &journal, &closed))
                 .expect("spawn the store checkpoint thread")
         };
         let flusher = {
@@ -218,6 +220,8 @@ impl Durability {
                 .collect();
             self.journal.delete(&segments)?;
         }
+        drop(lock(&self.spare).take());
+        self.journal.remove_spare()?;
         Ok(())
     }
 
@@ -275,8 +279,12 @@ impl Durability {
                 }
             }
             self.flushed.send_modify(|f| f.upto = f.upto.max(upto));
-            if segment.len >= SEGMENT_BYTES {
-                match journal.create_segment(upto + 1) {
+            if segment.len >= journal.segment_bytes() {
+                let next = match lock(&self.spare).take() {
+                    Some(spare) => journal.install_spare(spare, upto + 1),
+                    None => journal.create_segment(upto + 1),
+                };
+                match next {
                     Ok(next) => {
                         let full = std::mem::replace(&mut segment, next);
                         let _ = checkpoints.send(full.path);
@@ -302,21 +310,33 @@ impl Durability {
     }
 }
 
-/// Flushes sled for each closed segment, then deletes it (and any before it
-/// that an earlier failure left behind).
-fn checkpoint_loop(db: &sled::Db, journal: &Journal, closed: &mpsc::Receiver<PathBuf>) {
-    let mut waiting: Vec<PathBuf> = Vec::new();
-    while let Ok(path) = closed.recv() {
-        waiting.push(path);
-        waiting.extend(closed.try_iter());
-        let done = db
-            .flush()
-            .map_err(|e| e.to_string())
-            .and_then(|_| journal.delete(&waiting).map_err(|e| e.to_string()));
-        match done {
-            Ok(()) => waiting.clear(),
-            // Kept for the next checkpoint; replaying them is harmless.
-            Err(err) => tracing::warn!(error = %err, "store checkpoint failed; will retry"),
+impl Durability {
+    /// Keeps a spare segment ready; flushes sled for each closed segment,
+    /// then deletes it (and any before it that an earlier failure left).
+    fn checkpoint_loop(&self, db: &sled::Db, journal: &Journal, closed: &mpsc::Receiver<PathBuf>) {
+        let mut waiting: Vec<PathBuf> = Vec::new();
+        loop {
+            if lock(&self.spare).is_none() {
+                match journal.prepare_spare() {
+                    Ok(spare) => *lock(&self.spare) = Some(spare),
+                    // The flusher makes its own segment when there is no spare.
+                    Err(err) => tracing::warn!(error = %err, "preparing a journal segment failed"),
+                }
+            }
+            let Ok(path) = closed.recv() else {
+                return;
+            };
+            waiting.push(path);
+            waiting.extend(closed.try_iter());
+            let done = db
+                .flush()
+                .map_err(|e| e.to_string())
+                .and_then(|_| journal.delete(&waiting).map_err(|e| e.to_string()));
+            match done {
+                Ok(()) => waiting.clear(),
+                // Kept for the next checkpoint; replaying them is harmless.
+                Err(err) => tracing::warn!(error = %err, "store checkpoint failed; will retry"),
+            }
         }
     }
 }

@@ -194,6 +194,10 @@ pub struct Window {
 
 impl Store {
     pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with_journal(path, journal::Journal::open(&path.join("journal"))?)
+    }
+
+    fn open_with_journal(path: &Path, journal: journal::Journal) -> StoreResult<Self> {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
@@ -203,7 +207,7 @@ impl Store {
             .iter()
             .map(|n| db.open_tree(n))
             .collect::<Result<Vec<_>, _>>()?;
-        let durability = Durability::open(db, trees.clone(), &path.join("journal"))?;
+        let durability = Durability::open(db, trees.clone(), journal)?;
         let store = Self {
             inner: Arc::new(Inner {
                 trees,
@@ -752,6 +756,38 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.open_job_runs().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn full_segments_are_checkpointed_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal_dir = dir.path().join("journal");
+        let small = journal::Journal::with_segment_bytes(&journal_dir, 2048).unwrap();
+        let store = Store::open_with_journal(dir.path(), small.clone()).unwrap();
+        for i in 0..200 {
+            store
+                .write(|txn| -> StoreResult<()> {
+                    txn.put_job_run(None, &pending_run("vc", &format!("r{i:03}")));
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        }
+        // Each record is about 150 bytes: many segments were filled, and the
+        // checkpoint thread deletes them once sled has flushed them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while small.segments().unwrap().len() > 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "full segments are kept"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        store.close().unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.job_run_count(), 200);
+        assert_eq!(store.queue_counts("vc").in_queue, 200);
     }
 
     #[tokio::test]
