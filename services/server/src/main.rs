@@ -1,6 +1,9 @@
 use clap::Parser;
 use sparkvc_server::{app, config};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let flags = config::Flags::parse();
