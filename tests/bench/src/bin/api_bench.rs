@@ -24,6 +24,13 @@ struct Args {
     /// Concurrency levels (clients, each with its own connection).
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     clients: Vec<usize>,
+    /// Offered load for the paced measurement: StartJobRun requests per
+    /// second, spread evenly over `paced_clients` clients (0 skips it).
+    #[arg(long, default_value_t = 2_000)]
+    paced_rate: u32,
+    /// Clients for the paced measurement.
+    #[arg(long, default_value_t = 64)]
+    paced_clients: usize,
     /// Job runs stored before measuring describe/list latency.
     #[arg(long, default_value_t = 100_000)]
     stored: usize,
@@ -72,6 +79,50 @@ async fn start_runs(
                 let t = Instant::now();
                 client.start_job_run(req).await.expect("StartJobRun");
                 lat.record(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Latencies::new();
+    for t in tasks {
+        all.0
+            .add(t.await.expect("client task").0)
+            .expect("same histogram bounds");
+    }
+    (began.elapsed(), all)
+}
+
+/// Sends `total` StartJobRun requests at a fixed offered `rate` from
+/// `clients` clients (open loop). Each request has a scheduled send time and
+/// its latency is counted from that time, not from when it was actually
+/// sent, so a slow server cannot hide its queueing by delaying the next
+/// request (no coordinated omission).
+async fn start_runs_paced(
+    server: &Server,
+    vc: &str,
+    total: usize,
+    clients: usize,
+    rate: u32,
+) -> (Duration, Latencies) {
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(server.client().await);
+    }
+    let began = tokio::time::Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::new();
+    for (i, mut client) in connections.into_iter().enumerate() {
+        let vc = vc.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Latencies::new();
+            for n in (i..total).step_by(clients) {
+                let scheduled = began + interval * n as u32;
+                tokio::time::sleep_until(scheduled).await;
+                client
+                    .start_job_run(start_request(&vc))
+                    .await
+                    .expect("StartJobRun");
+                lat.record(scheduled.elapsed());
             }
             lat
         }));
@@ -143,6 +194,39 @@ async fn main() {
         start_results.push(entry);
     }
     results.insert("start_job_run".into(), json!(start_results));
+
+    if args.paced_rate > 0 {
+        let vc = new_virtual_cluster(&mut client).await;
+        let (elapsed, lat) = start_runs_paced(
+            &server,
+            &vc,
+            args.requests,
+            args.paced_clients,
+            args.paced_rate,
+        )
+        .await;
+        let rate = args.requests as f64 / elapsed.as_secs_f64();
+        println!(
+            "\nStartJobRun, durable, offered {}/s from {} clients (open loop; latency from each request's scheduled send time)",
+            args.paced_rate, args.paced_clients
+        );
+        println!(
+            "{:>8} {:>12} {:>10} {:>10} {:>10}",
+            "clients", "runs/s", "p50 ms", "p99 ms", "max ms"
+        );
+        println!(
+            "{:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2}",
+            args.paced_clients,
+            lat.ms(0.5),
+            lat.ms(0.99),
+            lat.0.max() as f64 / 1000.0
+        );
+        let mut entry = lat.summary();
+        entry["clients"] = json!(args.paced_clients);
+        entry["offered_per_second"] = json!(args.paced_rate);
+        entry["runs_per_second"] = json!(rate);
+        results.insert("start_job_run_paced".into(), entry);
+    }
 
     // A large store: one virtual cluster with `stored` runs.
     let vc = new_virtual_cluster(&mut client).await;
