@@ -74,6 +74,13 @@ impl Executor {
         ));
         let events = watcher(pods, config)
             .default_backoff()
+            // The cache holds every sparkvc pod until its run's TTL passes;
+            // state is read from metadata and status only, so the rest
+            // (the spec, managedFields: most of a pod) is not kept.
+            .modify(|pod: &mut Pod| {
+                pod.spec = None;
+                pod.metadata.managed_fields = None;
+            })
             .reflect(writer)
             .applied_objects();
         futures::pin_mut!(events);
