@@ -59,74 +59,52 @@ impl Latencies {
     }
 }
 
-/// Sends `total` StartJobRun requests from `clients` concurrent clients.
+/// Sends `total` StartJobRun requests from `clients` clients, each on its
+/// own connection. With no `rate`, a closed loop: each client sends its next
+/// request when the last is answered. With a `rate` (requests/s), an open
+/// loop: request n is due n/rate seconds in, and its latency counts from
+/// then, not from when it was actually sent, so a server that falls behind
+/// cannot hide its queueing by delaying the next request (no coordinated
+/// omission).
 async fn start_runs(
     server: &Server,
     vc: &str,
     total: usize,
     clients: usize,
+    rate: Option<u32>,
 ) -> (Duration, Latencies) {
-    let mut tasks = Vec::new();
-    let began = Instant::now();
-    for i in 0..clients {
-        let share = total / clients + usize::from(i < total % clients);
-        let mut client = server.client().await;
-        let vc = vc.to_string();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Latencies::new();
-            for _ in 0..share {
-                let req = start_request(&vc);
-                let t = Instant::now();
-                client.start_job_run(req).await.expect("StartJobRun");
-                lat.record(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut all = Latencies::new();
-    for t in tasks {
-        all.0
-            .add(t.await.expect("client task").0)
-            .expect("same histogram bounds");
-    }
-    (began.elapsed(), all)
-}
-
-/// Sends `total` StartJobRun requests at a fixed offered `rate` from
-/// `clients` clients (open loop). Each request has a scheduled send time and
-/// its latency is counted from that time, not from when it was actually
-/// sent, so a slow server cannot hide its queueing by delaying the next
-/// request (no coordinated omission).
-async fn start_runs_paced(
-    server: &Server,
-    vc: &str,
-    total: usize,
-    clients: usize,
-    rate: u32,
-) -> (Duration, Latencies) {
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
         connections.push(server.client().await);
     }
-    let began = tokio::time::Instant::now() + Duration::from_millis(50);
-    let mut tasks = Vec::new();
-    for (i, mut client) in connections.into_iter().enumerate() {
-        let vc = vc.to_string();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Latencies::new();
-            for n in (i..total).step_by(clients) {
-                let scheduled = began + interval * n as u32;
-                tokio::time::sleep_until(scheduled).await;
-                client
-                    .start_job_run(start_request(&vc))
-                    .await
-                    .expect("StartJobRun");
-                lat.record(scheduled.elapsed());
-            }
-            lat
-        }));
-    }
+    let interval = rate.map(|r| Duration::from_secs_f64(1.0 / f64::from(r)));
+    let began = tokio::time::Instant::now();
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut client)| {
+            let vc = vc.to_string();
+            tokio::spawn(async move {
+                let mut lat = Latencies::new();
+                for n in (i..total).step_by(clients) {
+                    let start = match interval {
+                        Some(every) => {
+                            let due = began + every * n as u32;
+                            tokio::time::sleep_until(due).await;
+                            due
+                        }
+                        None => tokio::time::Instant::now(),
+                    };
+                    client
+                        .start_job_run(start_request(&vc))
+                        .await
+                        .expect("StartJobRun");
+                    lat.record(start.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
     let mut all = Latencies::new();
     for t in tasks {
         all.0
@@ -180,7 +158,7 @@ async fn main() {
     let mut start_results = Vec::new();
     for &clients in &args.clients {
         let vc = new_virtual_cluster(&mut client).await;
-        let (elapsed, lat) = start_runs(&server, &vc, args.requests, clients).await;
+        let (elapsed, lat) = start_runs(&server, &vc, args.requests, clients, None).await;
         let rate = args.requests as f64 / elapsed.as_secs_f64();
         println!(
             "{clients:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2}",
@@ -197,12 +175,12 @@ async fn main() {
 
     if args.paced_rate > 0 {
         let vc = new_virtual_cluster(&mut client).await;
-        let (elapsed, lat) = start_runs_paced(
+        let (elapsed, lat) = start_runs(
             &server,
             &vc,
             args.requests,
             args.paced_clients,
-            args.paced_rate,
+            Some(args.paced_rate),
         )
         .await;
         let rate = args.requests as f64 / elapsed.as_secs_f64();
@@ -231,7 +209,7 @@ async fn main() {
     // A large store: one virtual cluster with `stored` runs.
     let vc = new_virtual_cluster(&mut client).await;
     let t = Instant::now();
-    start_runs(&server, &vc, args.stored, 64).await;
+    start_runs(&server, &vc, args.stored, 64, None).await;
     println!(
         "\nstored {} job runs in {:.1} s",
         args.stored,

@@ -199,43 +199,58 @@ async fn api_server_writes(kube: &kube::Client) -> HashMap<String, f64> {
     writes
 }
 
+/// DescribeJobRun for each of `ids`, 16 at a time: each run (None if the
+/// call failed) and when its answer came.
+async fn describe_all(
+    client: &Client,
+    vc: &str,
+    ids: Vec<String>,
+) -> Vec<(String, Option<pb::JobRun>, Instant)> {
+    futures::stream::iter(ids)
+        .map(|id| {
+            let mut client = client.clone();
+            let req = pb::DescribeJobRunRequest {
+                id: id.clone(),
+                virtual_cluster_id: vc.to_string(),
+            };
+            async move {
+                let run = client
+                    .describe_job_run(req)
+                    .await
+                    .ok()
+                    .and_then(|r| r.into_inner().job_run);
+                (id, run, Instant::now())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+fn is_terminal(state: &str) -> bool {
+    matches!(state, "COMPLETED" | "FAILED" | "CANCELLED")
+}
+
 /// When each run's terminal state was stored, from its `stateHistory`.
 async fn terminal_stored_at(
     client: &Client,
     vc: &str,
     ids: Vec<String>,
 ) -> HashMap<String, SystemTime> {
-    futures::stream::iter(ids)
-        .map(|id| {
-            let mut client = client.clone();
-            let vc = vc.to_string();
-            async move {
-                let run = client
-                    .describe_job_run(pb::DescribeJobRunRequest {
-                        id: id.clone(),
-                        virtual_cluster_id: vc,
-                    })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .job_run?;
-                let last = run.state_history.last()?;
-                if !matches!(last.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED") {
-                    return None;
-                }
-                let at = last.at.as_ref()?;
-                let at = SystemTime::UNIX_EPOCH
-                    + Duration::new(
-                        u64::try_from(at.seconds).ok()?,
-                        u32::try_from(at.nanos).ok()?,
-                    );
-                Some((id, at))
-            }
-        })
-        .buffer_unordered(16)
-        .filter_map(|found| async move { found })
-        .collect()
+    let stored_at = |run: &pb::JobRun| {
+        let last = run.state_history.last().filter(|t| is_terminal(&t.state))?;
+        let at = last.at.as_ref()?;
+        let since_epoch = Duration::new(
+            u64::try_from(at.seconds).ok()?,
+            u32::try_from(at.nanos).ok()?,
+        );
+        Some(SystemTime::UNIX_EPOCH + since_epoch)
+    };
+    describe_all(client, vc, ids)
         .await
+        .into_iter()
+        .filter_map(|(id, run, _)| Some((id, stored_at(run.as_ref()?)?)))
+        .collect()
 }
 
 /// Polls, while runs are being submitted and after, until every run is
@@ -247,7 +262,6 @@ async fn follow_states(
     submitting: Arc<AtomicBool>,
     deadline: Instant,
 ) {
-    let terminal = |s: &str| matches!(s, "COMPLETED" | "FAILED" | "CANCELLED");
     loop {
         let waiting: Vec<String> = {
             let board = board.lock().unwrap();
@@ -266,28 +280,11 @@ async fn follow_states(
         if (all_done && !submitting.load(Ordering::Acquire)) || Instant::now() > deadline {
             return;
         }
-        let checks = futures::stream::iter(waiting)
-            .map(|id| {
-                let mut client = client.clone();
-                let vc = vc.clone();
-                async move {
-                    let run = client
-                        .describe_job_run(pb::DescribeJobRunRequest {
-                            id: id.clone(),
-                            virtual_cluster_id: vc,
-                        })
-                        .await
-                        .ok()
-                        .and_then(|r| r.into_inner().job_run);
-                    (id, run.is_some_and(|r| terminal(&r.state)), Instant::now())
-                }
-            })
-            .buffer_unordered(16)
-            .collect::<Vec<_>>()
-            .await;
+        let checks = describe_all(&client, &vc, waiting).await;
         {
             let mut board = board.lock().unwrap();
-            for (id, done, at) in checks {
+            for (id, run, at) in checks {
+                let done = run.is_some_and(|r| is_terminal(&r.state));
                 if done && let Some(t) = board.get_mut(&id) {
                     t.state_terminal.get_or_insert(at);
                 }
