@@ -94,15 +94,14 @@ impl Durability {
             tracing::info!(records = replayed, "replayed the store's journal");
         }
         // Sled now holds everything the old segments did.
-        let old: Vec<PathBuf> = journal.segments()?.into_iter().map(|(_, p)| p).collect();
-        journal.delete(&old)?;
+        journal.delete_all()?;
         journal.remove_spare()?;
         let segment = journal.create_segment(last_seq + 1)?;
 
         let this = Arc::new(Self {
             trees,
-            db: db.clone(),
-            journal: journal.clone(),
+            db,
+            journal,
             last_seq: AtomicU64::new(last_seq),
             queue: Mutex::default(),
             wake: Condvar::new(),
@@ -117,17 +116,17 @@ impl Durability {
         });
         let (checkpoints, closed) = mpsc::channel::<PathBuf>();
         let checkpointer = {
-            let (this, journal) = (Arc::clone(&this), journal.clone());
+            let this = Arc::clone(&this);
             std::thread::Builder::new()
                 .name("sparkvc-store-checkpoint".into())
-                .spawn(move || this.checkpoint_loop(&db, &journal, &closed))
+                .spawn(move || this.checkpoint_loop(&closed))
                 .expect("spawn the store checkpoint thread")
         };
         let flusher = {
             let this = Arc::clone(&this);
             std::thread::Builder::new()
                 .name("sparkvc-store-flush".into())
-                .spawn(move || this.flush_loop(&journal, segment, &checkpoints))
+                .spawn(move || this.flush_loop(segment, &checkpoints))
                 .expect("spawn the store flusher thread")
         };
         // The flusher first: stopping it drops the checkpoint channel,
@@ -212,25 +211,15 @@ impl Durability {
         // After a failure the journal may hold writes sled never got: keep
         // it for the next open to replay.
         if lock(&self.queue).failed.is_none() {
-            let segments: Vec<PathBuf> = self
-                .journal
-                .segments()?
-                .into_iter()
-                .map(|(_, p)| p)
-                .collect();
-            self.journal.delete(&segments)?;
+            self.journal.delete_all()?;
         }
         drop(lock(&self.spare).take());
         self.journal.remove_spare()?;
         Ok(())
     }
 
-    fn flush_loop(
-        &self,
-        journal: &Journal,
-        mut segment: Segment,
-        checkpoints: &mpsc::Sender<PathBuf>,
-    ) {
+    fn flush_loop(&self, mut segment: Segment, checkpoints: &mpsc::Sender<PathBuf>) {
+        let journal = &self.journal;
         let mut buf = Vec::with_capacity(1 << 20);
         loop {
             let batch = {
@@ -308,12 +297,11 @@ impl Durability {
         lock(&self.overlay).clear();
         self.flushed.send_modify(|f| f.failed = Some(why));
     }
-}
 
-impl Durability {
     /// Keeps a spare segment ready; flushes sled for each closed segment,
     /// then deletes it (and any before it that an earlier failure left).
-    fn checkpoint_loop(&self, db: &sled::Db, journal: &Journal, closed: &mpsc::Receiver<PathBuf>) {
+    fn checkpoint_loop(&self, closed: &mpsc::Receiver<PathBuf>) {
+        let (db, journal) = (&self.db, &self.journal);
         let mut waiting: Vec<PathBuf> = Vec::new();
         loop {
             if lock(&self.spare).is_none() {

@@ -383,6 +383,13 @@ impl Journal {
         Ok(())
     }
 
+    /// Deletes every segment, oldest first: for when sled holds all they
+    /// recorded.
+    pub fn delete_all(&self) -> Result<(), JournalError> {
+        let paths: Vec<PathBuf> = self.segments()?.into_iter().map(|(_, p)| p).collect();
+        self.delete(&paths)
+    }
+
     fn sync_dir(&self) -> Result<(), JournalError> {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())

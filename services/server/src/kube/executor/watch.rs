@@ -25,6 +25,13 @@ const EVENT_SHARDS: usize = 32;
 /// Events a worker may have waiting before the watch itself waits.
 const SHARD_QUEUE: usize = 1024;
 
+/// The (virtual cluster ID, job run ID) a sparkvc pod belongs to.
+fn run_of(pod: &Pod) -> Option<(&str, &str)> {
+    let labels = pod.metadata.labels.as_ref()?;
+    let label = |key| labels.get(key).map(String::as_str);
+    Some((label(names::VIRTUAL_CLUSTER_ID)?, label(names::JOB_RUN_ID)?))
+}
+
 fn shard_of(run_id: &str) -> usize {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     run_id.hash(&mut hasher);
@@ -93,12 +100,7 @@ impl Executor {
                     continue;
                 }
             };
-            let Some(run_id) = pod
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(names::JOB_RUN_ID))
-            else {
+            let Some((_, run_id)) = run_of(&pod) else {
                 continue;
             };
             let shard = &shards[shard_of(run_id)];
@@ -117,11 +119,8 @@ impl Executor {
         mut events: mpsc::Receiver<(Pod, Instant)>,
     ) {
         while let Some((pod, received)) = events.recv().await {
-            let labels = pod.metadata.labels.as_ref();
-            let (Some(vc_id), Some(run_id)) = (
-                labels.and_then(|l| l.get(names::VIRTUAL_CLUSTER_ID)),
-                labels.and_then(|l| l.get(names::JOB_RUN_ID)),
-            ) else {
+            // The watch sends only pods that have both labels.
+            let Some((vc_id, run_id)) = run_of(&pod) else {
                 continue;
             };
             if let Err(err) = self
