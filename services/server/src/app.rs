@@ -157,10 +157,19 @@ pub async fn run(
     tracing::info!(%addr, "serving the emr-containers API");
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-        let _ = metrics_stop_tx.send(());
+    let (store_failed_tx, mut store_failed_rx) = tokio::sync::oneshot::channel::<String>();
+    let shutdown = {
+        let store = store.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                why = stop_serving_on_store_failure(&store, &health_reporter) => {
+                    let _ = store_failed_tx.send(why);
+                }
+            }
+            let _ = stopping_tx.send(());
+            let _ = metrics_stop_tx.send(());
+        }
     };
     let serve = tonic::transport::Server::builder()
         .add_service(health_service)
@@ -187,8 +196,31 @@ pub async fn run(
         () = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them"),
     }
     store.close()?;
+    if let Ok(why) = store_failed_rx.try_recv() {
+        anyhow::bail!(
+            "stopped because the store can no longer write ({why}); start sparkvc-server again to recover every acknowledged write from the store's journal"
+        );
+    }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Waits until the store stops taking writes; then reports the server
+/// NOT_SERVING and returns why. The caller stops the server: a restart
+/// replays the journal, while a server left running would refuse every
+/// write until someone restarted it by hand. Under Kubernetes the exit (or
+/// the failing health check) is what brings the restart.
+async fn stop_serving_on_store_failure(
+    store: &Store,
+    health: &tonic_health::server::HealthReporter,
+) -> String {
+    let why = store.failed().await;
+    tracing::error!(error = %why, "the store can no longer write; stopping the server so that a restart recovers from its journal");
+    health.set_not_serving::<EmrContainersServer<Api>>().await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    why
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -212,4 +244,72 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{StoreResult, testing};
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+    #[tokio::test]
+    async fn a_store_that_stops_writing_stops_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = testing::store_whose_journal_fails(dir.path());
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_serving::<EmrContainersServer<Api>>().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(TcpIncoming::from(listener)),
+        );
+        let watching = {
+            let store = store.clone();
+            tokio::spawn(async move { stop_serving_on_store_failure(&store, &reporter).await })
+        };
+
+        let err = store
+            .write(|txn| -> StoreResult<()> {
+                txn.schedule(crate::store::Timer::Cleanup, 1, "vc", "run");
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot write the store's journal"),
+            "{err}"
+        );
+        let why = tokio::time::timeout(std::time::Duration::from_secs(5), watching)
+            .await
+            .expect("the failure is noticed")
+            .unwrap();
+        assert!(why.contains("cannot write the store's journal"), "{why}");
+
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = HealthClient::new(channel);
+        for service in ["", "sparkvc.v1.EmrContainers"] {
+            let status = client
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status;
+            assert_eq!(
+                status,
+                ServingStatus::NotServing as i32,
+                "service {service:?}"
+            );
+        }
+        let text = Metrics::default().render(&store);
+        assert!(text.contains("sparkvc_store_writable 0"), "{text}");
+    }
 }

@@ -9,6 +9,7 @@
 //! | `sparkvc_reconcile_passes_total` | counter | | executor passes over the open runs that completed |
 //! | `sparkvc_reconcile_errors_total` | counter | `kind` | failed reconcile steps (`kubernetes`: retried later; `store`) |
 //! | `sparkvc_kubernetes_request_duration_seconds` | histogram | `verb`, `resource` | the executor's Kubernetes API calls |
+//! | `sparkvc_store_writable` | gauge | | 1 while the store takes writes, 0 once its journal has failed (the server then stops; see `store/durability.rs`) |
 
 use crate::store::Store;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -44,6 +45,7 @@ pub struct RequestLabels {
 pub struct Metrics {
     registry: Arc<Registry>,
     open_runs: Family<RunLabels, Gauge>,
+    store_writable: Gauge,
     pub finished: Family<RunLabels, Counter>,
     pub submit_latency: Histogram,
     pub status_lag: Histogram,
@@ -71,6 +73,12 @@ impl Default for Metrics {
             "job_runs",
             "Open (non-terminal) job runs",
             open_runs.clone(),
+        );
+        let store_writable = Gauge::default();
+        registry.register(
+            "store_writable",
+            "1 while the store takes writes, 0 once its journal has failed",
+            store_writable.clone(),
         );
         let finished = Family::<RunLabels, Counter>::default();
         registry.register(
@@ -113,6 +121,7 @@ impl Default for Metrics {
         Self {
             registry: Arc::new(registry),
             open_runs,
+            store_writable,
             finished,
             submit_latency,
             status_lag,
@@ -152,8 +161,10 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the open-run gauges read from `store`.
+    /// The text exposition, with the open-run and store gauges read from
+    /// `store`.
     pub fn render(&self, store: &Store) -> String {
+        self.store_writable.set(i64::from(store.writable()));
         let mut counts: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
         for (vc, _, state) in store.open_job_runs().unwrap_or_default() {
             *counts.entry((vc, state.as_str())).or_default() += 1;
@@ -227,6 +238,7 @@ mod tests {
             "sparkvc_submit_latency_seconds_count 1",
             "sparkvc_status_lag_seconds_count 1",
             "sparkvc_kubernetes_request_duration_seconds_count{verb=\"create\",resource=\"Job\"} 1",
+            "sparkvc_store_writable 1",
         ] {
             assert!(text.contains(want), "{want} missing from:\n{text}");
         }

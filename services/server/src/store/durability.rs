@@ -12,17 +12,36 @@
 //! overlay*, which later writers read through (so they see what earlier
 //! writers decided) while plain reads go to sled and see only durable data.
 //!
-//! Checkpoints: when the current segment is full the flusher starts the
-//! next one and hands the old one to a second thread, which flushes sled
-//! (after which sled holds everything the segment recorded) and deletes it.
-//! That thread also keeps a zero-filled spare segment ready, so that the
-//! flusher never waits for one. On open, whatever segments remain are
-//! replayed into sled.
+//! Checkpoints: when the current segment is full and a spare segment is
+//! ready, the flusher starts writing the spare and hands the full one to a
+//! second thread, the checkpointer, which flushes sled (after which sled
+//! holds everything the segment recorded) and deletes it. The checkpointer
+//! is also the only maker of spares: it writes one full of zeros ahead of
+//! need. If none is ready when a segment fills, the flusher goes on
+//! appending to the full one (which then grows past its nominal size) and
+//! switches once a spare is there; it never makes a file itself. On open,
+//! whatever segments remain are replayed into sled.
+//!
+//! What the two threads share, and why it cannot race:
+//! - the spare slot, a mutex: the checkpointer fills it only when empty,
+//!   the flusher only takes from it. A spare is made with `create_new` under
+//!   a name no file has had, and its one handle moves with it into the
+//!   segment, so no file is ever written through two handles;
+//! - the segments: the flusher writes only the current one; the
+//!   checkpointer deletes only those the flusher handed over, oldest first,
+//!   after sled has flushed every record in them;
+//! - the directory: renames (flusher) and removals (checkpointer) each sync
+//!   it before they count; concurrent directory syncs are harmless;
+//! - the sled database: the flusher applies, the checkpointer flushes, and
+//!   sled allows both at once.
+//!
+//! `open` and `close` touch files only while neither thread runs.
 //!
 //! If the journal cannot be written the store stops taking writes (the
 //! writers waiting are told, and nothing of theirs reaches sled): after a
 //! failed `fsync` what is on disk is unknown, so guessing would risk
-//! acknowledging lost writes. Reads go on; a restart replays the journal.
+//! acknowledging lost writes. Reads go on, and [`Durability::failed`]
+//! tells the server, which stops so that a restart replays the journal.
 
 use super::journal::{self, Change, Journal, Segment, Spare};
 use super::{StoreError, StoreResult};
@@ -31,7 +50,20 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::sync::watch;
+
+/// How soon the checkpointer tries again after failing to make a spare or
+/// to checkpoint.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// A full segment, handed from the flusher to the checkpointer.
+#[derive(Debug)]
+struct Closed {
+    path: PathBuf,
+    /// The sequence number of its last record.
+    last_seq: u64,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Flushed {
@@ -71,6 +103,9 @@ pub struct Durability {
     /// The next segment, prepared by the checkpoint thread.
     spare: Mutex<Option<Spare>>,
     flushed: watch::Sender<Flushed>,
+    /// Every record up to this sequence number is durable in sled itself
+    /// (a checkpoint flushed it), so the journal need not hold it.
+    checkpointed: AtomicU64,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -95,7 +130,7 @@ impl Durability {
         }
         // Sled now holds everything the old segments did.
         journal.delete_all()?;
-        journal.remove_spare()?;
+        journal.remove_spares()?;
         let segment = journal.create_segment(last_seq + 1)?;
 
         let this = Arc::new(Self {
@@ -112,9 +147,10 @@ impl Durability {
                 failed: None,
             })
             .0,
+            checkpointed: AtomicU64::new(last_seq),
             threads: Mutex::default(),
         });
-        let (checkpoints, closed) = mpsc::channel::<PathBuf>();
+        let (checkpoints, closed) = mpsc::channel::<Closed>();
         let checkpointer = {
             let this = Arc::clone(&this);
             std::thread::Builder::new()
@@ -198,6 +234,43 @@ impl Durability {
         }
     }
 
+    /// Resolves, with the reason, once the journal has failed and the store
+    /// takes no more writes; never, while it works.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.flushed.subscribe();
+        let why = rx
+            .wait_for(|f| f.failed.is_some())
+            .await
+            .map(|state| state.failed.clone().unwrap_or_default());
+        match why {
+            Ok(why) => why,
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// False once the journal has failed.
+    pub fn writable(&self) -> bool {
+        self.flushed.borrow().failed.is_none()
+    }
+
+    /// Every record up to this sequence number is on disk and applied, and
+    /// its writer released.
+    pub fn acknowledged(&self) -> u64 {
+        self.flushed.borrow().upto
+    }
+
+    /// Every record up to this sequence number is durable in sled itself.
+    #[cfg(test)]
+    pub fn checkpointed(&self) -> u64 {
+        self.checkpointed.load(Ordering::Acquire)
+    }
+
+    /// Tree `i`, for tests that look at what was applied.
+    #[cfg(test)]
+    pub fn tree(&self, i: usize) -> &sled::Tree {
+        &self.trees[i]
+    }
+
     /// Writes what is queued, stops the threads, flushes sled and removes
     /// the journal (everything in it is then in sled).
     pub fn close(&self) -> StoreResult<()> {
@@ -214,13 +287,15 @@ impl Durability {
             self.journal.delete_all()?;
         }
         drop(lock(&self.spare).take());
-        self.journal.remove_spare()?;
+        self.journal.remove_spares()?;
         Ok(())
     }
 
-    fn flush_loop(&self, mut segment: Segment, checkpoints: &mpsc::Sender<PathBuf>) {
+    fn flush_loop(&self, mut segment: Segment, checkpoints: &mpsc::Sender<Closed>) {
         let journal = &self.journal;
         let mut buf = Vec::with_capacity(1 << 20);
+        // The current segment is past its size, waiting for a spare.
+        let mut growing = false;
         loop {
             let batch = {
                 let mut queue = lock(&self.queue);
@@ -269,14 +344,26 @@ impl Durability {
             }
             self.flushed.send_modify(|f| f.upto = f.upto.max(upto));
             if segment.len >= journal.segment_bytes() {
-                let next = match lock(&self.spare).take() {
-                    Some(spare) => journal.install_spare(spare, upto + 1),
-                    None => journal.create_segment(upto + 1),
+                // Only a spare the checkpointer made: the flusher never
+                // prepares a file itself (see the module's notes).
+                let Some(spare) = lock(&self.spare).take() else {
+                    if !growing {
+                        growing = true;
+                        tracing::warn!(
+                            segment = %segment.path.display(),
+                            "no spare journal segment is ready yet; the current one grows until one is"
+                        );
+                    }
+                    continue;
                 };
-                match next {
+                match journal.install_spare(spare, upto + 1) {
                     Ok(next) => {
+                        growing = false;
                         let full = std::mem::replace(&mut segment, next);
-                        let _ = checkpoints.send(full.path);
+                        let _ = checkpoints.send(Closed {
+                            path: full.path,
+                            last_seq: upto,
+                        });
                     }
                     Err(err) => {
                         self.fail(err.to_string());
@@ -300,30 +387,61 @@ impl Durability {
 
     /// Keeps a spare segment ready; flushes sled for each closed segment,
     /// then deletes it (and any before it that an earlier failure left).
-    fn checkpoint_loop(&self, closed: &mpsc::Receiver<PathBuf>) {
+    fn checkpoint_loop(&self, closed: &mpsc::Receiver<Closed>) {
         let (db, journal) = (&self.db, &self.journal);
-        let mut waiting: Vec<PathBuf> = Vec::new();
+        let mut waiting: Vec<Closed> = Vec::new();
         loop {
-            if lock(&self.spare).is_none() {
-                match journal.prepare_spare() {
-                    Ok(spare) => *lock(&self.spare) = Some(spare),
-                    // The flusher makes its own segment when there is no spare.
-                    Err(err) => tracing::warn!(error = %err, "preparing a journal segment failed"),
-                }
-            }
-            let Ok(path) = closed.recv() else {
-                return;
+            let spare_ready = lock(&self.spare).is_some() || self.prepare_spare();
+            // Sleep until the flusher hands over a segment (which also means
+            // it took the spare), or until it is time to try again.
+            let next = if spare_ready && waiting.is_empty() {
+                closed
+                    .recv()
+                    .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+            } else {
+                closed.recv_timeout(RETRY)
             };
-            waiting.push(path);
+            match next {
+                Ok(segment) => waiting.push(segment),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
             waiting.extend(closed.try_iter());
-            let done = db
-                .flush()
-                .map_err(|e| e.to_string())
-                .and_then(|_| journal.delete(&waiting).map_err(|e| e.to_string()));
+            if waiting.is_empty() {
+                continue;
+            }
+            // Every record of a closed segment was applied before the
+            // flusher handed it over, so it is at or below `applied`.
+            let applied = self.acknowledged();
+            debug_assert!(waiting.iter().all(|c| c.last_seq <= applied));
+            let flushed = db.flush().map_err(|e| e.to_string());
+            let done = flushed.and_then(|_| {
+                self.checkpointed.fetch_max(applied, Ordering::AcqRel);
+                let paths: Vec<PathBuf> = waiting.iter().map(|c| c.path.clone()).collect();
+                journal.delete(&paths).map_err(|e| e.to_string())
+            });
             match done {
                 Ok(()) => waiting.clear(),
-                // Kept for the next checkpoint; replaying them is harmless.
+                // Kept, and tried again soon; replaying them is harmless.
                 Err(err) => tracing::warn!(error = %err, "store checkpoint failed; will retry"),
+            }
+        }
+    }
+
+    /// Makes a spare segment for the flusher; false if that failed (the
+    /// checkpointer tries again later, and the flusher keeps writing the
+    /// segment it has meanwhile).
+    fn prepare_spare(&self) -> bool {
+        match self.journal.prepare_spare() {
+            Ok(spare) => {
+                let mut slot = lock(&self.spare);
+                debug_assert!(slot.is_none(), "only the checkpointer fills the spare slot");
+                *slot = Some(spare);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "preparing a journal segment failed; will retry");
+                false
             }
         }
     }

@@ -35,16 +35,17 @@
 //! 8 ms. An all-zero record header marks the end of a segment's records;
 //! everything after it must be zeros too.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
+use super::files::{Files, JournalFile, OsFiles};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A segment's size: it is written full of zeros before use, and closed
 /// once its records reach this size.
 pub const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
-/// The name of a prepared, not yet used segment.
-const SPARE_NAME: &str = "spare.tmp";
+/// Prepared, not yet used segments are named `spare-<n>.tmp`.
+const SPARE_PREFIX: &str = "spare-";
+const SPARE_SUFFIX: &str = ".tmp";
 
 /// One change: (tree, key, new value or None for a removal).
 pub type Change = (u8, Vec<u8>, Option<Vec<u8>>);
@@ -216,26 +217,31 @@ impl<'a> Reader<'a> {
 pub struct Journal {
     dir: PathBuf,
     segment_bytes: u64,
+    files: Arc<dyn Files>,
+    /// Numbers spare files, so that each one has a name of its own.
+    spares_made: Arc<AtomicU64>,
 }
 
 /// A segment file prepared ahead of use (see [`Journal::prepare_spare`]).
+/// It owns the only handle ever opened on its file.
 #[derive(Debug)]
 pub struct Spare {
     path: PathBuf,
-    file: File,
+    file: Box<dyn JournalFile>,
 }
 
 /// The segment being appended to.
 #[derive(Debug)]
 pub struct Segment {
     pub path: PathBuf,
-    file: File,
+    file: Box<dyn JournalFile>,
     pub len: u64,
 }
 
 impl Segment {
     /// Appends `bytes` after the records so far and waits until they are
-    /// on disk.
+    /// on disk. On failure the segment must not be used again: part of
+    /// `bytes` may be on disk.
     pub fn append_durably(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.file.write_all_at(bytes, self.len)?;
         self.file.sync_data()?;
@@ -245,16 +251,28 @@ impl Segment {
 }
 
 impl Journal {
-    /// The journal in `dir`, with segments of [`SEGMENT_BYTES`].
+    /// The journal in `dir`, with segments of [`SEGMENT_BYTES`], on the
+    /// operating system's files.
     pub fn open(dir: &Path) -> Result<Self, JournalError> {
         Self::with_segment_bytes(dir, SEGMENT_BYTES)
     }
 
     pub fn with_segment_bytes(dir: &Path, segment_bytes: u64) -> Result<Self, JournalError> {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        Self::on_files(dir, segment_bytes, Arc::new(OsFiles))
+    }
+
+    /// The journal in `dir` on `files` (tests pass a simulated disk).
+    pub fn on_files(
+        dir: &Path,
+        segment_bytes: u64,
+        files: Arc<dyn Files>,
+    ) -> Result<Self, JournalError> {
+        files.create_dir_all(dir).map_err(io_error(dir))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             segment_bytes,
+            files,
+            spares_made: Arc::default(),
         })
     }
 
@@ -266,8 +284,7 @@ impl Journal {
     /// The segments on disk, oldest first.
     pub fn segments(&self) -> Result<Vec<(u64, PathBuf)>, JournalError> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
-            let path = entry.map_err(io_error(&self.dir))?.path();
+        for path in self.files.list(&self.dir).map_err(io_error(&self.dir))? {
             let first = path
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -288,7 +305,7 @@ impl Journal {
         let segments = self.segments()?;
         let mut records: Vec<Record> = Vec::new();
         for (i, (first, path)) in segments.iter().enumerate() {
-            let bytes = fs::read(path).map_err(io_error(path))?;
+            let bytes = self.files.read(path).map_err(io_error(path))?;
             let (found, end, damage) = decode(&bytes);
             if let Some(reason) = damage {
                 if i + 1 != segments.len() {
@@ -326,35 +343,48 @@ impl Journal {
         self.install_spare(spare, first_seq)
     }
 
-    /// Writes a zero-filled segment file, ready for [`install_spare`]
-    /// (Self::install_spare). Slow (it writes the whole segment), so done
-    /// ahead of need.
+    /// Writes a zero-filled segment file under a name no other file has had,
+    /// ready for [`install_spare`](Self::install_spare). Slow (it writes the
+    /// whole segment), so done ahead of need, by one thread only.
     pub fn prepare_spare(&self) -> Result<Spare, JournalError> {
-        let path = self.dir.join(SPARE_NAME);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(io_error(&path))?;
+        let n = self.spares_made.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{SPARE_PREFIX}{n}{SPARE_SUFFIX}"));
+        let file = self.files.create_new(&path).map_err(io_error(&path))?;
+        let spare = Spare { path, file };
         let zeros = vec![0u8; 1 << 20];
-        let mut left = self.segment_bytes;
-        let mut writer = &file;
-        while left > 0 {
-            let n = usize::try_from(left.min(zeros.len() as u64)).unwrap_or(zeros.len());
-            writer.write_all(&zeros[..n]).map_err(io_error(&path))?;
-            left -= n as u64;
+        let mut at = 0;
+        while at < self.segment_bytes {
+            let n = usize::try_from((self.segment_bytes - at).min(zeros.len() as u64))
+                .unwrap_or(zeros.len());
+            if let Err(err) = spare.file.write_all_at(&zeros[..n], at) {
+                return Err(self.discard(spare, err));
+            }
+            at += n as u64;
         }
-        file.sync_all().map_err(io_error(&path))?;
-        Ok(Spare { path, file })
+        if let Err(err) = spare.file.sync_all() {
+            return Err(self.discard(spare, err));
+        }
+        Ok(spare)
+    }
+
+    /// Removes a spare whose preparation failed, so that a full disk is not
+    /// filled further by half-made spares; returns the error to report.
+    fn discard(&self, spare: Spare, err: std::io::Error) -> JournalError {
+        let Spare { path, file } = spare;
+        drop(file);
+        if let Err(remove) = self.files.remove(&path) {
+            tracing::warn!(spare = %path.display(), error = %remove, "cannot remove a half-made journal spare");
+        }
+        io_error(&path)(err)
     }
 
     /// Makes a prepared spare the segment whose first record will be
     /// `first_seq`.
     pub fn install_spare(&self, spare: Spare, first_seq: u64) -> Result<Segment, JournalError> {
         let path = self.dir.join(format!("{first_seq:020}.log"));
-        fs::rename(&spare.path, &path).map_err(io_error(&path))?;
+        self.files
+            .rename(&spare.path, &path)
+            .map_err(io_error(&path))?;
         // The new name must survive a crash before any record in it counts.
         self.sync_dir()?;
         Ok(Segment {
@@ -364,20 +394,38 @@ impl Journal {
         })
     }
 
-    /// Deletes a spare that was never used (left by a crash or a close).
-    pub fn remove_spare(&self) -> Result<(), JournalError> {
-        let path = self.dir.join(SPARE_NAME);
-        match fs::remove_file(&path) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(io_error(&path)(err)),
-            _ => Ok(()),
+    /// Deletes every spare on disk that was never used (left by a crash or
+    /// a close). Only while no spare is being prepared.
+    pub fn remove_spares(&self) -> Result<(), JournalError> {
+        for path in self.files.list(&self.dir).map_err(io_error(&self.dir))? {
+            let is_spare = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(SPARE_PREFIX) && n.ends_with(SPARE_SUFFIX));
+            if is_spare {
+                match self.files.remove(&path) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io_error(&path)(err));
+                    }
+                    _ => {}
+                }
+            }
         }
+        Ok(())
     }
 
     /// Deletes segments, oldest first, each deletion durable before the
-    /// next, so that what remains is always a contiguous run.
+    /// next, so that what remains is always a contiguous run. A segment
+    /// already gone counts as deleted: an earlier try may have removed it
+    /// and then failed to sync the directory.
     pub fn delete(&self, paths: &[PathBuf]) -> Result<(), JournalError> {
         for path in paths {
-            fs::remove_file(path).map_err(io_error(path))?;
+            match self.files.remove(path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_error(path)(err));
+                }
+                _ => {}
+            }
             self.sync_dir()?;
         }
         Ok(())
@@ -391,15 +439,14 @@ impl Journal {
     }
 
     fn sync_dir(&self) -> Result<(), JournalError> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error(&self.dir))
+        self.files.sync_dir(&self.dir).map_err(io_error(&self.dir))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn changes(n: u8) -> Vec<Change> {
         vec![
@@ -480,8 +527,8 @@ mod tests {
         // A spare left behind is not a segment, and is removed.
         journal.prepare_spare().unwrap();
         assert_eq!(journal.segments().unwrap().len(), 1);
-        journal.remove_spare().unwrap();
-        journal.remove_spare().unwrap();
+        journal.remove_spares().unwrap();
+        journal.remove_spares().unwrap();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

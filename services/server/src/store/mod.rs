@@ -26,8 +26,13 @@
 //! writers and see only what is on disk.
 
 mod durability;
+#[cfg(test)]
+mod durability_tests;
+mod files;
 mod journal;
 pub mod keys;
+#[cfg(test)]
+mod sim_disk;
 
 use crate::ids;
 use crate::state::JobRunState;
@@ -417,6 +422,17 @@ impl Store {
         self.list(TreeId::SecurityConfigurations, b"", window, |_| true)
     }
 
+    /// False once the store has stopped taking writes.
+    pub fn writable(&self) -> bool {
+        self.inner.durability.writable()
+    }
+
+    /// Resolves, with the reason, if the store stops taking writes (its
+    /// journal could not be written); a restart recovers from the journal.
+    pub async fn failed(&self) -> String {
+        self.inner.durability.failed().await
+    }
+
     /// Finishes the writes under way, flushes sled and stops the
     /// background threads. Later writes fail.
     pub fn close(&self) -> StoreResult<()> {
@@ -679,6 +695,28 @@ impl Txn<'_> {
 /// The creation time of a record, from its time-ordered ID.
 pub fn created_micros(id: &str) -> Option<u64> {
     ids::micros_of(id)
+}
+
+/// Stores for tests elsewhere in the server.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::sim_disk::{Fault, OpKind, SimDisk, SimFiles};
+    use super::{Store, journal::Journal};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// A store in `dir` whose journal is on a simulated disk that fails
+    /// the first append with EIO: for what the server does when its store
+    /// stops taking writes.
+    pub fn store_whose_journal_fails(dir: &Path) -> Store {
+        let disk = SimDisk::new();
+        disk.fail_at(0, Fault::Errno(5), |op| {
+            op.on_thread("sparkvc-store-flush") && op.kind == OpKind::Write
+        });
+        let files = Arc::new(SimFiles(disk));
+        let journal = Journal::on_files(&dir.join("journal"), 4096, files).expect("a journal");
+        Store::open_with_journal(dir, journal).expect("open the store")
+    }
 }
 
 #[cfg(test)]
