@@ -265,6 +265,13 @@ impl Durability {
         self.checkpointed.load(Ordering::Acquire)
     }
 
+    /// Whether a spare segment is ready for the flusher, for tests that
+    /// want every full segment to be switched at once.
+    #[cfg(test)]
+    pub fn spare_ready(&self) -> bool {
+        lock(&self.spare).is_some()
+    }
+
     /// Tree `i`, for tests that look at what was applied.
     #[cfg(test)]
     pub fn tree(&self, i: usize) -> &sled::Tree {

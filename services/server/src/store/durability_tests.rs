@@ -260,9 +260,16 @@ fn seeded_schedules_lose_no_acknowledged_write() {
 }
 
 /// Writes one at a time until one fails or `count` succeed; how many
-/// succeeded.
-fn write_until_refused(h: &Harness, count: usize) -> usize {
+/// succeeded. With `switching`, each write waits for a spare first, so that
+/// every segment that fills is switched at once (which a fault in the
+/// switch needs, whatever the machine's load).
+fn write_until_refused(h: &Harness, count: usize, switching: bool) -> usize {
     for i in 0..count {
+        if switching {
+            h.wait_for("a spare segment", |h| {
+                h.durability.spare_ready() || !h.durability.writable()
+            });
+        }
         if h.write(format!("k{i:04}"), 120).is_err() {
             // Once refused, always refused: the store stops taking writes.
             assert!(
@@ -317,7 +324,7 @@ fn a_fault_in_the_flusher_refuses_writes_and_loses_none() {
             let disk = SimDisk::new();
             disk.fail_at(skip, fault, on(thread, kind, name));
             let h = Harness::open(disk, 1024);
-            let written = write_until_refused(&h, 120);
+            let written = write_until_refused(&h, 120, true);
             assert!(
                 written < 120,
                 "{what} (after {skip}): the fault never happened"
@@ -375,7 +382,7 @@ fn a_fault_in_the_checkpointer_is_retried_and_costs_no_write() {
         disk.fail_at(i % 2, fault, on(thread, kind, name));
         let h = Harness::open(disk, 1024);
         assert_eq!(
-            write_until_refused(&h, 100),
+            write_until_refused(&h, 100, false),
             100,
             "{what}: a write was refused"
         );
