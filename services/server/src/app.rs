@@ -82,6 +82,7 @@ pub async fn run(
                 region: config.region.clone(),
                 finished_job_ttl: std::time::Duration::from_secs(config.finished_job_ttl_seconds),
                 event_log_dir: config.app_ui.event_log_dir.clone(),
+                pod_template_dirs: config.pod_template_dirs.clone(),
             },
         );
         Arc::new(executor).spawn();

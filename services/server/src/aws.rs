@@ -58,3 +58,37 @@ where
         }
     }
 }
+
+/// `base` with the temporary credentials of `run`'s execution role, from
+/// `sts:AssumeRole` (15 minutes, session `sparkvc-<run id>`). Whatever sparkvc
+/// reads or writes for a run in AWS, it does with these, never with its own
+/// credentials: a tenant's request must not use the server's rights.
+pub async fn assume_execution_role(
+    base: &SdkConfig,
+    run: &sparkvc_proto::v1::JobRun,
+) -> Result<SdkConfig, String> {
+    let out = aws_sdk_sts::Client::new(base)
+        .assume_role()
+        .role_arn(&run.execution_role_arn)
+        .role_session_name(format!("sparkvc-{}", run.id))
+        .duration_seconds(900)
+        .send()
+        .await
+        .map_err(|e| error_text(&e))?;
+    let creds = out
+        .credentials()
+        .ok_or_else(|| "STS returned no credentials".to_string())?;
+    let credentials = aws_sdk_s3::config::Credentials::new(
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        Some(creds.session_token().to_string()),
+        None,
+        "sparkvc-execution-role",
+    );
+    Ok(base
+        .to_builder()
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            credentials,
+        ))
+        .build())
+}

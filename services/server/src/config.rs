@@ -62,6 +62,16 @@ pub struct Flags {
     /// clusters of the config file.
     #[arg(long = "cluster", env = "SPARKVC_CLUSTERS", value_delimiter = ',')]
     pub clusters: Vec<String>,
+    /// A directory on this server that job runs may name local pod
+    /// templates from (`spark.kubernetes.*.podTemplateFile`); repeat for
+    /// several. None by default: templates then come from S3 only, read with
+    /// each run's execution role. Replaces the config file's list.
+    #[arg(
+        long = "pod-template-dir",
+        env = "SPARKVC_POD_TEMPLATE_DIRS",
+        value_delimiter = ','
+    )]
+    pub pod_template_dirs: Vec<PathBuf>,
     /// Kubeconfig for the --cluster contexts (default: $KUBECONFIG or ~/.kube/config).
     #[arg(long, env = "SPARKVC_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
@@ -116,6 +126,9 @@ pub struct Config {
     pub tenancy: crate::render::tenancy::TenancyConfig,
     /// Persistent app UI: event logs, History Server, links.
     pub app_ui: AppUiConfig,
+    /// Absolute directories local pod templates may come from; none means
+    /// S3 only (read as each run's execution role).
+    pub pod_template_dirs: Vec<PathBuf>,
 }
 
 /// Settings of the persistent app UI (`[app_ui]` in the file).
@@ -147,6 +160,7 @@ impl Default for Config {
             clusters: Vec::new(),
             tenancy: Default::default(),
             app_ui: AppUiConfig::default(),
+            pod_template_dirs: Vec::new(),
         }
     }
 }
@@ -219,6 +233,9 @@ impl Config {
         if let Some(v) = flags.log_format {
             config.log_format = v;
         }
+        if !flags.pod_template_dirs.is_empty() {
+            config.pod_template_dirs = flags.pod_template_dirs.clone();
+        }
         if !flags.clusters.is_empty() {
             config.clusters = flags
                 .clusters
@@ -258,6 +275,12 @@ impl Config {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
             return invalid("region", "must be a region name such as us-east-1");
+        }
+        if let Some(dir) = self.pod_template_dirs.iter().find(|d| !d.is_absolute()) {
+            return Err(ConfigError::Invalid {
+                setting: "pod_template_dirs",
+                rule: format!("{} is not an absolute path", dir.display()),
+            });
         }
         Ok(())
     }

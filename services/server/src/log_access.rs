@@ -127,36 +127,12 @@ impl LogAccessChecker {
         Ok(())
     }
 
-    /// The SDK configuration with the execution role's temporary credentials.
     async fn assume(&self, base: &SdkConfig, run: &JobRun) -> Result<SdkConfig, LogAccessError> {
-        let role = run.execution_role_arn.clone();
-        let fail = |reason: String| LogAccessError::AssumeRole {
-            role: role.clone(),
-            reason,
-        };
-        let out = aws_sdk_sts::Client::new(base)
-            .assume_role()
-            .role_arn(&role)
-            .role_session_name(format!("sparkvc-{}", run.id))
-            .duration_seconds(900)
-            .send()
+        crate::aws::assume_execution_role(base, run)
             .await
-            .map_err(|e| fail(crate::aws::error_text(&e)))?;
-        let creds = out
-            .credentials()
-            .ok_or_else(|| fail("STS returned no credentials".into()))?;
-        let credentials = aws_sdk_s3::config::Credentials::new(
-            creds.access_key_id(),
-            creds.secret_access_key(),
-            Some(creds.session_token().to_string()),
-            None,
-            "sparkvc-execution-role",
-        );
-        Ok(base
-            .to_builder()
-            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
-                credentials,
-            ))
-            .build())
+            .map_err(|reason| LogAccessError::AssumeRole {
+                role: run.execution_role_arn.clone(),
+                reason,
+            })
     }
 }

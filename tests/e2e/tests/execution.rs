@@ -421,6 +421,36 @@ async fn pod_templates_are_read_from_s3() {
     s.ns.delete().await.unwrap();
 }
 
+/// The server reads no local file a caller names as a pod template (it
+/// would read it with its own rights: the store, its keys, /etc/shadow),
+/// and the refusal is the same whether or not the file exists.
+#[tokio::test]
+async fn local_pod_templates_are_refused_without_revealing_the_servers_files() {
+    let mut s = setup("exec-local-tpl").await;
+    let mut details = Vec::new();
+    for path in ["/etc/shadow", "/root/.bashrc", "/no/such/template.yaml"] {
+        let mut req = start_request(&s.vc);
+        req.job_driver
+            .as_mut()
+            .unwrap()
+            .spark_submit_job_driver
+            .as_mut()
+            .unwrap()
+            .spark_submit_parameters =
+            format!("--conf spark.kubernetes.driver.podTemplateFile={path}");
+        let run = s.client.start_job_run(req).await.unwrap().into_inner();
+        let failed = wait_for_state(&mut s.client, &s.vc, &run.id, "FAILED").await;
+        assert_eq!(failed.failure_reason, "USER_ERROR", "{path}");
+        details.push(failed.state_details.replace(path, "<path>"));
+    }
+    assert!(
+        details.iter().all(|d| d == &details[0]),
+        "the answers differ: {details:?}"
+    );
+    assert!(details[0].contains("from S3 only"), "{}", details[0]);
+    s.ns.delete().await.unwrap();
+}
+
 /// A run that ships logs: before it starts, its execution role (assumed
 /// through STS on the local AWS stand-in) writes the run's job-metadata to
 /// the S3 log location and to a CloudWatch stream, and its pods get the

@@ -197,7 +197,10 @@ pub fn restricted_security_context() -> SecurityContext {
     }
 }
 
-/// Parses a YAML or JSON pod (apiVersion/kind may be left out).
+/// Parses a YAML or JSON pod (apiVersion/kind may be left out). Errors
+/// say where and what kind of mistake, never the template's own text: a
+/// template may hold what its reader should not see echoed (and an error
+/// message is no place for a secret).
 fn parse_pod(what: &str, text: &str) -> Result<Pod, RenderError> {
     let bad =
         |detail: String| RenderError::user(what, format!("{what} is not a valid pod: {detail}"));
@@ -205,9 +208,20 @@ fn parse_pod(what: &str, text: &str) -> Result<Pod, RenderError> {
         return Err(bad("it is empty".into()));
     }
     let value: serde_json::Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| bad(e.to_string()))?
+        serde_json::from_str(text).map_err(|e| {
+            bad(format!(
+                "it is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?
     } else {
-        serde_saphyr::from_str(text).map_err(|e| bad(first_line(&e.to_string())))?
+        serde_saphyr::from_str(text).map_err(|e| {
+            bad(format!(
+                "it is not valid YAML ({})",
+                without_values(&e.to_string())
+            ))
+        })?
     };
     let serde_json::Value::Object(mut object) = value else {
         return Err(bad("it is not a mapping".into()));
@@ -218,14 +232,43 @@ fn parse_pod(what: &str, text: &str) -> Result<Pod, RenderError> {
                 object.insert(key.into(), want.into());
             }
             Some(serde_json::Value::String(s)) if s == want => {}
-            Some(other) => return Err(bad(format!("{key} is {other}, not {want}"))),
+            Some(_) => return Err(bad(format!("{key} must be {want}"))),
         }
     }
-    serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| bad(e.to_string()))
+    serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| bad(without_values(&e.to_string())))
 }
 
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_string()
+/// The first line of a parser's message with every quoted or backticked
+/// span (where parsers put the input they choke on) and anything after a
+/// colon-quoted snippet replaced by `…`.
+fn without_values(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    let mut out = String::with_capacity(line.len());
+    let mut closing = None;
+    let mut previous = ' ';
+    for c in line.chars() {
+        match closing {
+            Some(end) if c == end => {
+                closing = None;
+                out.push('…');
+            }
+            Some(_) => {}
+            // A single quote opens a span only at a word's start, so that
+            // "doesn't" stays as it is.
+            None if matches!(c, '"' | '`')
+                || (c == '\'' && (previous.is_whitespace() || previous == '(')) =>
+            {
+                closing = Some(c);
+            }
+            None => out.push(c),
+        }
+        previous = c;
+    }
+    if closing.is_some() {
+        out.push('…');
+    }
+    out
 }
 
 fn check_user_pod(pod: &Pod, role: SparkRole, namespace: &str) -> Result<(), RenderError> {
@@ -506,5 +549,29 @@ spec:
         let json = to_json(&pod).unwrap();
         assert!(json.ends_with("}\n"));
         assert!(json.contains("\"mountPath\": \"/x\""));
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_template() {
+        let secret = "hunter2-s3cr3t";
+        let templates = [
+            format!("{{\"spec\": {secret}}}"),
+            format!("apiVersion: {secret}\n"),
+            format!("kind: {secret}\n"),
+            format!("spec:\n  containers: {secret}\n"),
+            format!("spec:\n  restartPolicy: [{secret}]\n"),
+            format!(
+                "spec:\n  containers:\n    - name: a\n      ports:\n        - containerPort: {secret}\n"
+            ),
+            format!("spec: [\n  {secret}: :\n"),
+            format!("'{secret}\n"),
+            format!("{secret}: {{ a: [\n"),
+        ];
+        for text in &templates {
+            let err = parse_pod("driver pod template", text).expect_err(text);
+            let message = err.to_string();
+            assert!(!message.contains(secret), "{text:?} gave {message}");
+            assert!(message.contains("is not a valid pod"), "{message}");
+        }
     }
 }

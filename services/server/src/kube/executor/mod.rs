@@ -90,6 +90,8 @@ pub struct ExecutorSettings {
     pub finished_job_ttl: Duration,
     /// Where runs write Spark event logs for the History Server, if set.
     pub event_log_dir: Option<String>,
+    /// Directories on the server that local pod templates may come from.
+    pub pod_template_dirs: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug)]
@@ -166,7 +168,7 @@ impl Executor {
             clusters,
             catalogue,
             wake,
-            templates: TemplateReader::default(),
+            templates: TemplateReader::new(settings.pod_template_dirs.clone()),
             log_access: LogAccessChecker::default(),
             clock: Clock::default(),
             pods: Mutex::default(),

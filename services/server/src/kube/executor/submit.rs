@@ -93,11 +93,11 @@ impl Executor {
         let files = render::pod_template_files(run)?;
         let driver_template = self
             .templates
-            .read("driver", files.driver.as_deref())
+            .read("driver", files.driver.as_deref(), run)
             .await?;
         let executor_template = self
             .templates
-            .read("executor", files.executor.as_deref())
+            .read("executor", files.executor.as_deref(), run)
             .await?;
         let account_id = role_account(&run.execution_role_arn)
             .unwrap_or(&self.settings.account_id)
