@@ -208,6 +208,61 @@ async fn a_job_run_goes_pending_submitted_running_completed() {
     s.ns.delete().await.unwrap();
 }
 
+/// Terraform's replace: delete a virtual cluster, then create another on
+/// the same namespace at once. Deleting the first removed its service
+/// accounts; the second's runs must get them again, not fail because the
+/// executor still remembers them.
+#[tokio::test]
+async fn a_new_virtual_cluster_on_a_namespace_gets_its_own_service_accounts() {
+    let mut s = setup("exec-replace").await;
+    let first = start_submitted(&mut s).await;
+    s.client
+        .delete_virtual_cluster(pb::DeleteVirtualClusterRequest { id: s.vc.clone() })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while describe_vc(&mut s.client, &s.vc).await.state != "TERMINATED" {
+        assert!(tokio::time::Instant::now() < deadline, "never TERMINATED");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cancelled = describe_run(&mut s.client, &s.vc, &first.id).await;
+    assert_eq!(cancelled.state, "CANCELLED");
+
+    let second = virtual_cluster_on(&mut s.client, &s.ns.name).await;
+    let run = s
+        .client
+        .start_job_run(start_request(&second))
+        .await
+        .unwrap()
+        .into_inner();
+    let run = wait_until(
+        &mut s.client,
+        &second,
+        &run.id,
+        "SUBMITTED or FAILED",
+        Duration::from_secs(60),
+        |r| matches!(r.state.as_str(), "SUBMITTED" | "FAILED"),
+    )
+    .await;
+    assert_eq!(run.state, "SUBMITTED", "{}", run.state_details);
+    let accounts: Api<ServiceAccount> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    let names: Vec<String> = accounts
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|sa| sa.metadata.name)
+        .filter(|n| n.starts_with("emr-containers-sa-spark-"))
+        .collect();
+    assert_eq!(
+        names.len(),
+        3,
+        "client, driver and executor accounts: {names:?}"
+    );
+    s.ns.delete().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_failing_driver_fails_the_run_with_its_exit_code() {
     let mut s = setup("exec-oom").await;

@@ -447,6 +447,7 @@ impl Executor {
             cluster: provider.id.clone(),
             client,
             namespace,
+            virtual_cluster_id: vc.id.clone(),
         })
     }
 
@@ -571,6 +572,11 @@ struct Placement {
     cluster: String,
     client: kube::Client,
     namespace: String,
+    /// The virtual cluster on that namespace. What the executor remembers
+    /// about a namespace's objects is per virtual cluster: deleting one
+    /// removes its service accounts, and a new virtual cluster on the same
+    /// namespace must not trust that they still exist.
+    virtual_cluster_id: String,
 }
 
 /// The run's `job-start-timeout` (classification `emr-containers-defaults`).

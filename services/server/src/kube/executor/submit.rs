@@ -38,9 +38,10 @@ impl Executor {
         K::DynamicType: Default,
     {
         let key = format!(
-            "{}/{}/{}/{}",
+            "{}/{}/{}/{}/{}",
             at.cluster,
             at.namespace,
+            at.virtual_cluster_id,
             K::kind(&K::DynamicType::default()),
             object.meta().name.as_deref().unwrap_or_default()
         );
