@@ -2,7 +2,11 @@
 
 CARGO ?= cargo
 
-.PHONY: demo test test-unit check bench cluster-up cluster-down fmt
+.PHONY: help demo test test-unit check golden bench cluster-up cluster-down fmt
+
+## help: this list (what `make` alone prints)
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  make /'
 
 ## demo: local cluster + server; a SparkPi job run to COMPLETED, a failing one and a cancelled one, with the CLI
 demo:
@@ -12,19 +16,24 @@ demo:
 test:
 	bash deploy/test.sh
 
-## test-unit: the tests that need no local cluster
+## test-unit: the fast tier, which needs no local cluster and no AWS stand-in
 test-unit:
-	$(CARGO) test -p sparkvc-proto -p sparkvc-server -p sparkvc-cli -p sparkvc-e2e
+	$(CARGO) test -p sparkvc-proto -p sparkvc-server -p sparkvc-cli
 
 ## check: formatting and lints, as CI runs them
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## golden: rewrite the rendering golden files from the code; review the diff before committing
+golden:
+	SPARKVC_UPDATE_GOLDEN=1 $(CARGO) test -p sparkvc-server --test render_golden
+
 ## bench: the API benchmark (release build); figures in target/bench-results/
 bench:
 	$(CARGO) run --release -p sparkvc-bench --bin api-bench
 
+## cluster-up, cluster-down: start or stop the local Kubernetes and AWS stand-in by hand
 cluster-up:
 	deploy/local/up
 
