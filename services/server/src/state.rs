@@ -16,6 +16,31 @@
 //! - Every transition is appended to the run's `stateHistory` with its time,
 //!   and is durable in the store before any client can observe it.
 //! - `finishedAt` is set exactly when a run enters a terminal state.
+//!
+//! Who drives each edge (every change goes through [`transition`] or
+//! [`begin_attempt`], inside one store write):
+//!
+//! | edge | driven by |
+//! |---|---|
+//! | (new) → PENDING | `control/job_runs.rs`, StartJobRun |
+//! | PENDING → CANCELLED | `control/job_runs.rs`, CancelJobRun (nothing created yet); `control/virtual_clusters.rs` for a virtual cluster on no configured cluster |
+//! | PENDING, SUBMITTED, RUNNING → CANCEL_PENDING | `control/job_runs.rs`, CancelJobRun (not PENDING); `control/virtual_clusters.rs`, DeleteVirtualCluster (all three) |
+//! | PENDING → SUBMITTED | `kube/executor/submit.rs`, once the job-runner exists |
+//! | PENDING → FAILED | `kube/executor`, a run that can never be submitted (bad input, no log access) |
+//! | SUBMITTED → RUNNING → COMPLETED / FAILED | `kube/executor/watch.rs`, from the pods' status |
+//! | SUBMITTED → FAILED | `kube/executor`, the job-start timeout |
+//! | SUBMITTED / RUNNING → SUBMITTED (next attempt) | `kube/executor/submit.rs`, a retry's backoff passed |
+//! | CANCEL_PENDING → CANCELLED | `kube/executor`, once the run's pods are deleted |
+
+/// The states of a virtual cluster: RUNNING until DeleteVirtualCluster,
+/// then TERMINATING (the control plane writes it, with its open runs
+/// CANCEL_PENDING) until the executor has taken everything down and writes
+/// TERMINATED.
+pub mod virtual_cluster {
+    pub const RUNNING: &str = "RUNNING";
+    pub const TERMINATING: &str = "TERMINATING";
+    pub const TERMINATED: &str = "TERMINATED";
+}
 
 use prost_types::Timestamp;
 use sparkvc_proto::v1 as pb;

@@ -425,6 +425,23 @@ impl ClusterSetup {
     }
 }
 
+/// Waits (up to a minute) until virtual cluster `id` is in `state`.
+pub async fn wait_for_vc_state(client: &mut Client, id: &str, state: &str) -> pb::VirtualCluster {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let vc = describe_vc(client, id).await;
+        if vc.state == state {
+            return vc;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "virtual cluster {id} never reached {state}; it is {}",
+            vc.state
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits (up to a minute) until job run `id` is in `state`.
 pub async fn wait_for_state(client: &mut Client, vc: &str, id: &str, state: &str) -> pb::JobRun {
     wait_for_state_within(client, vc, id, state, Duration::from_secs(60)).await

@@ -186,11 +186,13 @@ async fn a_job_run_goes_pending_submitted_running_completed() {
         .collect();
     assert_eq!(history, ["PENDING", "SUBMITTED", "RUNNING", "COMPLETED"]);
 
-    // Deleting the virtual cluster removes what sparkvc made and keeps the namespace.
+    // Deleting the virtual cluster removes what sparkvc made and keeps the
+    // namespace: TERMINATING at once, TERMINATED once the executor is done.
     s.client
         .delete_virtual_cluster(pb::DeleteVirtualClusterRequest { id: s.vc.clone() })
         .await
         .unwrap();
+    wait_for_vc_state(&mut s.client, &s.vc, "TERMINATED").await;
     assert!(
         Api::<Role>::namespaced(s.kube.clone(), &ns)
             .get_opt("sparkvc-spark")
@@ -208,6 +210,61 @@ async fn a_job_run_goes_pending_submitted_running_completed() {
     s.ns.delete().await.unwrap();
 }
 
+/// DeleteVirtualCluster while the executor is still creating the runs'
+/// job-runners: it answers at once, every run ends CANCELLED, and not one
+/// pod of the virtual cluster is left behind.
+#[tokio::test]
+async fn deleting_a_virtual_cluster_while_its_runs_start_leaves_no_pods() {
+    let mut s = setup("exec-delete-race").await;
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        let run = s
+            .client
+            .start_job_run(start_request(&s.vc))
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(run.id);
+    }
+    s.client
+        .delete_virtual_cluster(pb::DeleteVirtualClusterRequest { id: s.vc.clone() })
+        .await
+        .unwrap();
+    wait_for_vc_state(&mut s.client, &s.vc, "TERMINATED").await;
+    for id in &ids {
+        let run = describe_run(&mut s.client, &s.vc, id).await;
+        assert_eq!(run.state, "CANCELLED", "run {id}: {}", run.state_details);
+        assert!(
+            run.state_details.contains("was deleted"),
+            "{}",
+            run.state_details
+        );
+    }
+    let pods: Api<Pod> = Api::namespaced(s.kube.clone(), &s.ns.name);
+    let selector = format!("sparkvc.io/virtual-cluster-id={}", s.vc);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = pods
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pods left after the virtual cluster was TERMINATED: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    s.ns.delete().await.unwrap();
+}
+
 /// Terraform's replace: delete a virtual cluster, then create another on
 /// the same namespace at once. Deleting the first removed its service
 /// accounts; the second's runs must get them again, not fail because the
@@ -220,11 +277,7 @@ async fn a_new_virtual_cluster_on_a_namespace_gets_its_own_service_accounts() {
         .delete_virtual_cluster(pb::DeleteVirtualClusterRequest { id: s.vc.clone() })
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while describe_vc(&mut s.client, &s.vc).await.state != "TERMINATED" {
-        assert!(tokio::time::Instant::now() < deadline, "never TERMINATED");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_vc_state(&mut s.client, &s.vc, "TERMINATED").await;
     let cancelled = describe_run(&mut s.client, &s.vc, &first.id).await;
     assert_eq!(cancelled.state, "CANCELLED");
 

@@ -1,21 +1,18 @@
 //! Virtual clusters: one per (cluster, namespace) while not terminated.
-//! Deleting one moves it RUNNING -> TERMINATING, cancels its open job runs,
-//! then TERMINATED, which frees its namespace for a new virtual cluster.
+//! Deleting one moves it RUNNING -> TERMINATING and asks for its open job
+//! runs to be cancelled; the executor takes their pods down and then marks it
+//! TERMINATED, which frees its namespace for a new virtual cluster.
 
 use super::{ControlPlane, Idempotency, fingerprint, timestamp_from_micros, window};
 use crate::error::{ApiError, ApiResult};
 use crate::ids;
 use crate::kube::access::{self, AccessError};
 use crate::kube::tenancy as kube_tenancy;
-use crate::render::names;
 use crate::state::{self, JobRunState, Outcome};
 use crate::validate;
-use k8s_openapi::api::core::v1::Pod;
 use sparkvc_proto::v1 as pb;
 
-pub const RUNNING: &str = "RUNNING";
-pub const TERMINATING: &str = "TERMINATING";
-pub const TERMINATED: &str = "TERMINATED";
+pub use crate::state::virtual_cluster::{RUNNING, TERMINATED, TERMINATING};
 
 impl ControlPlane {
     /// Adds the live queue counts that `schedulerStatus` reports.
@@ -198,125 +195,113 @@ impl ControlPlane {
         Ok(self.with_status(updated))
     }
 
-    /// Marks the virtual cluster TERMINATING; [`Self::finish_termination`]
-    /// completes the deletion.
+    /// Deletes a virtual cluster as AWS does: TERMINATING, then TERMINATED.
+    /// One store write marks it TERMINATING and every open job run
+    /// CANCEL_PENDING, and the reply goes out; the executor, the only part
+    /// of sparkvc that changes a cluster, then takes the runs' pods down,
+    /// removes what sparkvc set up in the namespace, and marks the virtual
+    /// cluster TERMINATED, which frees the namespace. A virtual cluster on no
+    /// configured Kubernetes cluster has nothing there: it is TERMINATED at
+    /// once, its runs CANCELLED.
     pub async fn delete_virtual_cluster(&self, id: &str) -> ApiResult<()> {
-        let needs_finishing = self
+        let now = timestamp_from_micros(self.clock.now_micros());
+        let terminating = self
             .store
             .write(|txn| -> ApiResult<bool> {
                 let mut vc = txn
                     .virtual_cluster(id)?
                     .ok_or_else(|| ApiError::virtual_cluster_not_found(id).into_validation())?;
-                match vc.state.as_str() {
-                    TERMINATED => Ok(false),
-                    TERMINATING => Ok(true),
-                    _ => {
-                        vc.state = TERMINATING.into();
-                        txn.put_virtual_cluster(&vc);
-                        Ok(true)
-                    }
+                if vc.state != RUNNING {
+                    // Already TERMINATING (under way) or TERMINATED.
+                    return Ok(false);
                 }
-            })
-            .await?;
-        if needs_finishing {
-            tracing::info!(virtual_cluster_id = id, "virtual cluster terminating");
-            self.finish_termination(id).await?;
-        }
-        Ok(())
-    }
-
-    /// Cancels a terminating virtual cluster's open job runs (deleting their
-    /// Kubernetes objects), marks it TERMINATED, frees its namespace and
-    /// removes what sparkvc set up there. Safe to repeat: start-up calls it
-    /// for every cluster a crash left TERMINATING.
-    pub async fn finish_termination(&self, id: &str) -> ApiResult<()> {
-        let Some(vc) = self.store.virtual_cluster(id)? else {
-            return Ok(());
-        };
-        if vc.state != TERMINATING {
-            return Ok(());
-        }
-        let provider = vc.container_provider.clone().unwrap_or_default();
-        let namespace = validate::namespace_of(&provider).map(str::to_string).ok();
-        let placement = self.clusters.get(&provider.id).zip(namespace.as_deref());
-        if let Some((client, namespace)) = placement {
-            for (vc_id, run_id, _) in self
-                .store
-                .open_job_runs()?
-                .into_iter()
-                .filter(|(v, _, _)| v == id)
-            {
-                let attempt = self
-                    .store
-                    .job_run(&vc_id, &run_id)?
-                    .as_ref()
-                    .map_or(1, state::attempt_of);
-                let deleted = async {
-                    for name in names::live_attempt_names(&run_id, attempt) {
-                        for pod in [names::job_runner_name(&name), names::driver_pod_name(&name)] {
-                            crate::kube::delete_if_present::<Pod>(client, namespace, &pod).await?;
-                        }
+                let provider = vc.container_provider.clone().unwrap_or_default();
+                let on_kubernetes = self.clusters.get(&provider.id).is_some();
+                cancel_open_runs(txn, id, on_kubernetes, now)?;
+                if on_kubernetes {
+                    vc.state = TERMINATING.into();
+                } else {
+                    vc.state = TERMINATED.into();
+                    if let Ok(namespace) = validate::namespace_of(&provider) {
+                        txn.release_namespace(&provider.id, namespace);
                     }
-                    Ok::<_, kube::Error>(())
-                };
-                deleted.await.map_err(|e| {
-                    ApiError::Internal(format!(
-                        "could not delete job run {vc_id}/{run_id} on the cluster: {e}"
-                    ))
-                })?;
-            }
-        }
-        let now = timestamp_from_micros(self.clock.now_micros());
-        self.store
-            .write(|txn| -> ApiResult<()> {
-                let Some(mut vc) = txn.virtual_cluster(id)? else {
-                    return Ok(());
-                };
-                for run_id in txn.open_job_runs_of(id)? {
-                    let Some(mut run) = txn.job_run(id, &run_id)? else {
-                        continue;
-                    };
-                    let before = state::state_of(&run);
-                    let outcome = Outcome {
-                        details: format!("Virtual cluster {id} was deleted."),
-                        ..Default::default()
-                    };
-                    if before == JobRunState::Pending || before == JobRunState::CancelPending {
-                        state::transition(&mut run, JobRunState::Cancelled, outcome, now);
-                    } else {
-                        // SUBMITTED/RUNNING: its objects are gone, so it is over.
-                        state::transition(
-                            &mut run,
-                            JobRunState::CancelPending,
-                            outcome.clone(),
-                            now,
-                        );
-                        state::transition(&mut run, JobRunState::Cancelled, outcome, now);
-                    }
-                    txn.put_job_run(Some(before), &run);
-                }
-                vc.state = TERMINATED.into();
-                if let Ok(namespace) = validate::namespace_of(&provider) {
-                    txn.release_namespace(&provider.id, namespace);
                 }
                 txn.put_virtual_cluster(&vc);
-                Ok(())
+                Ok(on_kubernetes)
             })
             .await?;
-        if let Some((client, namespace)) = placement
-            && let Err(e) = kube_tenancy::tear_down(client, namespace, id).await
-        {
-            tracing::warn!(virtual_cluster_id = id, error = %e, "could not remove sparkvc's objects from the namespace");
+        if terminating {
+            tracing::info!(virtual_cluster_id = id, "virtual cluster terminating");
+            self.wake.notify_one();
         }
-        tracing::info!(virtual_cluster_id = id, "virtual cluster terminated");
         Ok(())
     }
 
-    /// Completes every deletion a crash interrupted.
+    /// At start-up: a virtual cluster left TERMINATING on a Kubernetes
+    /// cluster that is no longer configured has nobody to finish it; it is
+    /// finished here (the executor finishes the others).
     pub async fn resume_terminations(&self) -> ApiResult<()> {
+        let now = timestamp_from_micros(self.clock.now_micros());
         for vc in self.store.virtual_clusters_in_state(TERMINATING)? {
-            self.finish_termination(&vc.id).await?;
+            let provider = vc.container_provider.clone().unwrap_or_default();
+            if self.clusters.get(&provider.id).is_some() {
+                continue;
+            }
+            self.store
+                .write(|txn| -> ApiResult<()> {
+                    let Some(mut vc) = txn.virtual_cluster(&vc.id)? else {
+                        return Ok(());
+                    };
+                    cancel_open_runs(txn, &vc.id, false, now)?;
+                    vc.state = TERMINATED.into();
+                    if let Ok(namespace) = validate::namespace_of(&provider) {
+                        txn.release_namespace(&provider.id, namespace);
+                    }
+                    txn.put_virtual_cluster(&vc);
+                    Ok(())
+                })
+                .await?;
+            tracing::info!(virtual_cluster_id = vc.id, "virtual cluster terminated");
         }
         Ok(())
     }
+}
+
+/// The part of a deletion that concerns the runs: each open run of
+/// virtual cluster `id` is to be cancelled. With pods possibly on a
+/// cluster, CANCEL_PENDING, so that the executor deletes them (a PENDING run
+/// too: the executor may be creating its job-runner right now); otherwise
+/// straight to CANCELLED.
+fn cancel_open_runs(
+    txn: &mut crate::store::Txn<'_>,
+    id: &str,
+    on_kubernetes: bool,
+    now: prost_types::Timestamp,
+) -> ApiResult<()> {
+    let outcome = Outcome {
+        details: format!("Virtual cluster {id} was deleted."),
+        ..Default::default()
+    };
+    for run_id in txn.open_job_runs_of(id)? {
+        let Some(mut run) = txn.job_run(id, &run_id)? else {
+            continue;
+        };
+        let before = state::state_of(&run);
+        let next = if on_kubernetes {
+            JobRunState::CancelPending
+        } else {
+            JobRunState::Cancelled
+        };
+        if before == next {
+            continue;
+        }
+        if !on_kubernetes && before != JobRunState::Pending && before != JobRunState::CancelPending
+        {
+            // No executor will take it down: nothing of it can be running.
+            state::transition(&mut run, JobRunState::CancelPending, outcome.clone(), now);
+        }
+        state::transition(&mut run, next, outcome.clone(), now);
+        txn.put_job_run(Some(before), &run);
+    }
+    Ok(())
 }

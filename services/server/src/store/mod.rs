@@ -340,6 +340,18 @@ impl Store {
     }
 
     /// Virtual clusters in a given state, oldest first.
+    /// The IDs of virtual cluster `vc_id`'s open (non-terminal) job runs.
+    pub fn open_job_runs_in(&self, vc_id: &str) -> StoreResult<Vec<String>> {
+        let prefix = keys::job_run_prefix(vc_id);
+        let mut out = Vec::new();
+        for key in self.tree(TreeId::OpenJobRuns).scan_prefix(&prefix).keys() {
+            if let Some((_, run)) = keys::split_job_run(&key?) {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn virtual_clusters_in_state(&self, state: &str) -> StoreResult<Vec<pb::VirtualCluster>> {
         let mut out = Vec::new();
         for entry in self.tree(TreeId::VirtualClusters).iter() {

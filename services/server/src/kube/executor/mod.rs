@@ -48,12 +48,14 @@ use super::apply::delete_if_present;
 use super::observe::why_not_started;
 use super::queue::{self, OpenRun, Step};
 use super::templates::{TemplateError, TemplateReader};
+use super::tenancy;
 use crate::control::{micros_from_timestamp, timestamp_from_micros};
 use crate::ids::Clock;
 use crate::log_access::LogAccessChecker;
 use crate::metrics::Metrics;
 use crate::release::Catalogue;
 use crate::render::{self, RenderError, names};
+use crate::state::virtual_cluster::{TERMINATED, TERMINATING};
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::{Due, Store, StoreError, Timer};
 use backoff::ClusterBackoff;
@@ -208,6 +210,10 @@ impl Executor {
                 self.metrics.reconcile_error("store");
                 tracing::warn!(error = %err, "starting retried attempts failed; retrying");
             }
+            if let Err(err) = self.finish_terminations().await {
+                self.metrics.reconcile_error("store");
+                tracing::warn!(error = %err, "finishing virtual cluster deletions failed; retrying");
+            }
             if check_starts && let Err(err) = self.run_due(Timer::Cleanup).await {
                 self.metrics.reconcile_error("store");
                 tracing::warn!(error = %err, "cleaning up finished runs failed; retrying");
@@ -344,6 +350,68 @@ impl Executor {
                 Ok(())
             })
             .await
+    }
+
+    /// Finishes the deletion of each TERMINATING virtual cluster whose runs
+    /// have all ended (their pods are gone): removes what sparkvc set up in
+    /// its namespace, forgets the objects remembered there, and marks it
+    /// TERMINATED, which frees the namespace. One that fails is tried again
+    /// on the next pass.
+    async fn finish_terminations(&self) -> Result<(), StoreError> {
+        for vc in self.store.virtual_clusters_in_state(TERMINATING)? {
+            let Some(at) = self.placement(&vc) else {
+                continue; // its cluster is not configured: see resume_terminations
+            };
+            if !self.store.open_job_runs_in(&vc.id)?.is_empty()
+                || self.lock_backoff().waiting(&at.cluster, Instant::now())
+            {
+                continue;
+            }
+            let torn_down = self
+                .metrics
+                .kube(
+                    "delete",
+                    "tenancy",
+                    tenancy::tear_down(&at.client, &at.namespace, &vc.id),
+                )
+                .await;
+            if let Err(err) = torn_down {
+                self.lock_backoff().failed(&at.cluster, Instant::now());
+                self.metrics.reconcile_error("kubernetes");
+                tracing::warn!(virtual_cluster_id = vc.id, error = %err, "removing sparkvc's objects from the namespace failed; will retry");
+                continue;
+            }
+            self.forget_shared(&at);
+            let terminated = self
+                .store
+                .write(|txn| -> Result<bool, StoreError> {
+                    let Some(mut vc) = txn.virtual_cluster(&vc.id)? else {
+                        return Ok(false);
+                    };
+                    if vc.state != TERMINATING {
+                        return Ok(false);
+                    }
+                    vc.state = TERMINATED.into();
+                    txn.release_namespace(&at.cluster, &at.namespace);
+                    txn.put_virtual_cluster(&vc);
+                    Ok(true)
+                })
+                .await?;
+            if terminated {
+                tracing::info!(virtual_cluster_id = vc.id, "virtual cluster terminated");
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the shared objects remembered for a virtual cluster whose
+    /// namespace objects were removed.
+    fn forget_shared(&self, at: &Placement) {
+        let prefix = format!("{}/{}/{}/", at.cluster, at.namespace, at.virtual_cluster_id);
+        self.shared_objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|key, _| !key.starts_with(&prefix));
     }
 
     /// Deletes a finished run's job-runner and driver (its TTL passed).
@@ -498,11 +566,17 @@ impl Executor {
     }
 
     async fn cancel(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
+        let mut details = String::new();
         if let Some((run, at)) = self.run_and_placement(vc_id, run_id)? {
             self.take_down(&at, &run).await?;
+            // Why it was cancelled, as said when it became CANCEL_PENDING.
+            details = run.state_details;
+        }
+        if details.is_empty() {
+            details = "Job run cancelled by user.".into();
         }
         let outcome = Outcome {
-            details: "Job run cancelled by user.".into(),
+            details,
             ..Default::default()
         };
         self.transition(vc_id, run_id, JobRunState::Cancelled, outcome)
