@@ -22,4 +22,5 @@ pub mod render;
 pub mod state;
 pub mod store;
 pub mod template;
+pub mod time;
 pub mod validate;

@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+pub use crate::time::{micros_from_timestamp, timestamp_from_micros};
+
 /// Who and where this control plane is.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -80,18 +82,6 @@ impl ControlPlane {
     fn arns(&self) -> &ArnBuilder {
         &self.identity.arns
     }
-}
-
-pub fn timestamp_from_micros(micros: u64) -> Timestamp {
-    Timestamp {
-        seconds: (micros / 1_000_000) as i64,
-        nanos: ((micros % 1_000_000) * 1000) as i32,
-    }
-}
-
-pub fn micros_from_timestamp(ts: &Timestamp) -> u64 {
-    let micros = i128::from(ts.seconds) * 1_000_000 + i128::from(ts.nanos) / 1000;
-    micros.clamp(0, i128::from(u64::MAX)) as u64
 }
 
 /// SHA-256 of a request with its client token blanked, so that a retry with

@@ -34,7 +34,7 @@
 //! `-python3` Apache Spark images do).
 
 use super::names;
-use super::pod_template::{USER_LOG_DIR, USER_LOG_VOLUME};
+use super::names::{USER_LOG_DIR, USER_LOG_VOLUME};
 use super::spark_conf::JobSubmitterConfig;
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, EmptyDirVolumeSource, KeyToPath, Pod, PodSpec,
@@ -236,7 +236,7 @@ pub fn render_job_runner(inputs: &JobRunnerInputs<'_>) -> Pod {
         env,
         resources: Some(resources(inputs.submitter)),
         volume_mounts: Some(mounts),
-        security_context: Some(super::pod_template::restricted_security_context()),
+        security_context: Some(super::security::restricted_security_context()),
         // spark-submit's own error (bad arguments, no permission to create the
         // driver, ...) becomes the termination message, and so the stateDetails.
         termination_message_policy: Some("FallbackToLogsOnError".into()),

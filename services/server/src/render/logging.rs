@@ -32,7 +32,7 @@
 //! Everything here is pure; the fluentd configurations are golden-tested.
 
 use super::RenderError;
-use super::pod_template::USER_LOG_DIR;
+use super::names::USER_LOG_DIR;
 use super::spark_conf::Classifications;
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector,
@@ -516,7 +516,7 @@ pub fn sidecar(
                 ..VolumeMount::default()
             },
         ]),
-        security_context: Some(super::pod_template::restricted_security_context()),
+        security_context: Some(super::security::restricted_security_context()),
         ..Container::default()
     }
 }

@@ -19,6 +19,7 @@ pub mod job_runner;
 pub mod logging;
 pub mod names;
 pub mod pod_template;
+pub mod security;
 pub mod spark_conf;
 pub mod tenancy;
 
@@ -235,12 +236,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
     let logs = logging::plan(run, &classes)?;
     let log_capture = |settings: Option<&logging::SidecarSettings>, source| {
         settings.map(|settings| logging::LogCapture {
-            sidecar: logging::sidecar(
-                settings,
-                source,
-                pod_template::USER_LOG_VOLUME,
-                inputs.region,
-            ),
+            sidecar: logging::sidecar(settings, source, names::USER_LOG_VOLUME, inputs.region),
             config_volume: logging::config_volume(&config_map_name, source).0,
             env: logging::capture_env(run),
         })

@@ -241,6 +241,15 @@ pub fn virtual_cluster_labels(virtual_cluster_id: &str) -> BTreeMap<String, Stri
     ])
 }
 
+/// The Spark containers' names, as Spark on Kubernetes gives them.
+pub const DRIVER_CONTAINER: &str = "spark-kubernetes-driver";
+pub const EXECUTOR_CONTAINER: &str = "spark-kubernetes-executor";
+
+/// The emptyDir shared by the Spark container and the log sidecars, and
+/// where it is mounted.
+pub const USER_LOG_VOLUME: &str = "sparkvc-user-logs";
+pub const USER_LOG_DIR: &str = "/var/log/spark/user";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,18 +27,13 @@
 
 use super::RenderError;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, Pod, PodSpec, SeccompProfile, SecurityContext,
-    Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, Pod, PodSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use std::collections::BTreeMap;
 
-pub const DRIVER_CONTAINER: &str = "spark-kubernetes-driver";
-pub const EXECUTOR_CONTAINER: &str = "spark-kubernetes-executor";
-
-/// The emptyDir shared by the Spark container and, later, the log sidecars.
-pub const USER_LOG_VOLUME: &str = "sparkvc-user-logs";
-pub const USER_LOG_DIR: &str = "/var/log/spark/user";
+use super::names::{DRIVER_CONTAINER, EXECUTOR_CONTAINER, USER_LOG_DIR, USER_LOG_VOLUME};
+use super::security::restricted_security_context;
 
 /// Which Spark pod a template is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,24 +172,6 @@ pub fn render_pod_template(inputs: &PodTemplateInputs<'_>) -> Result<Pod, Render
             .push(capture.sidecar.clone());
     }
     Ok(pod)
-}
-
-/// The container security context sparkvc sets on its containers: what the
-/// Kubernetes "restricted" Pod Security Standard asks of a container.
-pub fn restricted_security_context() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Capabilities::default()
-        }),
-        run_as_non_root: Some(true),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..SeccompProfile::default()
-        }),
-        ..SecurityContext::default()
-    }
 }
 
 /// Parses a YAML or JSON pod (apiVersion/kind may be left out). Errors

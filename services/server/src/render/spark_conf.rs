@@ -353,11 +353,11 @@ fn controlled_settings(inputs: &SparkConfInputs<'_>) -> Vec<(String, String)> {
         ),
         (
             "spark.kubernetes.driver.podTemplateContainerName",
-            super::pod_template::DRIVER_CONTAINER.to_string(),
+            super::names::DRIVER_CONTAINER.to_string(),
         ),
         (
             "spark.kubernetes.executor.podTemplateContainerName",
-            super::pod_template::EXECUTOR_CONTAINER.to_string(),
+            super::names::EXECUTOR_CONTAINER.to_string(),
         ),
         (
             "spark.kubernetes.submission.waitAppCompletion",

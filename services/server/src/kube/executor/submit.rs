@@ -3,11 +3,11 @@
 //! again).
 
 use super::{Executor, Placement, SubmitError, kube_failure};
-use crate::control::micros_from_timestamp;
 use crate::kube::apply::{create_if_absent, delete_if_present};
 use crate::render::{self, JobRunInputs, logging, names};
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::StoreError;
+use crate::time::micros_from_timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -234,7 +234,7 @@ impl Executor {
         run_id: &str,
         details: String,
     ) -> Result<bool, StoreError> {
-        let at = crate::control::timestamp_from_micros(self.clock.now_micros());
+        let at = crate::time::timestamp_from_micros(self.clock.now_micros());
         let begun = self
             .store
             .write(|txn| -> Result<Option<u32>, StoreError> {

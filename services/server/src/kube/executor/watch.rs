@@ -3,11 +3,11 @@
 //! while the run's retry policy has attempts left.
 
 use super::Executor;
-use crate::control::timestamp_from_micros;
 use crate::kube::observe::{Observation, ObservedOutcome, observe};
 use crate::render::names;
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::{StoreError, Timer};
+use crate::time::timestamp_from_micros;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
