@@ -12,6 +12,7 @@
 //! [`the_real_spark_submit_runs_the_job_runner_pod`], where `local-job-runner`
 //! runs the job-runner pod's spark-submit on this machine.
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::Role;
@@ -216,16 +217,25 @@ async fn a_job_run_goes_pending_submitted_running_completed() {
 #[tokio::test]
 async fn deleting_a_virtual_cluster_while_its_runs_start_leaves_no_pods() {
     let mut s = setup("exec-delete-race").await;
-    let mut ids = Vec::new();
-    for _ in 0..40 {
-        let run = s
-            .client
-            .start_job_run(start_request(&s.vc))
-            .await
-            .unwrap()
-            .into_inner();
-        ids.push(run.id);
-    }
+    // Enough runs that the deletion overlaps the executor's submissions;
+    // their job-runners stay Running until deleted, so every run can only
+    // end by being cancelled.
+    let starts = (0..300).map(|_| {
+        let mut client = s.client.clone();
+        let mut req = start_request(&s.vc);
+        req.configuration_overrides = Some(
+            serde_json::from_value(json!({"applicationConfiguration": [{
+                "classification": "emr-job-submitter",
+                "properties": {format!("jobsubmitter.annotation.{}", kwok::STAY_RUNNING): "true"}
+            }]}))
+            .unwrap(),
+        );
+        async move { client.start_job_run(req).await.unwrap().into_inner().id }
+    });
+    let ids: Vec<String> = futures::stream::iter(starts)
+        .buffer_unordered(32)
+        .collect()
+        .await;
     s.client
         .delete_virtual_cluster(pb::DeleteVirtualClusterRequest { id: s.vc.clone() })
         .await
