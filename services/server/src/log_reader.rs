@@ -1,6 +1,7 @@
 //! Reads a job run's shipped logs back (GetJobRunLogs, a sparkvc
 //! extension), from the layout `render::logging` gives the sidecars, with
-//! the server's own AWS credentials. Works after the pods are gone; a
+//! the run's execution role (assumed through STS), never the server's own
+//! credentials. Works after the pods are gone; a
 //! `next_token` lets a client follow a running job's log.
 //!
 //! - S3: the parts `<…>/<pod>/<stream>-<n>.gz` are read in order of `n` and
@@ -159,7 +160,17 @@ pub async fn read(
 ) -> ApiResult<pb::GetJobRunLogsResponse> {
     let run_path = logging::run_path(&run.virtual_cluster_id, &run.id);
     let (dir, wanted) = pods_of(run, query.container);
-    let config = crate::aws::sdk_config().await;
+    // As the run's execution role, never as the server: a caller who names
+    // someone else's bucket as a run's logUri must not read it through us.
+    let role = crate::aws::assume_execution_role(crate::aws::sdk_config().await, run)
+        .await
+        .map_err(|e| {
+            ApiError::validation(format!(
+                "sparkvc could not assume the execution role {} to read the job run's logs (sts:AssumeRole): {e}",
+                run.execution_role_arn
+            ))
+        })?;
+    let config = &role;
     match query.source {
         LogSourceKind::S3 => {
             let s3 = destinations.s3.as_ref().expect("checked by query()");
