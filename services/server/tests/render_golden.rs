@@ -45,14 +45,16 @@ fn run(extra: Value) -> JobRun {
     serde_json::from_value(base).expect("a valid JobRun")
 }
 
-fn owner() -> OwnerReference {
+/// The owner production gives a run's ConfigMap and driver: the attempt's
+/// job-runner pod, created first (see `kube/executor/submit.rs`).
+fn job_runner_owner(name: &str) -> OwnerReference {
     OwnerReference {
         api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        name: "sparkvc-run-00000000000000000ab".into(),
+        kind: "Pod".into(),
+        name: name.into(),
         uid: "6f1c1a52-1111-4c3b-9d6e-000000000001".into(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
+        controller: Some(false),
+        block_owner_deletion: Some(false),
     }
 }
 
@@ -71,17 +73,26 @@ fn render_attempt(
     attempt: u32,
 ) -> Result<Value, RenderError> {
     let release = release();
-    let rendered = render_job_run(&JobRunInputs {
+    // As production does it: the job-runner pod is rendered and created
+    // first, without an owner; then the rest, owned by it.
+    let inputs = JobRunInputs {
         run,
         namespace: NAMESPACE,
         account_id: ACCOUNT,
         release: &release,
         driver_template: driver,
         executor_template: executor,
-        owner: Some(owner()),
+        owner: None,
         attempt,
         region: "us-west-2",
         event_log_dir: None,
+    };
+    let runner = render_job_run(&inputs)?.job_runner;
+    let rendered = render_job_run(&JobRunInputs {
+        owner: Some(job_runner_owner(
+            runner.metadata.name.as_deref().unwrap_or_default(),
+        )),
+        ..inputs
     })?;
     // The pod templates are JSON text inside the ConfigMap; show them parsed
     // as well so the golden files are easy to review.
@@ -95,7 +106,7 @@ fn render_attempt(
         "serviceAccounts": rendered.service_accounts,
         "roleBinding": rendered.role_binding,
         "configMap": rendered.config_map,
-        "jobRunner": rendered.job_runner,
+        "jobRunner": runner,
         "sparkSubmitArgv": rendered.spark_submit_argv,
         "podTemplatesParsed": parsed,
     }))
@@ -186,6 +197,12 @@ fn a_retried_attempt_has_its_own_names() {
             Value::String(text) if key == "name" && text == id => json!(format!("{id}-3")),
             Value::String(text) => json!(
                 text.replace(&format!("spark-{id}-"), &format!("spark-{id}-3-"))
+                    // The owner (the attempt's job-runner) inside the
+                    // templates' JSON text.
+                    .replace(
+                        &format!("\"name\": \"{id}\""),
+                        &format!("\"name\": \"{id}-3\"")
+                    )
                     .replace("sparkvc.io/attempt 1", "sparkvc.io/attempt 3")
                     .replace(
                         "\"sparkvc.io/attempt\": \"1\"",
