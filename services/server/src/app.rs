@@ -70,6 +70,7 @@ pub async fn run(
     }
     let wake = Arc::new(tokio::sync::Notify::new());
     let metrics = Metrics::default();
+    let mut executor_tasks = None;
     if !clusters.is_empty() {
         let executor = Executor::new(
             store.clone(),
@@ -85,7 +86,7 @@ pub async fn run(
                 pod_template_dirs: config.pod_template_dirs.clone(),
             },
         );
-        Arc::new(executor).spawn();
+        executor_tasks = Some(Arc::new(executor).spawn());
     }
     let control = Arc::new(ControlPlane::new(ControlPlaneParts {
         store: store.clone(),
@@ -195,6 +196,10 @@ pub async fn run(
     tokio::select! {
         served = serve => served.context("gRPC server failed")?,
         () = grace => tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them"),
+    }
+    // Nothing may write to the store once it is closed.
+    if let Some(tasks) = executor_tasks {
+        tasks.stop().await;
     }
     store.close()?;
     if let Ok(why) = store_failed_rx.try_recv() {

@@ -116,6 +116,21 @@ pub struct Executor {
     backoff: Mutex<ClusterBackoff>,
 }
 
+/// The executor's tasks, as [`Executor::spawn`] started them.
+#[derive(Debug)]
+pub struct Running {
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Running {
+    /// Stops every task and waits until they are gone. A step cut short is
+    /// safe: each is idempotent and resumed from the store at the next
+    /// start, and a store write already handed over still completes.
+    pub async fn stop(mut self) {
+        self.tasks.shutdown().await;
+    }
+}
+
 /// Why a submission attempt stopped.
 #[derive(Debug, thiserror::Error)]
 enum SubmitError {
@@ -181,15 +196,18 @@ impl Executor {
         }
     }
 
-    /// Starts the submission loop and one pod watch per cluster.
-    pub fn spawn(self: Arc<Self>) {
+    /// Starts the submission loop and one pod watch per cluster; stop them
+    /// with [`Running::stop`] before the store closes.
+    pub fn spawn(self: Arc<Self>) -> Running {
+        let mut tasks = tokio::task::JoinSet::new();
         for id in self.clusters.ids().map(str::to_string).collect::<Vec<_>>() {
             let (reader, writer) = reflector::store();
             self.lock_pods().insert(id.clone(), reader);
             let this = Arc::clone(&self);
-            tokio::spawn(async move { this.watch_pods(id, writer).await });
+            tasks.spawn(async move { this.watch_pods(id, writer).await });
         }
-        tokio::spawn(async move { self.submission_loop().await });
+        tasks.spawn(async move { self.submission_loop().await });
+        Running { tasks }
     }
 
     fn lock_backoff(&self) -> std::sync::MutexGuard<'_, ClusterBackoff> {

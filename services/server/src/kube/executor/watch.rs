@@ -64,12 +64,14 @@ impl Executor {
         let Some(cache) = self.lock_pods().get(&cluster).cloned() else {
             return;
         };
+        // Owned by this task: when it is stopped (at shutdown), so are they.
+        let mut workers = tokio::task::JoinSet::new();
         let shards: Vec<mpsc::Sender<(Pod, Instant)>> = (0..EVENT_SHARDS)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(SHARD_QUEUE);
                 let this = Arc::clone(&self);
                 let (client, cache) = (client.clone(), cache.clone());
-                tokio::spawn(async move { this.handle_events(&client, &cache, rx).await });
+                workers.spawn(async move { this.handle_events(&client, &cache, rx).await });
                 tx
             })
             .collect();
