@@ -59,6 +59,22 @@ where
     }
 }
 
+/// What a caller may be told of an SDK call's failure: the service's own
+/// error code and message when it answered; otherwise only that it could
+/// not be reached. A transport error names the server's endpoints, addresses
+/// and proxies, so it goes to the server's log instead.
+pub fn error_for_client<E, R>(err: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if err.as_service_error().is_some() {
+        return error_text(err);
+    }
+    tracing::warn!(error = %error_text(err), "an AWS call failed before the service answered");
+    "the AWS service could not be reached (the server's log has the details)".into()
+}
+
 /// `base` with the temporary credentials of `run`'s execution role, from
 /// `sts:AssumeRole` (15 minutes, session `sparkvc-<run id>`). Whatever sparkvc
 /// reads or writes for a run in AWS, it does with these, never with its own

@@ -13,6 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 /// Width of the time prefix: 36^11 microseconds is about 4,200 years.
 pub const TIME_PREFIX_LEN: usize = 11;
+/// The last microsecond a time prefix can hold (36^11 - 1, in the year 6140).
+/// Later times are treated as this one, so that a far-future
+/// `createdBefore` means "no upper bound" instead of wrapping around.
+pub const MAX_ID_MICROS: u64 = 36u64.pow(TIME_PREFIX_LEN as u32) - 1;
 pub const VIRTUAL_CLUSTER_ID_LEN: usize = 25;
 pub const JOB_RUN_ID_LEN: usize = 19;
 pub const TEMPLATE_ID_LEN: usize = 25;
@@ -56,11 +60,12 @@ pub fn new_id(micros: u64, len: usize) -> String {
     id
 }
 
-/// The 11-character base36 encoding of `micros`, zero padded. Any ID made at
-/// or after `micros` sorts at or after this prefix.
+/// The 11-character base36 encoding of `micros` (at most
+/// [`MAX_ID_MICROS`]), zero padded. Any ID made at or after `micros` sorts
+/// at or after this prefix.
 pub fn time_prefix(micros: u64) -> String {
     let mut digits = [b'0'; TIME_PREFIX_LEN];
-    let mut n = micros;
+    let mut n = micros.min(MAX_ID_MICROS);
     for slot in digits.iter_mut().rev() {
         *slot = ALPHABET[(n % 36) as usize];
         n /= 36;
@@ -138,6 +143,15 @@ pub enum Taggable {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_past_the_prefix_range_saturate_instead_of_wrapping() {
+        assert_eq!(time_prefix(MAX_ID_MICROS), "zzzzzzzzzzz");
+        assert_eq!(time_prefix(MAX_ID_MICROS + 1), "zzzzzzzzzzz");
+        assert_eq!(time_prefix(u64::MAX), "zzzzzzzzzzz");
+        assert!(time_prefix(MAX_ID_MICROS - 1) < time_prefix(u64::MAX));
+        assert_eq!(micros_of(&time_prefix(123_456_789)), Some(123_456_789));
+    }
+
     use super::*;
 
     #[test]

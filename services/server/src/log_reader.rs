@@ -189,8 +189,9 @@ pub async fn read(
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page
-                    .map_err(|e| internal("listing the log parts", crate::aws::error_text(&e)))?;
+                let page = page.map_err(|e| {
+                    internal("listing the log parts", crate::aws::error_for_client(&e))
+                })?;
                 keys.extend(
                     page.contents()
                         .iter()
@@ -206,12 +207,17 @@ pub async fn read(
                     .key(key)
                     .send()
                     .await
-                    .map_err(|e| internal("reading a log part", crate::aws::error_text(&e)))?;
+                    .map_err(|e| {
+                        internal("reading a log part", crate::aws::error_for_client(&e))
+                    })?;
                 let bytes = object
                     .body
                     .collect()
                     .await
-                    .map_err(|e| internal("reading a log part", e.to_string()))?
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "reading a log part failed");
+                        internal("reading a log part", "the connection broke".into())
+                    })?
                     .into_bytes();
                 let mut text = String::new();
                 flate2::read::MultiGzDecoder::new(&bytes[..])
@@ -267,7 +273,7 @@ pub async fn read(
                     Err(e) => {
                         return Err(internal(
                             "listing the log streams",
-                            crate::aws::error_text(&e),
+                            crate::aws::error_for_client(&e),
                         ));
                     }
                 }
@@ -287,7 +293,9 @@ pub async fn read(
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| internal("reading the log stream", crate::aws::error_text(&e)))?;
+                .map_err(|e| {
+                    internal("reading the log stream", crate::aws::error_for_client(&e))
+                })?;
             Ok(pb::GetJobRunLogsResponse {
                 lines: out
                     .events()

@@ -137,6 +137,8 @@ fn window(
             ApiError::validation("The nextToken is not valid for this request: pass the nextToken of the previous page of the same listing.")
         })?),
     };
+    crate::validate::timestamp("createdAfter", created_after)?;
+    crate::validate::timestamp("createdBefore", created_before)?;
     Ok(Window {
         created_after_micros: created_after.map(micros_from_timestamp),
         created_before_micros: created_before.map(micros_from_timestamp),

@@ -343,6 +343,20 @@ fn configuration_overrides(field: &str, o: &pb::ConfigurationOverrides) -> ApiRe
     Ok(())
 }
 
+/// A timestamp a request gives: its nanoseconds must be a fraction of a
+/// second (0 to 999,999,999), as protobuf defines them. Seconds are not
+/// bounded: times before 1970 count as 1970, and times past the year 6140
+/// (the last an ID can encode) as that year.
+pub fn timestamp(field: &str, ts: Option<&prost_types::Timestamp>) -> ApiResult<()> {
+    match ts {
+        Some(ts) if !(0..1_000_000_000).contains(&ts.nanos) => Err(ApiError::validation(format!(
+            "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must be a valid timestamp (nanos {} is not between 0 and 999999999)",
+            ts.nanos
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A log destination must be an S3 URI naming a bucket.
 fn s3_uri(field: &str, uri: &str) -> ApiResult<()> {
     let bucket = uri
@@ -351,7 +365,8 @@ fn s3_uri(field: &str, uri: &str) -> ApiResult<()> {
     match bucket {
         Some(b) if !b.is_empty() => Ok(()),
         _ => Err(ApiError::validation(format!(
-            "Value '{uri}' at '{field}' is not a valid S3 URI: expected s3://<bucket>/<prefix>."
+            "Value '{}' at '{field}' is not a valid S3 URI: expected s3://<bucket>/<prefix>.",
+            rules::echo(uri)
         ))),
     }
 }
@@ -444,11 +459,13 @@ pub fn create_job_template(req: &pb::CreateJobTemplateRequest) -> ApiResult<()> 
                 )?;
             }
             if let Some(s3) = &m.s3_monitoring_configuration {
-                optional(
-                    &format!("{mf}.s3MonitoringConfiguration.logUri"),
-                    &s3.log_uri,
-                    URI_STRING,
-                )?;
+                let field = format!("{mf}.s3MonitoringConfiguration.logUri");
+                optional(&field, &s3.log_uri, URI_STRING)?;
+                // A URI with a ${parameter} can only be checked once filled,
+                // at StartJobRun; any other is refused now, not at each run.
+                if !s3.log_uri.is_empty() && !s3.log_uri.contains("${") {
+                    s3_uri(&field, &s3.log_uri)?;
+                }
             }
         }
     }
@@ -567,6 +584,42 @@ pub fn tag_map(map: &BTreeMap<String, String>) -> ApiResult<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_job_templates_log_uri_is_checked_unless_it_has_a_parameter() {
+        let template = |log_uri: &str| -> pb::CreateJobTemplateRequest {
+            serde_json::from_value(serde_json::json!({
+                "name": "t",
+                "clientToken": "c",
+                "jobTemplateData": {
+                    "executionRoleArn": "arn:aws:iam::123456789012:role/r",
+                    "releaseLabel": "emr-7.9.0-latest",
+                    "jobDriver": {"sparkSubmitJobDriver": {"entryPoint": "local:///a.py"}},
+                    "parameterConfiguration": {"bucket": {"type": "STRING"}},
+                    "configurationOverrides": {"monitoringConfiguration": {
+                        "s3MonitoringConfiguration": {"logUri": log_uri}
+                    }}
+                }
+            }))
+            .unwrap()
+        };
+        let err = create_job_template(&template("not-an-s3-uri")).unwrap_err();
+        assert!(err.to_string().contains("is not a valid S3 URI"), "{err}");
+        create_job_template(&template("s3://logs/team-a/")).unwrap();
+        create_job_template(&template("s3://${bucket}/team-a/")).unwrap();
+    }
+
+    #[test]
+    fn timestamps_need_nanoseconds_within_a_second() {
+        let at = |seconds, nanos| prost_types::Timestamp { seconds, nanos };
+        assert!(timestamp("createdAfter", None).is_ok());
+        assert!(timestamp("createdAfter", Some(&at(i64::MAX, 999_999_999))).is_ok());
+        assert!(timestamp("createdAfter", Some(&at(i64::MIN, 0))).is_ok());
+        for nanos in [-1, 1_000_000_000, i32::MAX] {
+            let err = timestamp("createdBefore", Some(&at(0, nanos))).unwrap_err();
+            assert!(err.to_string().contains("'createdBefore'"), "{err}");
+        }
+    }
+
     use super::*;
 
     fn submit_driver() -> pb::JobDriver {

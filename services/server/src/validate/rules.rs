@@ -107,11 +107,22 @@ fn shown(value: &str, shape: &StringShape) -> String {
     if shape.sensitive {
         return String::new();
     }
-    let mut shown: String = value.chars().take(80).collect();
+    format!(" '{}'", echo(value))
+}
+
+/// How much of a bad value an error message quotes: enough to recognise it,
+/// never so much that an error outgrows what a client reads (or becomes a
+/// way to reflect a request back whole).
+pub const ECHO_CHARS: usize = 80;
+
+/// `value` as an error message may quote it: its first [`ECHO_CHARS`]
+/// characters, and `...` if there was more.
+pub fn echo(value: &str) -> String {
+    let mut shown: String = value.chars().take(ECHO_CHARS).collect();
     if shown.len() < value.len() {
         shown.push_str("...");
     }
-    format!(" '{shown}'")
+    shown
 }
 
 fn violation(value_text: String, field: &str, constraint: &str) -> ApiError {
@@ -189,7 +200,7 @@ pub fn one_of(field: &str, value: &str, allowed: &[&str], required_member: bool)
         return Ok(());
     }
     Err(violation(
-        format!(" '{value}'"),
+        format!(" '{}'", echo(value)),
         field,
         &format!(
             "Member must satisfy enum value set: [{}]",
@@ -252,6 +263,25 @@ pub fn tags(field: &str, tags: &BTreeMap<String, String>) -> ApiResult<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn errors_quote_at_most_the_start_of_a_bad_value() {
+        let huge = "x".repeat(1_000_000);
+        let enum_error = one_of("state", &huge, &["RUNNING"], true)
+            .unwrap_err()
+            .to_string();
+        assert!(enum_error.len() < 400, "{} characters", enum_error.len());
+        assert!(
+            enum_error.contains(&format!("'{}...'", "x".repeat(ECHO_CHARS))),
+            "{enum_error}"
+        );
+        assert_eq!(echo("short"), "short");
+        // Characters, not bytes: a multi-byte value is cut on a boundary.
+        assert_eq!(
+            echo(&"é".repeat(100)),
+            format!("{}...", "é".repeat(ECHO_CHARS))
+        );
+    }
+
     use super::*;
 
     #[test]
