@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     std::fs::write(out.join("sparkvc_descriptor.bin"), fds.encode_to_vec())?;
 
     let mut builder = tonic_prost_build::configure()
+        // Undecodable requests are ValidationExceptions (see src/codec.rs).
+        .codec_path("crate::codec::AwsCodec")
         // Ordered maps make the encoding of a request deterministic, which the
         // clientToken fingerprint relies on.
         .btree_map(".")

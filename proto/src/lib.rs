@@ -5,6 +5,7 @@
 //! names, ISO 8601 timestamps, absent members left out), which is what the
 //! `sparkvc` CLI reads from `--cli-input-json` and prints.
 
+pub mod codec;
 pub mod json;
 
 /// Generated from `proto/sparkvc/v1/emr_containers.proto`.

@@ -174,9 +174,15 @@ pub async fn run(
         }
     };
     let serve = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            crate::api::limits::name_oversized_requests,
+        ))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(EmrContainersServer::new(Api::new(control, app_ui)))
+        .add_service(
+            EmrContainersServer::new(Api::new(control, app_ui))
+                .max_decoding_message_size(crate::api::limits::MAX_REQUEST_BYTES),
+        )
         // Small request/response pairs: Nagle's algorithm would hold each
         // response back for the client's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(

@@ -1,6 +1,7 @@
 //! The gRPC service: validate the request, call the control plane, map the
 //! result. Nothing else belongs here.
 
+pub mod limits;
 mod status;
 
 pub use status::to_status;

@@ -1,0 +1,169 @@
+//! What a hostile or broken client gets from the real server (issue 19):
+//! an AWS error for every kind of bad input, bounded error messages, and
+//! nothing stored.
+
+use bytes::BufMut;
+use sparkvc_e2e::*;
+use sparkvc_proto::v1 as pb;
+use tonic::Code;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// Sends bytes as they are: what a client with a broken encoder sends.
+#[derive(Debug, Default, Clone)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = ();
+    type Error = tonic::Status;
+    fn decode(&mut self, _buf: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        Ok(Some(()))
+    }
+}
+
+async fn send_raw(server: &Server, method: &'static str, body: Vec<u8>) -> tonic::Status {
+    let channel = tonic::transport::Endpoint::from_shared(server.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static(method);
+    grpc.unary(tonic::Request::new(body), path, RawCodec)
+        .await
+        .expect_err("the server refuses it")
+}
+
+#[tokio::test]
+async fn undecodable_and_oversized_bodies_are_validation_exceptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let method = "/sparkvc.v1.EmrContainers/CreateVirtualCluster";
+    // Field 1 (name) as a string of two bytes that are not UTF-8; then a
+    // length that runs past the end; then a group nested past prost's limit.
+    let nested: Vec<u8> = std::iter::repeat_n(0x0b, 200).collect();
+    for body in [vec![0x0a, 0x02, 0xff, 0x41], vec![0x0a, 0x7f, 0x41], nested] {
+        let status = send_raw(&server, method, body.clone()).await;
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{body:02x?}: {status:?}"
+        );
+        assert_eq!(aws_error(&status), "ValidationException", "{status:?}");
+        assert!(
+            status
+                .message()
+                .contains("not a valid CreateVirtualClusterRequest"),
+            "{}",
+            status.message()
+        );
+    }
+    let status = send_raw(&server, method, vec![b'x'; 5 * 1024 * 1024]).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(aws_error(&status), "ValidationException");
+    assert!(
+        status.message().contains("4194304 bytes"),
+        "{}",
+        status.message()
+    );
+
+    // Nothing was stored, and the server still serves.
+    let mut client = server.client().await;
+    let listed = client
+        .list_virtual_clusters(pb::ListVirtualClustersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.virtual_clusters.is_empty());
+}
+
+#[tokio::test]
+async fn a_huge_bad_value_is_quoted_only_in_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut client = server.client().await;
+    let huge = "Q".repeat(1_000_000);
+    let status = client
+        .list_virtual_clusters(pb::ListVirtualClustersRequest {
+            states: vec![huge],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(aws_error(&status), "ValidationException");
+    assert!(
+        status.message().len() < 400,
+        "{} bytes",
+        status.message().len()
+    );
+}
+
+#[tokio::test]
+async fn far_future_and_malformed_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut client = server.client().await;
+    let vc = new_virtual_cluster(&mut client).await;
+    // Year 9999: past the last time an ID can encode; means "no bound".
+    let far = prost_types::Timestamp {
+        seconds: 253_402_300_799,
+        nanos: 0,
+    };
+    let listed = client
+        .list_virtual_clusters(pb::ListVirtualClustersRequest {
+            created_before: Some(far),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.virtual_clusters.len(), 1);
+    assert_eq!(listed.virtual_clusters[0].id, vc);
+    let none = client
+        .list_virtual_clusters(pb::ListVirtualClustersRequest {
+            created_after: Some(far),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.virtual_clusters.is_empty());
+    let status = client
+        .list_virtual_clusters(pb::ListVirtualClustersRequest {
+            created_after: Some(prost_types::Timestamp {
+                seconds: 0,
+                nanos: 1_000_000_000,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(aws_error(&status), "ValidationException");
+    assert!(
+        status.message().contains("'createdAfter'"),
+        "{}",
+        status.message()
+    );
+}
