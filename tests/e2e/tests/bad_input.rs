@@ -167,3 +167,58 @@ async fn far_future_and_malformed_timestamps() {
         status.message()
     );
 }
+
+/// A run is bounded (256 KiB of request), and a page of the largest runs
+/// stays well inside the 4 MiB a gRPC client reads by default: the
+/// listing pages by bytes as well as by count.
+#[tokio::test]
+async fn job_runs_and_their_pages_are_bounded() {
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut client = server.client().await;
+    let vc = new_virtual_cluster(&mut client).await;
+    let with_args = |count: usize| {
+        let mut req = start_request(&vc);
+        let driver = req.job_driver.as_mut().unwrap();
+        let submit = driver.spark_submit_job_driver.as_mut().unwrap();
+        submit.entry_point_arguments = vec!["a".repeat(10_000); count];
+        req
+    };
+    let status = client.start_job_run(with_args(400)).await.unwrap_err();
+    assert_eq!(aws_error(&status), "ValidationException");
+    assert!(
+        status.message().contains("more than the 262144"),
+        "{}",
+        status.message()
+    );
+
+    // 25 runs of about 250 KB each, the most a run may be.
+    for _ in 0..25 {
+        client.start_job_run(with_args(25)).await.unwrap();
+    }
+    let mut pages = Vec::new();
+    let mut next_token = String::new();
+    loop {
+        let page = client
+            .list_job_runs(pb::ListJobRunsRequest {
+                virtual_cluster_id: vc.clone(),
+                max_results: Some(50),
+                next_token: next_token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages.push((page.job_runs.len(), page.encoded_len()));
+        if page.next_token.is_empty() {
+            break;
+        }
+        next_token = page.next_token;
+    }
+    let runs: usize = pages.iter().map(|p| p.0).sum();
+    assert_eq!(runs, 25, "{pages:?}");
+    let largest = pages.iter().map(|p| p.1).max().unwrap();
+    println!("largest ListJobRuns page: {largest} bytes; pages (runs, bytes): {pages:?}");
+    assert!(largest < 3 * 1024 * 1024, "{largest} bytes");
+}

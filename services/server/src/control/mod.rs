@@ -144,5 +144,6 @@ fn window(
         created_before_micros: created_before.map(micros_from_timestamp),
         cursor,
         limit: crate::validate::page_size(max_results)?,
+        max_bytes: crate::validate::PAGE_BYTES,
     })
 }

@@ -195,6 +195,10 @@ pub struct Window {
     pub created_before_micros: Option<u64>,
     pub cursor: Option<Cursor>,
     pub limit: usize,
+    /// A page stops before its stored items reach this many bytes (it
+    /// always has at least one), so that a page of large records stays
+    /// within what clients read; 0 means no limit.
+    pub max_bytes: usize,
 }
 
 impl Store {
@@ -385,6 +389,7 @@ impl Store {
         }
         let mut items = Vec::new();
         let mut last_key = None;
+        let mut page_bytes = 0;
         if low < high {
             for entry in self.tree(tree).range(low..high).rev() {
                 let (key, bytes) = entry?;
@@ -392,7 +397,9 @@ impl Store {
                 if !keep(&item) {
                     continue;
                 }
-                if items.len() == window.limit {
+                page_bytes += bytes.len();
+                let full = window.max_bytes > 0 && page_bytes > window.max_bytes;
+                if items.len() == window.limit || (full && !items.is_empty()) {
                     // One more matching item exists: there is a next page.
                     return Ok(Page {
                         items,
@@ -869,6 +876,61 @@ mod tests {
             "the runs committed before, not this write's own"
         );
         assert_eq!(store.queue_counts("vc").in_queue, 51);
+    }
+
+    #[tokio::test]
+    async fn a_page_of_large_records_stops_at_its_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..10u64 {
+            let mut run = pending_run("vc", &ids::new_id(1_000_000 + i, ids::JOB_RUN_ID_LEN));
+            run.name = "x".repeat(300 * 1024);
+            store
+                .write(|txn| -> StoreResult<()> {
+                    txn.put_job_run(None, &run);
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        }
+        let window = |cursor| Window {
+            limit: 50,
+            max_bytes: 1024 * 1024,
+            cursor,
+            ..Window::default()
+        };
+        let mut seen = 0;
+        let mut cursor = None;
+        loop {
+            let page = store
+                .list_job_runs("vc", &window(cursor), |_| true)
+                .unwrap();
+            assert!(
+                (1..=3).contains(&page.items.len()),
+                "{} items",
+                page.items.len()
+            );
+            seen += page.items.len();
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 10, "paging by bytes loses no run");
+        // One record larger than the budget still comes, alone.
+        let tiny = Window {
+            limit: 50,
+            max_bytes: 1,
+            ..Window::default()
+        };
+        assert_eq!(
+            store
+                .list_job_runs("vc", &tiny, |_| true)
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 pub mod rules;
 
 use crate::error::{ApiError, ApiResult};
+use prost::Message;
 use rules::*;
 use sparkvc_proto::v1 as pb;
 use std::collections::BTreeMap;
@@ -152,7 +153,34 @@ pub fn list_job_runs(req: &pb::ListJobRunsRequest) -> ApiResult<()> {
 /// The members of StartJobRun as the request gives them. Whether the run is
 /// complete (role, release, driver) is checked after a job template, if any,
 /// has been merged in: see [`complete_job_run`].
+/// The largest StartJobRun or CreateJobTemplate request sparkvc takes, in
+/// encoded bytes. AWS documents no such bound, but a run's arguments end up
+/// in one pod spec and one etcd object (1.5 MiB at most), and a run's record
+/// is returned whole by DescribeJobRun and ListJobRuns.
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+/// The largest job run record, once a template is merged in.
+pub const MAX_JOB_RUN_BYTES: usize = 512 * 1024;
+/// A listing page stops before its records pass this many bytes (with at
+/// least one record), so a page stays far below the 4 MiB gRPC clients read.
+pub const PAGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// `what` is at most `max` bytes.
+pub fn size(what: &str, bytes: usize, max: usize) -> ApiResult<()> {
+    if bytes > max {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: {what} is {bytes} bytes, more than the {max} sparkvc takes; \
+             pass large inputs as files (for example in S3) instead"
+        )));
+    }
+    Ok(())
+}
+
 pub fn start_job_run(req: &pb::StartJobRunRequest) -> ApiResult<()> {
+    size(
+        "The StartJobRun request",
+        req.encoded_len(),
+        MAX_REQUEST_BYTES,
+    )?;
     optional("name", &req.name, RESOURCE_NAME)?;
     id("virtualClusterId", &req.virtual_cluster_id)?;
     required("clientToken", &req.client_token, CLIENT_TOKEN)?;
@@ -186,6 +214,11 @@ pub fn start_job_run(req: &pb::StartJobRunRequest) -> ApiResult<()> {
 
 /// What every job run needs once its template (if any) is merged in.
 pub fn complete_job_run(run: &pb::JobRun) -> ApiResult<()> {
+    size(
+        "The job run, with its template",
+        run.encoded_len(),
+        MAX_JOB_RUN_BYTES,
+    )?;
     required("executionRoleArn", &run.execution_role_arn, IAM_ROLE_ARN)?;
     required("releaseLabel", &run.release_label, RELEASE_LABEL)?;
     let driver = run
@@ -383,6 +416,11 @@ fn rotation_size_bounds(field: &str, size: &str) -> ApiResult<()> {
 }
 
 pub fn create_job_template(req: &pb::CreateJobTemplateRequest) -> ApiResult<()> {
+    size(
+        "The CreateJobTemplate request",
+        req.encoded_len(),
+        MAX_REQUEST_BYTES,
+    )?;
     required("name", &req.name, RESOURCE_NAME)?;
     required("clientToken", &req.client_token, CLIENT_TOKEN)?;
     tags("tags", &req.tags)?;
