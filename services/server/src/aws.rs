@@ -90,7 +90,7 @@ pub async fn assume_execution_role(
         .duration_seconds(900)
         .send()
         .await
-        .map_err(|e| error_text(&e))?;
+        .map_err(|e| error_for_client(&e))?;
     let creds = out
         .credentials()
         .ok_or_else(|| "STS returned no credentials".to_string())?;

@@ -222,3 +222,47 @@ async fn job_runs_and_their_pages_are_bounded() {
     println!("largest ListJobRuns page: {largest} bytes; pages (runs, bytes): {pages:?}");
     assert!(largest < 3 * 1024 * 1024, "{largest} bytes");
 }
+
+/// When the log store cannot be reached, GetJobRunLogs says so without the
+/// server's network details (endpoint, address, the transport's error).
+#[tokio::test]
+async fn an_unreachable_log_store_is_reported_without_network_details() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9 of loopback here.
+    let server = Server::start_with_env(
+        dir.path(),
+        &[],
+        &[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_REGION", "us-west-2"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let mut client = server.client().await;
+    let vc = new_virtual_cluster(&mut client).await;
+    let mut req = start_request(&vc);
+    req.configuration_overrides = Some(
+        serde_json::from_value(serde_json::json!({"monitoringConfiguration": {
+            "s3MonitoringConfiguration": {"logUri": "s3://logs/team-a/"}
+        }}))
+        .unwrap(),
+    );
+    let run = client.start_job_run(req).await.unwrap().into_inner();
+    let status = client
+        .get_job_run_logs(pb::GetJobRunLogsRequest {
+            virtual_cluster_id: vc,
+            id: run.id,
+            source: "S3".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let message = status.message();
+    for detail in ["127.0.0.1", ":9", "onnection refused", "tcp", "dispatch"] {
+        assert!(!message.contains(detail), "{detail:?} in: {message}");
+    }
+    assert!(message.contains("could not be reached"), "{message}");
+}
