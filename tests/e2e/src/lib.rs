@@ -425,6 +425,21 @@ impl ClusterSetup {
     }
 }
 
+/// The names of the pods in `namespace` that match `selector` and are not
+/// being deleted.
+pub async fn live_pod_names(kube: &kube::Client, namespace: &str, selector: &str) -> Vec<String> {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(kube.clone(), namespace);
+    pods.list(&kube::api::ListParams::default().labels(selector))
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name)
+        .collect()
+}
+
 /// Waits (up to a minute) until virtual cluster `id` is in `state`.
 pub async fn wait_for_vc_state(client: &mut Client, id: &str, state: &str) -> pb::VirtualCluster {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -250,19 +250,10 @@ async fn deleting_a_virtual_cluster_while_its_runs_start_leaves_no_pods() {
             run.state_details
         );
     }
-    let pods: Api<Pod> = Api::namespaced(s.kube.clone(), &s.ns.name);
     let selector = format!("sparkvc.io/virtual-cluster-id={}", s.vc);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let left: Vec<String> = pods
-            .list(&kube::api::ListParams::default().labels(&selector))
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter_map(|p| p.metadata.name)
-            .collect();
+        let left = live_pod_names(&s.kube, &s.ns.name, &selector).await;
         if left.is_empty() {
             break;
         }

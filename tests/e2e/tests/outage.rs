@@ -7,8 +7,6 @@
 //! This is the only test in its binary: stopping the API server would break
 //! any test running beside it (cargo runs test binaries one at a time).
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
 use serde_json::json;
 use sparkvc_cluster_tests::{TestNamespace, default_run_dir, kwok, repo_root};
 use sparkvc_e2e::*;
@@ -151,15 +149,9 @@ async fn an_api_server_outage_loses_nothing_and_work_resumes_when_it_returns() {
         wait_for_state_within(&mut client, &vc, id, "CANCELLED", back).await;
     }
     // Exactly one job-runner per live run, none for the cancelled ones.
-    let pods: Api<Pod> = Api::namespaced(kube.clone(), &ns.name);
-    let live: BTreeSet<String> = pods
-        .list(&ListParams::default().labels("sparkvc.io/component=job-runner"))
+    let live: BTreeSet<String> = live_pod_names(&kube, &ns.name, "sparkvc.io/component=job-runner")
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| p.metadata.name)
         .collect();
     let want: BTreeSet<String> = before[CANCELLED..].iter().chain(&during).cloned().collect();
     assert_eq!(live, want, "job-runner pods after the outage");
