@@ -67,3 +67,18 @@ impl From<StoreError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// How much of a bad value an error message quotes: enough to recognise it,
+/// never so much that an error outgrows what a client reads (or becomes a
+/// way to reflect a request back whole).
+pub const ECHO_CHARS: usize = 80;
+
+/// `value` as an error message may quote it: its first [`ECHO_CHARS`]
+/// characters, and `...` if there was more.
+pub fn echo(value: &str) -> String {
+    let mut shown: String = value.chars().take(ECHO_CHARS).collect();
+    if shown.len() < value.len() {
+        shown.push_str("...");
+    }
+    shown
+}

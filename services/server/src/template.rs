@@ -96,7 +96,7 @@ pub fn instantiate(
         if config.r#type == "NUMBER" && !value.trim().parse::<f64>().is_ok_and(f64::is_finite) {
             return Err(ApiError::validation(format!(
                 "The value '{}' of job template parameter {name} is not a NUMBER.",
-                crate::validate::rules::echo(value)
+                crate::error::echo(value)
             )));
         }
         values.insert(name.clone(), value.clone());

@@ -110,20 +110,7 @@ fn shown(value: &str, shape: &StringShape) -> String {
     format!(" '{}'", echo(value))
 }
 
-/// How much of a bad value an error message quotes: enough to recognise it,
-/// never so much that an error outgrows what a client reads (or becomes a
-/// way to reflect a request back whole).
-pub const ECHO_CHARS: usize = 80;
-
-/// `value` as an error message may quote it: its first [`ECHO_CHARS`]
-/// characters, and `...` if there was more.
-pub fn echo(value: &str) -> String {
-    let mut shown: String = value.chars().take(ECHO_CHARS).collect();
-    if shown.len() < value.len() {
-        shown.push_str("...");
-    }
-    shown
-}
+pub use crate::error::{ECHO_CHARS, echo};
 
 fn violation(value_text: String, field: &str, constraint: &str) -> ApiError {
     ApiError::validation(format!(
