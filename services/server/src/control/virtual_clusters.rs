@@ -237,14 +237,21 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// At start-up: a virtual cluster left TERMINATING on a Kubernetes
-    /// cluster that is no longer configured has nobody to finish it; it is
-    /// finished here (the executor finishes the others).
+    /// At start-up, for each virtual cluster left TERMINATING: its open runs
+    /// are marked for cancellation (a store written by an earlier sparkvc,
+    /// which cancelled them later in the deletion, may still hold PENDING
+    /// ones, which must not be submitted now), and the executor finishes it.
+    /// One on a Kubernetes cluster that is no longer configured has nobody to
+    /// finish it, so it is finished here.
     pub async fn resume_terminations(&self) -> ApiResult<()> {
         let now = timestamp_from_micros(self.clock.now_micros());
         for vc in self.store.virtual_clusters_in_state(TERMINATING)? {
             let provider = vc.container_provider.clone().unwrap_or_default();
             if self.clusters.get(&provider.id).is_some() {
+                self.store
+                    .write(|txn| cancel_open_runs(txn, &vc.id, true, now))
+                    .await?;
+                self.wake.notify_one();
                 continue;
             }
             self.store
