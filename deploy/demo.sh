@@ -45,9 +45,11 @@ deploy/local/up
 deploy/local/spark-env >/dev/null
 # shellcheck disable=SC1091
 source "$run_dir/env"
-# Built as deploy/test.sh builds them (same features, so no rebuilds between the two).
-cargo build --quiet -p sparkvc-server -p sparkvc-cli
-cargo build --quiet -p sparkvc-cluster-tests --bin local-job-runner
+# Built as deploy/test.sh builds them (same features, so no rebuilds between
+# the two). Cargo's progress shows: a first build takes several minutes.
+say "building sparkvc-server, the sparkvc CLI and local-job-runner"
+cargo build -p sparkvc-server -p sparkvc-cli
+cargo build -p sparkvc-cluster-tests --bin local-job-runner
 bin=target/debug
 
 data=$(mktemp -d "${TMPDIR:-/tmp}/sparkvc-demo.XXXXXX")
