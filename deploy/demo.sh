@@ -67,8 +67,12 @@ kube -o /dev/null -X POST "$SPARKVC_KUBE_API/api/v1/namespaces" \
 runner=$!
 pids+=("$runner")
 
+# Local pod templates are read only from directories the operator allows
+# (by default none: templates then come from S3, read as the run's role).
+mkdir -p "$data/pod-templates"
 "$bin/sparkvc-server" --listen 127.0.0.1:0 --data-dir "$data/store" \
   --cluster "local=$SPARKVC_KUBE_CONTEXT" --kubeconfig "$KUBECONFIG" \
+  --pod-template-dir "$data/pod-templates" \
   >"$data/address" 2>"$data/server.log" &
 server=$!
 pids+=("$server")
@@ -156,7 +160,7 @@ failed=$("$bin/sparkvc" list-job-runs --virtual-cluster-id "$vc" --states FAILED
 history "$failed"
 
 say "3. a long job run, cancelled while its driver runs"
-cat >"$data/long-driver.yaml" <<'EOF'
+cat >"$data/pod-templates/long-driver.yaml" <<'EOF'
 # kwok keeps this (simulated) driver running for 10 minutes.
 apiVersion: v1
 kind: Pod
@@ -167,7 +171,7 @@ EOF
 run start-job-run --virtual-cluster-id "$vc" --name long-pi \
   --execution-role-arn "$role" --release-label "$release" \
   --job-driver '{"sparkSubmitJobDriver": {"entryPoint": "local:///opt/spark/examples/src/main/python/pi.py", "entryPointArguments": ["100000"]}}' \
-  --configuration-overrides "{\"applicationConfiguration\": [$on_local_runner, {\"classification\": \"spark-defaults\", \"properties\": {\"spark.kubernetes.driver.podTemplateFile\": \"$data/long-driver.yaml\"}}]}"
+  --configuration-overrides "{\"applicationConfiguration\": [$on_local_runner, {\"classification\": \"spark-defaults\", \"properties\": {\"spark.kubernetes.driver.podTemplateFile\": \"$data/pod-templates/long-driver.yaml\"}}]}"
 long=$(field '["id"]')
 wait_for_state "$long" RUNNING
 echo "# $long is RUNNING"
