@@ -18,7 +18,7 @@ test:
 
 ## test-unit: the fast tier, which needs no local cluster and no AWS stand-in
 test-unit:
-	$(CARGO) test -p sparkvc-proto -p sparkvc-server -p sparkvc-cli
+	$(CARGO) test -p sparkvc-proto -p sparkvc-render -p sparkvc-server -p sparkvc-cli
 
 ## check: formatting and lints, as CI runs them
 check:
@@ -27,7 +27,7 @@ check:
 
 ## golden: rewrite the rendering golden files from the code; review the diff before committing
 golden:
-	SPARKVC_UPDATE_GOLDEN=1 $(CARGO) test -p sparkvc-server --test render_golden
+	SPARKVC_UPDATE_GOLDEN=1 $(CARGO) test -p sparkvc-render --test render_golden
 
 ## bench: the API benchmark (release build); figures in target/bench-results/
 bench:

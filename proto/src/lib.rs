@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod json;
+pub mod limits;
 
 /// Generated from `proto/sparkvc/v1/emr_containers.proto`.
 pub mod v1 {

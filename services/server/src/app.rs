@@ -3,11 +3,11 @@
 
 use crate::api::Api;
 use crate::app_ui::AppUi;
+use crate::cluster::Clusters;
+use crate::cluster::executor::{Executor, ExecutorSettings};
 use crate::config::{Config, LogFormat};
 use crate::control::{ControlPlane, ControlPlaneParts, Identity};
 use crate::ids::ArnBuilder;
-use crate::kube::Clusters;
-use crate::kube::executor::{Executor, ExecutorSettings};
 use crate::metrics::Metrics;
 use crate::release::Catalogue;
 use crate::store::Store;
@@ -84,6 +84,7 @@ pub async fn run(
                 finished_job_ttl: std::time::Duration::from_secs(config.finished_job_ttl_seconds),
                 event_log_dir: config.app_ui.event_log_dir.clone(),
                 pod_template_dirs: config.pod_template_dirs.clone(),
+                tenancy: config.tenancy.clone(),
             },
         );
         executor_tasks = Some(Arc::new(executor).spawn());
@@ -92,8 +93,7 @@ pub async fn run(
         store: store.clone(),
         catalogue,
         identity,
-        clusters: clusters.clone(),
-        tenancy: config.tenancy.clone(),
+        clusters: Arc::new(clusters.clone()),
         wake,
     }));
     control

@@ -109,7 +109,7 @@ pub struct AppUi {
     pub public_url: String,
     history_server: Option<String>,
     store: Store,
-    clusters: crate::kube::Clusters,
+    clusters: crate::cluster::Clusters,
     http: history_http::Client,
 }
 
@@ -120,7 +120,7 @@ impl AppUi {
         public_url: String,
         history_server: Option<String>,
         store: Store,
-        clusters: crate::kube::Clusters,
+        clusters: crate::cluster::Clusters,
     ) -> std::io::Result<Self> {
         let path = data_dir.join(KEY_FILE);
         let key = match std::fs::read(&path) {

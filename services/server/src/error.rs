@@ -82,3 +82,9 @@ pub fn echo(value: &str) -> String {
     }
     shown
 }
+
+impl From<crate::release::UnknownRelease> for ApiError {
+    fn from(err: crate::release::UnknownRelease) -> Self {
+        ApiError::NotFound(err.to_string())
+    }
+}

@@ -8,6 +8,7 @@
 //! The rest is random, so IDs are unique across processes and restarts.
 
 use rand::Rng;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -23,17 +24,56 @@ pub const TEMPLATE_ID_LEN: usize = 25;
 
 /// A strictly increasing microsecond clock, so that two IDs made in the same
 /// microsecond still sort in the order they were made.
+///
+/// It reads the system clock, or in tests a [`ManualTime`] that only moves
+/// when told to: the executor's backoffs, timeouts and TTLs all read this
+/// clock, so tests run them without waiting.
 #[derive(Debug, Default)]
 pub struct Clock {
     last_micros: AtomicU64,
+    manual: Option<ManualTime>,
+}
+
+/// Time that moves only when a test advances it (microseconds since the
+/// Unix epoch).
+#[derive(Debug, Clone)]
+pub struct ManualTime(Arc<AtomicU64>);
+
+impl ManualTime {
+    pub fn new(start_micros: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(start_micros)))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        let micros = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
+        self.0.fetch_add(micros, Ordering::Relaxed);
+    }
 }
 
 impl Clock {
+    /// A clock that reads `time` instead of the system clock.
+    pub fn manual(time: &ManualTime) -> Self {
+        Self {
+            last_micros: AtomicU64::new(0),
+            manual: Some(time.clone()),
+        }
+    }
+
+    /// The wall time, as read: neither unique nor monotonic.
+    fn wall_micros(&self) -> u64 {
+        match &self.manual {
+            Some(time) => time.0.load(Ordering::Relaxed),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0),
+        }
+    }
+
+    /// Microseconds since the Unix epoch, strictly increasing across calls,
+    /// so that timestamps taken in one process never tie.
     pub fn now_micros(&self) -> u64 {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
+        let wall = self.wall_micros();
         let mut last = self.last_micros.load(Ordering::Relaxed);
         loop {
             let next = wall.max(last + 1);
@@ -47,6 +87,13 @@ impl Clock {
                 Err(seen) => last = seen,
             }
         }
+    }
+
+    /// The time since the Unix epoch, for waits and deadlines. Unlike
+    /// [`now_micros`](Self::now_micros) it is not made unique: a wait of
+    /// 1 s must end 1 s later, however many timestamps were taken meanwhile.
+    pub fn now(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.wall_micros())
     }
 }
 

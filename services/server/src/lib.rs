@@ -9,18 +9,20 @@ pub mod api;
 pub mod app;
 pub mod app_ui;
 pub mod aws;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod error;
 pub mod ids;
-pub mod kube;
 pub mod log_access;
 pub mod log_reader;
 pub mod metrics;
-pub mod release;
-pub mod render;
 pub mod state;
 pub mod store;
 pub mod template;
 pub mod time;
 pub mod validate;
+
+// Rendering and the release catalogue are pure and live in their own crate,
+// so that their golden tests and the cluster tests build without the server.
+pub use sparkvc_render::{self as render, release};

@@ -25,12 +25,12 @@
 //! | (new) → PENDING | `control/job_runs.rs`, StartJobRun |
 //! | PENDING → CANCELLED | `control/job_runs.rs`, CancelJobRun (nothing created yet); `control/virtual_clusters.rs` for a virtual cluster on no configured cluster |
 //! | PENDING, SUBMITTED, RUNNING → CANCEL_PENDING | `control/job_runs.rs`, CancelJobRun (not PENDING); `control/virtual_clusters.rs`, DeleteVirtualCluster (all three) |
-//! | PENDING → SUBMITTED | `kube/executor/submit.rs`, once the job-runner exists |
-//! | PENDING → FAILED | `kube/executor`, a run that can never be submitted (bad input, no log access) |
-//! | SUBMITTED → RUNNING → COMPLETED / FAILED | `kube/executor/watch.rs`, from the pods' status |
-//! | SUBMITTED → FAILED | `kube/executor`, the job-start timeout |
-//! | SUBMITTED / RUNNING → SUBMITTED (next attempt) | `kube/executor/submit.rs`, a retry's backoff passed |
-//! | CANCEL_PENDING → CANCELLED | `kube/executor`, once the run's pods are deleted |
+//! | PENDING → SUBMITTED | `cluster/executor/submit.rs`, once the job-runner exists |
+//! | PENDING → FAILED | `cluster/executor`, a run that can never be submitted (bad input, no log access) |
+//! | SUBMITTED → RUNNING → COMPLETED / FAILED | `cluster/executor/watch.rs`, from the pods' status |
+//! | SUBMITTED → FAILED | `cluster/executor`, the job-start timeout |
+//! | SUBMITTED / RUNNING → SUBMITTED (next attempt) | `cluster/executor/submit.rs`, a retry's backoff passed |
+//! | CANCEL_PENDING → CANCELLED | `cluster/executor`, once the run's pods are deleted |
 
 /// The states of a virtual cluster: RUNNING until DeleteVirtualCluster,
 /// then TERMINATING (the control plane writes it, with its open runs
@@ -257,19 +257,7 @@ pub fn begin_attempt(run: &mut pb::JobRun, details: String, at: Timestamp) -> bo
     true
 }
 
-/// Longest `stateDetails` AWS allows, in characters.
-pub const MAX_STATE_DETAILS: usize = 256;
-
-/// `text` cut to fit `stateDetails` (ending in `…` when cut, on a character
-/// boundary).
-pub fn fit_details(text: &str) -> String {
-    if text.chars().count() <= MAX_STATE_DETAILS {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(MAX_STATE_DETAILS - 1).collect();
-    cut.push('…');
-    cut
-}
+pub use sparkvc_proto::limits::{MAX_STATE_DETAILS, fit_details};
 
 #[cfg(test)]
 mod tests {

@@ -37,9 +37,9 @@ use sparkvc_cluster_tests::host_submit::{
 };
 use sparkvc_cluster_tests::{default_run_dir, eventually, rand_u32, with_namespace};
 use sparkvc_proto::v1::JobRun;
-use sparkvc_server::release::Catalogue;
-use sparkvc_server::render::tenancy::{self, TenancyConfig};
-use sparkvc_server::render::{JobRunInputs, job_runner, names, render_job_run};
+use sparkvc_render::Catalogue;
+use sparkvc_render::tenancy::{self, TenancyConfig};
+use sparkvc_render::{JobRunInputs, job_runner, names, render_job_run};
 
 const ACCOUNT: &str = "123456789012";
 const RELEASE: &str = "emr-7.10.0-latest";

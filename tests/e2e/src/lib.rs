@@ -498,6 +498,32 @@ pub async fn wait_until(
     }
 }
 
+/// Waits (up to 30 s) for a namespaced object to exist and returns it. The
+/// executor sets up a new virtual cluster's namespace moments after
+/// CreateVirtualCluster answers.
+pub async fn wait_for_object<K>(kube: &kube::Client, namespace: &str, name: &str) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let api: kube::Api<K> = kube::Api::namespaced(kube.clone(), namespace);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(object) = api.get_opt(name).await.expect("reading the object") {
+            return object;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} {namespace}/{name} never appeared",
+            K::kind(&K::DynamicType::default())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Every job run of a virtual cluster, following nextToken.
 pub async fn all_runs(client: &mut Client, vc: &str) -> Vec<pb::JobRun> {
     let mut runs = Vec::new();

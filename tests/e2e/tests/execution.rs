@@ -98,15 +98,9 @@ async fn create_attempt_driver(
 async fn a_job_run_goes_pending_submitted_running_completed() {
     let mut s = setup("exec-ok").await;
     let ns = s.ns.name.clone();
-    // The virtual cluster's namespace was set up.
-    Api::<Role>::namespaced(s.kube.clone(), &ns)
-        .get("sparkvc-spark")
-        .await
-        .expect("the Spark Role");
-    Api::<NetworkPolicy>::namespaced(s.kube.clone(), &ns)
-        .get("sparkvc-same-namespace-only")
-        .await
-        .expect("the NetworkPolicy");
+    // The executor set up the virtual cluster's namespace.
+    wait_for_object::<Role>(&s.kube, &ns, "sparkvc-spark").await;
+    wait_for_object::<NetworkPolicy>(&s.kube, &ns, "sparkvc-same-namespace-only").await;
 
     let run = s
         .client

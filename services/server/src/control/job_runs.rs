@@ -34,15 +34,7 @@ impl ControlPlane {
             ..Default::default()
         };
         if !req.job_template_id.is_empty() {
-            let template = self
-                .store
-                .job_template(&req.job_template_id)?
-                .ok_or_else(|| {
-                    ApiError::not_found(format!(
-                        "Job template {} doesn't exist.",
-                        req.job_template_id
-                    ))
-                })?;
+            let template: pb::JobTemplate = self.describe_standalone(&req.job_template_id)?;
             template::apply(
                 &mut run,
                 template::instantiate(&template, &req.job_template_parameters)?,

@@ -2,17 +2,20 @@
 //! once the request has passed validation. Handlers in `api` only validate
 //! and map; the rules about resources live here.
 
+mod cluster_access;
 mod job_runs;
 mod job_templates;
 mod security_configurations;
+mod standalone;
 mod tags;
 mod virtual_clusters;
 
+#[cfg(test)]
+mod tests;
+
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{ArnBuilder, Clock};
-use crate::kube::Clusters;
 use crate::release::Catalogue;
-use crate::render::tenancy::TenancyConfig;
 use crate::store::keys::Cursor;
 use crate::store::{ClientTokenRecord, Store, Txn, Window};
 use prost::Message;
@@ -20,6 +23,8 @@ use prost_types::Timestamp;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tokio::sync::Notify;
+
+pub use cluster_access::{ClusterAccess, NamespaceRefusal};
 
 pub use crate::time::{micros_from_timestamp, timestamp_from_micros};
 
@@ -37,8 +42,8 @@ pub struct ControlPlaneParts {
     pub store: Store,
     pub catalogue: Catalogue,
     pub identity: Identity,
-    pub clusters: Clusters,
-    pub tenancy: TenancyConfig,
+    /// The clusters job runs run on, for CreateVirtualCluster's checks.
+    pub clusters: Arc<dyn ClusterAccess>,
     pub wake: Arc<Notify>,
 }
 
@@ -47,8 +52,7 @@ pub struct ControlPlane {
     store: Store,
     catalogue: Catalogue,
     identity: Identity,
-    clusters: Clusters,
-    tenancy: TenancyConfig,
+    clusters: Arc<dyn ClusterAccess>,
     /// Wakes the executor when runs are accepted or cancelled.
     wake: Arc<Notify>,
     clock: Clock,
@@ -61,7 +65,6 @@ impl ControlPlane {
             catalogue,
             identity,
             clusters,
-            tenancy,
             wake,
         } = parts;
         Self {
@@ -69,10 +72,15 @@ impl ControlPlane {
             catalogue,
             identity,
             clusters,
-            tenancy,
             wake,
             clock: Clock::default(),
         }
+    }
+
+    /// Reads `clock` instead of the system clock (tests move time by hand).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn store(&self) -> &Store {

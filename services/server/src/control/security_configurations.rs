@@ -1,14 +1,11 @@
 //! Security configurations: stored and returned; sparkvc does not enforce
 //! them yet.
 
-use super::{ControlPlane, Idempotency, fingerprint, timestamp_from_micros, window};
-use crate::error::{ApiError, ApiResult};
+use super::standalone::ListRequest;
+use super::{ControlPlane, timestamp_from_micros};
+use crate::error::ApiResult;
 use crate::ids;
 use sparkvc_proto::v1 as pb;
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("Security configuration {id} doesn't exist."))
-}
 
 impl ControlPlane {
     pub async fn create_security_configuration(
@@ -26,24 +23,8 @@ impl ControlPlane {
             security_configuration_data: req.security_configuration_data.clone(),
             tags: req.tags.clone(),
         };
-        let token = Idempotency {
-            operation: "CreateSecurityConfiguration",
-            scope: "",
-            token: &req.client_token,
-            fingerprint: fingerprint(&req, |r| r.client_token.clear()),
-        };
         let stored = self
-            .store
-            .write(|txn| {
-                if let Some(prior) = token.replayed(txn)? {
-                    return txn
-                        .security_configuration(&prior)?
-                        .ok_or_else(|| not_found(&prior));
-                }
-                txn.put_security_configuration(&config);
-                token.record(txn, &config.id);
-                Ok(config)
-            })
+            .create_standalone(&req, &req.client_token, |r| r.client_token.clear(), config)
             .await?;
         Ok(pb::CreateSecurityConfigurationResponse {
             id: stored.id,
@@ -56,40 +37,27 @@ impl ControlPlane {
         &self,
         id: &str,
     ) -> ApiResult<pb::SecurityConfiguration> {
-        self.store
-            .security_configuration(id)?
-            .ok_or_else(|| not_found(id))
+        self.describe_standalone(id)
     }
 
     pub fn list_security_configurations(
         &self,
         req: &pb::ListSecurityConfigurationsRequest,
     ) -> ApiResult<pb::ListSecurityConfigurationsResponse> {
-        let window = window(
-            "securityconfigurations",
-            req.created_after.as_ref(),
-            req.created_before.as_ref(),
-            req.max_results,
-            &req.next_token,
-        )?;
-        let page = self.store.list_security_configurations(&window)?;
+        let (security_configurations, next_token) = self.list_standalone(ListRequest {
+            created_after: req.created_after.as_ref(),
+            created_before: req.created_before.as_ref(),
+            max_results: req.max_results,
+            next_token: &req.next_token,
+        })?;
         Ok(pb::ListSecurityConfigurationsResponse {
-            security_configurations: page.items,
-            next_token: page
-                .next
-                .map(|c| c.to_token("securityconfigurations"))
-                .unwrap_or_default(),
+            security_configurations,
+            next_token,
         })
     }
 
     pub async fn delete_security_configuration(&self, id: &str) -> ApiResult<()> {
-        self.store
-            .write(|txn| {
-                txn.security_configuration(id)?
-                    .ok_or_else(|| not_found(id).into_validation())?;
-                txn.delete_security_configuration(id);
-                Ok(())
-            })
+        self.delete_standalone::<pb::SecurityConfiguration>(id)
             .await
     }
 }

@@ -3,11 +3,11 @@
 //! runs to be cancelled; the executor takes their pods down and then marks it
 //! TERMINATED, which frees its namespace for a new virtual cluster.
 
+use super::NamespaceRefusal;
+use super::standalone::not_found;
 use super::{ControlPlane, Idempotency, fingerprint, timestamp_from_micros, window};
 use crate::error::{ApiError, ApiResult};
 use crate::ids;
-use crate::kube::access::{self, AccessError};
-use crate::kube::tenancy as kube_tenancy;
 use crate::state::{self, JobRunState, Outcome};
 use crate::validate;
 use sparkvc_proto::v1 as pb;
@@ -47,16 +47,6 @@ impl ControlPlane {
             scheduler_configuration: req.scheduler_configuration,
             scheduler_status: None,
         };
-        if let Some(client) = self.clusters.get(&provider.id) {
-            // Before the record, so a stored virtual cluster is always set up;
-            // objects left by a failed attempt are named per namespace and
-            // reused by the next one.
-            kube_tenancy::set_up(client, &namespace, &vc.id, &self.tenancy)
-                .await
-                .map_err(|e| {
-                    ApiError::Internal(format!("setting up namespace {namespace} failed: {e}"))
-                })?;
-        }
         let token = Idempotency {
             operation: "CreateVirtualCluster",
             scope: "",
@@ -72,10 +62,12 @@ impl ControlPlane {
                         .ok_or_else(|| ApiError::virtual_cluster_not_found(&prior));
                 }
                 let security = &req.security_configuration_id;
-                if !security.is_empty() && txn.security_configuration(security)?.is_none() {
-                    return Err(ApiError::not_found(format!(
-                        "Security configuration {security} doesn't exist."
-                    )));
+                if !security.is_empty()
+                    && txn
+                        .standalone::<pb::SecurityConfiguration>(security)?
+                        .is_none()
+                {
+                    return Err(not_found::<pb::SecurityConfiguration>(security));
                 }
                 if txn.namespace_owner(&provider.id, &namespace)?.is_some() {
                     return Err(ApiError::validation(
@@ -89,6 +81,9 @@ impl ControlPlane {
             })
             .await?;
         tracing::info!(virtual_cluster_id = %created.id, namespace, "virtual cluster created");
+        // The executor sets up the namespace (Role, NetworkPolicy, quota),
+        // always before the virtual cluster's first job-runner.
+        self.wake.notify_one();
         Ok(pb::CreateVirtualClusterResponse {
             id: created.id,
             name: created.name,
@@ -99,21 +94,22 @@ impl ControlPlane {
     /// With clusters configured, the provider must be one of them, and the
     /// namespace must exist there with the permissions sparkvc needs.
     async fn check_namespace(&self, provider_id: &str, namespace: &str) -> ApiResult<()> {
-        if self.clusters.is_empty() {
+        let known = self.clusters.cluster_ids();
+        if known.is_empty() {
             return Ok(());
         }
-        let Some(client) = self.clusters.get(provider_id) else {
-            let known: Vec<_> = self.clusters.ids().collect();
+        if !self.clusters.runs_on(provider_id) {
             return Err(ApiError::validation(format!(
                 "containerProvider.id {provider_id} is not a cluster this sparkvc server runs job runs on; known clusters: {}.",
                 known.join(", ")
             )));
         };
-        access::check_namespace(client, provider_id, namespace)
+        self.clusters
+            .check_namespace(provider_id, namespace)
             .await
-            .map_err(|err| match err {
-                AccessError::Unreachable { .. } => ApiError::Internal(err.to_string()),
-                _ => ApiError::validation(err.to_string()),
+            .map_err(|refusal| match refusal {
+                NamespaceRefusal::Unreachable(why) => ApiError::Internal(why),
+                NamespaceRefusal::Unusable(why) => ApiError::validation(why),
             })
     }
 
@@ -216,7 +212,7 @@ impl ControlPlane {
                     return Ok(false);
                 }
                 let provider = vc.container_provider.clone().unwrap_or_default();
-                let on_kubernetes = self.clusters.get(&provider.id).is_some();
+                let on_kubernetes = self.clusters.runs_on(&provider.id);
                 cancel_open_runs(txn, id, on_kubernetes, now)?;
                 if on_kubernetes {
                     vc.state = TERMINATING.into();
@@ -245,9 +241,10 @@ impl ControlPlane {
     /// finish it, so it is finished here.
     pub async fn resume_terminations(&self) -> ApiResult<()> {
         let now = timestamp_from_micros(self.clock.now_micros());
-        for vc in self.store.virtual_clusters_in_state(TERMINATING)? {
+        let live = self.store.live_virtual_clusters()?;
+        for vc in live.into_iter().filter(|vc| vc.state == TERMINATING) {
             let provider = vc.container_provider.clone().unwrap_or_default();
-            if self.clusters.get(&provider.id).is_some() {
+            if self.clusters.runs_on(&provider.id) {
                 self.store
                     .write(|txn| cancel_open_runs(txn, &vc.id, true, now))
                     .await?;

@@ -77,7 +77,7 @@ pub struct ClientTokenRecord {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TreeId {
+pub(crate) enum TreeId {
     VirtualClusters = 0,
     VcNamespaces,
     JobRuns,
@@ -87,6 +87,27 @@ enum TreeId {
     ClientTokens,
     Cleanups,
     Retries,
+}
+
+/// A resource stored under its ID alone, in a tree of its own, with no
+/// index: job templates and security configurations.
+pub(crate) trait Standalone: Message + Default {
+    const TREE: TreeId;
+    fn id(&self) -> &str;
+}
+
+impl Standalone for pb::JobTemplate {
+    const TREE: TreeId = TreeId::JobTemplates;
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Standalone for pb::SecurityConfiguration {
+    const TREE: TreeId = TreeId::SecurityConfigurations;
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 const TREE_NAMES: [&str; 9] = [
@@ -286,15 +307,8 @@ impl Store {
         self.get(TreeId::JobRuns, &keys::job_run(vc_id, run_id))
     }
 
-    pub fn job_template(&self, id: &str) -> StoreResult<Option<pb::JobTemplate>> {
-        self.get(TreeId::JobTemplates, id.as_bytes())
-    }
-
-    pub fn security_configuration(
-        &self,
-        id: &str,
-    ) -> StoreResult<Option<pb::SecurityConfiguration>> {
-        self.get(TreeId::SecurityConfigurations, id.as_bytes())
+    pub(crate) fn standalone<T: Standalone>(&self, id: &str) -> StoreResult<Option<T>> {
+        self.get(T::TREE, id.as_bytes())
     }
 
     pub fn queue_counts(&self, vc_id: &str) -> QueueCounts {
@@ -356,12 +370,14 @@ impl Store {
         Ok(out)
     }
 
-    pub fn virtual_clusters_in_state(&self, state: &str) -> StoreResult<Vec<pb::VirtualCluster>> {
+    /// The virtual clusters that hold a namespace (RUNNING or TERMINATING),
+    /// from the namespace index: as many reads as live virtual clusters,
+    /// however long the history of terminated ones.
+    pub fn live_virtual_clusters(&self) -> StoreResult<Vec<pb::VirtualCluster>> {
         let mut out = Vec::new();
-        for entry in self.tree(TreeId::VirtualClusters).iter() {
-            let (key, bytes) = entry?;
-            let vc: pb::VirtualCluster = decode(&key, &bytes)?;
-            if vc.state == state {
+        for entry in self.tree(TreeId::VcNamespaces).iter() {
+            let (_, id) = entry?;
+            if let Some(vc) = self.virtual_cluster(&String::from_utf8_lossy(&id))? {
                 out.push(vc);
             }
         }
@@ -430,15 +446,8 @@ impl Store {
         self.list(TreeId::JobRuns, &keys::job_run_prefix(vc_id), window, keep)
     }
 
-    pub fn list_job_templates(&self, window: &Window) -> StoreResult<Page<pb::JobTemplate>> {
-        self.list(TreeId::JobTemplates, b"", window, |_| true)
-    }
-
-    pub fn list_security_configurations(
-        &self,
-        window: &Window,
-    ) -> StoreResult<Page<pb::SecurityConfiguration>> {
-        self.list(TreeId::SecurityConfigurations, b"", window, |_| true)
+    pub(crate) fn list_standalone<T: Standalone>(&self, window: &Window) -> StoreResult<Page<T>> {
+        self.list(T::TREE, b"", window, |_| true)
     }
 
     /// False once the store has stopped taking writes.
@@ -617,39 +626,16 @@ impl Txn<'_> {
         counts
     }
 
-    pub fn job_template(&self, id: &str) -> StoreResult<Option<pb::JobTemplate>> {
-        self.get(TreeId::JobTemplates, id.as_bytes())
+    pub(crate) fn standalone<T: Standalone>(&self, id: &str) -> StoreResult<Option<T>> {
+        self.get(T::TREE, id.as_bytes())
     }
 
-    pub fn put_job_template(&mut self, template: &pb::JobTemplate) {
-        self.put(
-            TreeId::JobTemplates,
-            template.id.clone().into_bytes(),
-            template,
-        );
+    pub(crate) fn put_standalone<T: Standalone>(&mut self, item: &T) {
+        self.put(T::TREE, item.id().as_bytes().to_vec(), item);
     }
 
-    pub fn delete_job_template(&mut self, id: &str) {
-        self.remove(TreeId::JobTemplates, id.as_bytes().to_vec());
-    }
-
-    pub fn security_configuration(
-        &self,
-        id: &str,
-    ) -> StoreResult<Option<pb::SecurityConfiguration>> {
-        self.get(TreeId::SecurityConfigurations, id.as_bytes())
-    }
-
-    pub fn put_security_configuration(&mut self, config: &pb::SecurityConfiguration) {
-        self.put(
-            TreeId::SecurityConfigurations,
-            config.id.clone().into_bytes(),
-            config,
-        );
-    }
-
-    pub fn delete_security_configuration(&mut self, id: &str) {
-        self.remove(TreeId::SecurityConfigurations, id.as_bytes().to_vec());
+    pub(crate) fn delete_standalone<T: Standalone>(&mut self, id: &str) {
+        self.remove(T::TREE, id.as_bytes().to_vec());
     }
 
     pub fn client_token(

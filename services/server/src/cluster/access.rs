@@ -123,3 +123,37 @@ pub async fn check_namespace(
         Err(source) => Err(unreachable(source)),
     }
 }
+
+/// The control plane's read-only view of the clusters.
+impl crate::control::ClusterAccess for super::Clusters {
+    fn cluster_ids(&self) -> Vec<String> {
+        self.ids().map(str::to_string).collect()
+    }
+
+    fn runs_on(&self, cluster: &str) -> bool {
+        self.get(cluster).is_some()
+    }
+
+    fn check_namespace<'a>(
+        &'a self,
+        cluster: &'a str,
+        namespace: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), crate::control::NamespaceRefusal>> {
+        use crate::control::NamespaceRefusal;
+        Box::pin(async move {
+            let Some(client) = self.get(cluster) else {
+                return Err(NamespaceRefusal::Unusable(format!(
+                    "cluster {cluster} is not configured"
+                )));
+            };
+            check_namespace(client, cluster, namespace)
+                .await
+                .map_err(|err| match err {
+                    AccessError::Unreachable { .. } => {
+                        NamespaceRefusal::Unreachable(err.to_string())
+                    }
+                    _ => NamespaceRefusal::Unusable(err.to_string()),
+                })
+        })
+    }
+}

@@ -1,10 +1,8 @@
-//! Sets up, and tears down, what a virtual cluster needs inside its
-//! namespace: the Spark Role, the same-namespace-only NetworkPolicy and the
-//! optional quota and limits. Nothing cluster-scoped.
+//! Tears down what sparkvc made for a virtual cluster inside its
+//! namespace (the executor creates it: see `executor/namespaces.rs`). Nothing
+//! cluster-scoped.
 
-use super::apply::create_if_absent;
 use crate::render::names;
-use crate::render::tenancy::{TenancyConfig, render_tenant};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -12,47 +10,6 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
-
-#[derive(Debug, thiserror::Error)]
-pub enum TenancyError {
-    #[error("{0}")]
-    Render(#[from] crate::render::RenderError),
-    #[error("setting up namespace {namespace}: {source}")]
-    Kube {
-        namespace: String,
-        source: kube::Error,
-    },
-}
-
-pub async fn set_up(
-    client: &kube::Client,
-    namespace: &str,
-    vc_id: &str,
-    config: &TenancyConfig,
-) -> Result<(), TenancyError> {
-    let objects = render_tenant(namespace, vc_id, config)?;
-    let kube_err = |source| TenancyError::Kube {
-        namespace: namespace.into(),
-        source,
-    };
-    create_if_absent(client, namespace, &objects.role)
-        .await
-        .map_err(kube_err)?;
-    create_if_absent(client, namespace, &objects.network_policy)
-        .await
-        .map_err(kube_err)?;
-    if let Some(quota) = &objects.resource_quota {
-        create_if_absent(client, namespace, quota)
-            .await
-            .map_err(kube_err)?;
-    }
-    if let Some(limits) = &objects.limit_range {
-        create_if_absent(client, namespace, limits)
-            .await
-            .map_err(kube_err)?;
-    }
-    Ok(())
-}
 
 async fn delete_labelled<K>(
     client: &kube::Client,

@@ -5,9 +5,10 @@
 //!
 //! After a step fails for a passing reason, the cluster's steps wait 1 s;
 //! each further failure doubles the wait, up to 30 s; one success ends it.
+//! Times are the executor's clock (`ids::Clock::now`), so tests move them.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const FIRST: Duration = Duration::from_secs(1);
 const CAP: Duration = Duration::from_secs(30);
@@ -15,12 +16,12 @@ const CAP: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct ClusterBackoff {
     /// cluster → (failures in a row, no steps before).
-    failing: HashMap<String, (u32, Instant)>,
+    failing: HashMap<String, (u32, Duration)>,
 }
 
 impl ClusterBackoff {
     /// Whether steps on `cluster` should wait.
-    pub fn waiting(&self, cluster: &str, now: Instant) -> bool {
+    pub fn waiting(&self, cluster: &str, now: Duration) -> bool {
         self.failing
             .get(cluster)
             .is_some_and(|&(_, until)| now < until)
@@ -28,7 +29,7 @@ impl ClusterBackoff {
 
     /// A step on `cluster` failed for a passing reason. Failures of steps
     /// that were already in flight when the wait began do not lengthen it.
-    pub fn failed(&mut self, cluster: &str, now: Instant) {
+    pub fn failed(&mut self, cluster: &str, now: Duration) {
         let entry = self.failing.entry(cluster.to_string()).or_insert((0, now));
         if now < entry.1 {
             return;
@@ -51,7 +52,7 @@ mod tests {
     #[test]
     fn waits_double_up_to_the_cap_and_a_success_ends_them() {
         let mut backoff = ClusterBackoff::default();
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1_000_000);
         assert!(!backoff.waiting("a", t0));
         let mut now = t0;
         let mut waits = vec![];
@@ -74,7 +75,7 @@ mod tests {
     #[test]
     fn failures_during_a_wait_do_not_lengthen_it() {
         let mut backoff = ClusterBackoff::default();
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(1_000_000);
         backoff.failed("a", t0);
         for _ in 0..100 {
             backoff.failed("a", t0 + Duration::from_millis(10));

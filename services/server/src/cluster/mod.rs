@@ -95,6 +95,13 @@ impl Clusters {
         Ok(Self { clients })
     }
 
+    /// Clusters from clients already made (tests, with a mocked API server).
+    pub fn from_clients(clients: impl IntoIterator<Item = (String, kube::Client)>) -> Self {
+        Self {
+            clients: clients.into_iter().collect(),
+        }
+    }
+
     /// Whether job runs can run anywhere.
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()

@@ -2,7 +2,6 @@
 //! means. Loaded from a TOML file (`deploy/releases.toml` is the default,
 //! compiled in) so operators can add labels or point at their own images.
 
-use crate::error::{ApiError, ApiResult};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,6 +39,12 @@ pub enum CatalogueError {
     #[error("release catalogue {path}: label {label:?} is listed twice")]
     Duplicate { path: String, label: String },
 }
+
+/// A release label the catalogue does not have (the API answers it as a
+/// ResourceNotFoundException).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Release {0} doesn't exist.")]
+pub struct UnknownRelease(pub String);
 
 #[derive(Debug, Clone)]
 pub struct Catalogue {
@@ -81,10 +86,10 @@ impl Catalogue {
         Ok(Self { by_label })
     }
 
-    pub fn resolve(&self, label: &str) -> ApiResult<&Release> {
+    pub fn resolve(&self, label: &str) -> Result<&Release, UnknownRelease> {
         self.by_label
             .get(label)
-            .ok_or_else(|| ApiError::not_found(format!("Release {label} doesn't exist.")))
+            .ok_or_else(|| UnknownRelease(label.to_string()))
     }
 
     pub fn labels(&self) -> impl Iterator<Item = &str> {
@@ -108,8 +113,8 @@ mod tests {
             "emr-7.9.0-latest"
         );
         assert_eq!(
-            c.resolve("emr-1.0.0-latest").unwrap_err(),
-            ApiError::NotFound("Release emr-1.0.0-latest doesn't exist.".into())
+            c.resolve("emr-1.0.0-latest").unwrap_err().to_string(),
+            "Release emr-1.0.0-latest doesn't exist."
         );
     }
 

@@ -1,16 +1,16 @@
-//! Golden tests of `sparkvc_server::render`: representative job runs rendered
+//! Golden tests of `sparkvc_render`: representative job runs rendered
 //! to JSON and compared with `tests/golden/*.json`.
 //!
 //! After an intended change, regenerate with
-//! `SPARKVC_UPDATE_GOLDEN=1 cargo test -p sparkvc-server --test render_golden`
+//! `SPARKVC_UPDATE_GOLDEN=1 cargo test -p sparkvc-render --test render_golden`
 //! and review the diff. Without the variable, any difference fails the test.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
 use sparkvc_proto::v1::JobRun;
-use sparkvc_server::release::Release;
-use sparkvc_server::render::tenancy::{self, ContainerLimits, TenancyConfig};
-use sparkvc_server::render::{
+use sparkvc_render::Release;
+use sparkvc_render::tenancy::{self, ContainerLimits, TenancyConfig};
+use sparkvc_render::{
     JobRunInputs, PodTemplateFiles, RenderError, pod_template_files, render_job_run,
 };
 use std::collections::BTreeMap;
@@ -46,7 +46,7 @@ fn run(extra: Value) -> JobRun {
 }
 
 /// The owner production gives a run's ConfigMap and driver: the attempt's
-/// job-runner pod, created first (see `kube/executor/submit.rs`).
+/// job-runner pod, created first (see `cluster/executor/submit.rs`).
 fn job_runner_owner(name: &str) -> OwnerReference {
     OwnerReference {
         api_version: "v1".into(),

@@ -3,7 +3,7 @@
 //! while the run's retry policy has attempts left.
 
 use super::Executor;
-use crate::kube::observe::{Observation, ObservedOutcome, observe};
+use crate::cluster::observe::{Observation, ObservedOutcome, observe};
 use crate::render::names;
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::{StoreError, Timer};
@@ -136,7 +136,7 @@ impl Executor {
 
     /// Moves a run to what the pods of its current attempt say; `received`
     /// is when the watch event arrived (for the status-lag metric).
-    async fn on_pod(
+    pub(super) async fn on_pod(
         &self,
         client: &kube::Client,
         cache: &reflector::Store<Pod>,

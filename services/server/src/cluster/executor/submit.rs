@@ -3,7 +3,7 @@
 //! again).
 
 use super::{Executor, Placement, SubmitError, kube_failure};
-use crate::kube::apply::{create_if_absent, delete_if_present};
+use crate::cluster::apply::{create_if_absent, delete_if_present};
 use crate::render::{self, JobRunInputs, logging, names};
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::StoreError;
@@ -12,8 +12,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use sparkvc_proto::v1 as pb;
-use std::collections::HashMap;
-use std::time::Instant;
 
 /// The AWS account in an IAM role ARN, if it names one.
 fn role_account(role_arn: &str) -> Option<&str> {
@@ -21,59 +19,6 @@ fn role_account(role_arn: &str) -> Option<&str> {
 }
 
 impl Executor {
-    /// Creates an object shared by many runs unless it was created or found
-    /// recently.
-    async fn ensure_shared<K>(
-        &self,
-        at: &Placement,
-        object: &K,
-        what: &str,
-    ) -> Result<(), SubmitError>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + std::fmt::Debug
-            + serde::Serialize
-            + serde::de::DeserializeOwned,
-        K::DynamicType: Default,
-    {
-        let key = format!(
-            "{}/{}/{}/{}/{}",
-            at.cluster,
-            at.namespace,
-            at.virtual_cluster_id,
-            K::kind(&K::DynamicType::default()),
-            object.meta().name.as_deref().unwrap_or_default()
-        );
-        let fresh = |objects: &HashMap<String, Instant>| {
-            objects
-                .get(&key)
-                .is_some_and(|t| t.elapsed() < super::SHARED_OBJECT_TTL)
-        };
-        if fresh(
-            &self
-                .shared_objects
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        ) {
-            return Ok(());
-        }
-        let kind = K::kind(&K::DynamicType::default()).to_string();
-        self.metrics
-            .kube(
-                "create",
-                &kind,
-                create_if_absent::<K>(&at.client, &at.namespace, object),
-            )
-            .await
-            .map_err(|e| kube_failure(what, e))?;
-        self.shared_objects
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Instant::now());
-        Ok(())
-    }
-
     /// Renders one attempt of a run and creates its objects, each only if
     /// absent (names are deterministic, so a repeat after a crash is safe).
     /// Returns the job-runner pod's name.
@@ -84,6 +29,9 @@ impl Executor {
         attempt: u32,
     ) -> Result<String, SubmitError> {
         let (client, namespace) = (&at.client, at.namespace.as_str());
+        // Before the first pod, the namespace has its Role, NetworkPolicy
+        // and quota (usually made moments after CreateVirtualCluster).
+        self.set_up_namespace(at).await?;
         let release =
             self.catalogue
                 .resolve(&run.release_label)

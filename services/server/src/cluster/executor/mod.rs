@@ -40,21 +40,24 @@
 //! every few seconds, which resumes everything after a restart.
 
 mod backoff;
+mod namespaces;
 mod submit;
 mod watch;
+
+#[cfg(test)]
+mod tests;
 
 use super::Clusters;
 use super::apply::delete_if_present;
 use super::observe::why_not_started;
 use super::queue::{self, OpenRun, Step};
 use super::templates::{TemplateError, TemplateReader};
-use super::tenancy;
 use crate::ids::Clock;
 use crate::log_access::LogAccessChecker;
 use crate::metrics::Metrics;
 use crate::release::Catalogue;
+use crate::render::tenancy::TenancyConfig;
 use crate::render::{self, RenderError, names};
-use crate::state::virtual_cluster::{TERMINATED, TERMINATING};
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::{Due, Store, StoreError, Timer};
 use crate::time::{micros_from_timestamp, timestamp_from_micros};
@@ -65,7 +68,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use sparkvc_proto::v1 as pb;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// How often the open runs are re-read even without a wake-up (and start
@@ -94,6 +97,8 @@ pub struct ExecutorSettings {
     pub event_log_dir: Option<String>,
     /// Directories on the server that local pod templates may come from.
     pub pod_template_dirs: Vec<std::path::PathBuf>,
+    /// What each virtual cluster's namespace gets (Role, quota, limits).
+    pub tenancy: TenancyConfig,
 }
 
 #[derive(Debug)]
@@ -107,9 +112,9 @@ pub struct Executor {
     clock: Clock,
     /// The pod cache of each cluster's watch.
     pods: Mutex<HashMap<String, reflector::Store<Pod>>>,
-    /// Shared objects known to exist: `cluster/namespace/kind/name` → when
-    /// they were last created or found.
-    shared_objects: Mutex<HashMap<String, Instant>>,
+    /// Shared objects known to exist: `cluster/namespace/virtual
+    /// cluster/kind/name` → when they were last created or found.
+    shared_objects: Mutex<HashMap<String, Duration>>,
     metrics: Metrics,
     settings: ExecutorSettings,
     /// Clusters whose API server failed recently, to hold steps back from.
@@ -196,6 +201,12 @@ impl Executor {
         }
     }
 
+    /// Reads `clock` instead of the system clock (tests move time by hand).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Starts the submission loop and one pod watch per cluster; stop them
     /// with [`Running::stop`] before the store closes.
     pub fn spawn(self: Arc<Self>) -> Running {
@@ -214,6 +225,12 @@ impl Executor {
         self.backoff.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lock_shared(&self) -> std::sync::MutexGuard<'_, HashMap<String, Duration>> {
+        self.shared_objects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn lock_pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, reflector::Store<Pod>>> {
         self.pods.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -228,7 +245,7 @@ impl Executor {
                 self.metrics.reconcile_error("store");
                 tracing::warn!(error = %err, "starting retried attempts failed; retrying");
             }
-            if let Err(err) = self.finish_terminations().await {
+            if let Err(err) = self.tend_namespaces().await {
                 self.metrics.reconcile_error("store");
                 tracing::warn!(error = %err, "finishing virtual cluster deletions failed; retrying");
             }
@@ -293,7 +310,7 @@ impl Executor {
                 async move {
                     // Decided when the step starts, so that a pass stops
                     // sending requests soon after the API server fails.
-                    if cluster.is_some_and(|c| self.lock_backoff().waiting(c, Instant::now())) {
+                    if cluster.is_some_and(|c| self.lock_backoff().waiting(c, self.clock.now())) {
                         return (run, step, cluster, None);
                     }
                     let result = match step {
@@ -314,7 +331,7 @@ impl Executor {
             if let Some(cluster) = cluster {
                 let mut backoff = self.lock_backoff();
                 match &result {
-                    Err(SubmitError::Retry(_)) => backoff.failed(cluster, Instant::now()),
+                    Err(SubmitError::Retry(_)) => backoff.failed(cluster, self.clock.now()),
                     // A start check usually only reads the store: its
                     // success says nothing about the API server.
                     Ok(()) if step != Step::CheckStart => backoff.succeeded(cluster),
@@ -368,68 +385,6 @@ impl Executor {
                 Ok(())
             })
             .await
-    }
-
-    /// Finishes the deletion of each TERMINATING virtual cluster whose runs
-    /// have all ended (their pods are gone): removes what sparkvc set up in
-    /// its namespace, forgets the objects remembered there, and marks it
-    /// TERMINATED, which frees the namespace. One that fails is tried again
-    /// on the next pass.
-    async fn finish_terminations(&self) -> Result<(), StoreError> {
-        for vc in self.store.virtual_clusters_in_state(TERMINATING)? {
-            let Some(at) = self.placement(&vc) else {
-                continue; // its cluster is not configured: see resume_terminations
-            };
-            if !self.store.open_job_runs_in(&vc.id)?.is_empty()
-                || self.lock_backoff().waiting(&at.cluster, Instant::now())
-            {
-                continue;
-            }
-            let torn_down = self
-                .metrics
-                .kube(
-                    "delete",
-                    "tenancy",
-                    tenancy::tear_down(&at.client, &at.namespace, &vc.id),
-                )
-                .await;
-            if let Err(err) = torn_down {
-                self.lock_backoff().failed(&at.cluster, Instant::now());
-                self.metrics.reconcile_error("kubernetes");
-                tracing::warn!(virtual_cluster_id = vc.id, error = %err, "removing sparkvc's objects from the namespace failed; will retry");
-                continue;
-            }
-            self.forget_shared(&at);
-            let terminated = self
-                .store
-                .write(|txn| -> Result<bool, StoreError> {
-                    let Some(mut vc) = txn.virtual_cluster(&vc.id)? else {
-                        return Ok(false);
-                    };
-                    if vc.state != TERMINATING {
-                        return Ok(false);
-                    }
-                    vc.state = TERMINATED.into();
-                    txn.release_namespace(&at.cluster, &at.namespace);
-                    txn.put_virtual_cluster(&vc);
-                    Ok(true)
-                })
-                .await?;
-            if terminated {
-                tracing::info!(virtual_cluster_id = vc.id, "virtual cluster terminated");
-            }
-        }
-        Ok(())
-    }
-
-    /// Forgets the shared objects remembered for a virtual cluster whose
-    /// namespace objects were removed.
-    fn forget_shared(&self, at: &Placement) {
-        let prefix = format!("{}/{}/{}/", at.cluster, at.namespace, at.virtual_cluster_id);
-        self.shared_objects
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|key, _| !key.starts_with(&prefix));
     }
 
     /// Deletes a finished run's job-runner and driver (its TTL passed).

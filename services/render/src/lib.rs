@@ -19,21 +19,22 @@ pub mod job_runner;
 pub mod logging;
 pub mod names;
 pub mod pod_template;
+pub mod release;
 pub mod security;
 pub mod spark_conf;
 pub mod tenancy;
 
-use crate::release::Release;
 use args::{ArgsKind, SubmitArgs};
 use job_runner::EntryPoint;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use pod_template::{PodTemplateInputs, SparkRole};
+pub use release::{Catalogue, CatalogueError, Release, UnknownRelease};
 use sparkvc_proto::v1::JobRun;
 use std::collections::BTreeMap;
 
-pub use crate::state::MAX_STATE_DETAILS;
+pub use sparkvc_proto::limits::MAX_STATE_DETAILS;
 
 /// Why a job run cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,7 +72,7 @@ impl RenderError {
     /// The job run's `stateDetails`: the message, cut to
     /// [`MAX_STATE_DETAILS`] characters (ending in `…` when cut).
     pub fn state_details(&self) -> String {
-        crate::state::fit_details(&self.to_string())
+        sparkvc_proto::limits::fit_details(&self.to_string())
     }
 }
 
