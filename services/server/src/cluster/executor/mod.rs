@@ -41,30 +41,31 @@
 
 mod backoff;
 mod namespaces;
+mod settle;
+mod start_check;
 mod submit;
+mod take_down;
+mod timers;
 mod watch;
 
 #[cfg(test)]
 mod tests;
 
 use super::Clusters;
-use super::apply::delete_if_present;
-use super::observe::why_not_started;
 use super::queue::{self, OpenRun, Step};
 use super::templates::{TemplateError, TemplateReader};
 use crate::ids::Clock;
 use crate::log_access::LogAccessChecker;
 use crate::metrics::Metrics;
 use crate::release::Catalogue;
+use crate::render::RenderError;
 use crate::render::tenancy::TenancyConfig;
-use crate::render::{self, RenderError, names};
-use crate::state::{self, JobRunState, Outcome};
-use crate::store::{Due, Store, StoreError, Timer};
-use crate::time::{micros_from_timestamp, timestamp_from_micros};
+use crate::state;
+use crate::store::{Store, StoreError, Timer};
 use backoff::ClusterBackoff;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector;
 use sparkvc_proto::v1 as pb;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -348,137 +349,6 @@ impl Executor {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Acts on the timers of `kind` that are due: deletes the objects of
-    /// finished runs whose TTL passed, or starts retried attempts whose
-    /// backoff passed. A timer is removed once acted on; one whose action
-    /// failed for a passing reason stays for the next round.
-    async fn run_due(&self, kind: Timer) -> Result<(), StoreError> {
-        let due = self.store.due(kind, self.clock.now_micros(), 256)?;
-        let done = futures::stream::iter(due)
-            .map(|timer: Due| async move {
-                let (vc_id, run_id) = (timer.vc_id.as_str(), timer.run_id.as_str());
-                let result = match kind {
-                    Timer::Cleanup => self.clean_up(vc_id, run_id).await,
-                    Timer::Retry => self.start_attempt(vc_id, run_id).await,
-                };
-                let acted = !matches!(result, Err(SubmitError::Retry(_)));
-                self.settle(vc_id, run_id, result).await?;
-                Ok::<_, StoreError>(acted.then_some(timer.key))
-            })
-            .buffer_unordered(PARALLEL)
-            .collect::<Vec<_>>()
-            .await;
-        let keys: Vec<Vec<u8>> = done
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        self.store
-            .write(|txn| -> Result<(), StoreError> {
-                for key in &keys {
-                    txn.unschedule(kind, key);
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    /// Deletes a finished run's job-runner and driver (its TTL passed).
-    async fn clean_up(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
-        if let Some((run, at)) = self.run_and_placement(vc_id, run_id)? {
-            self.take_down(&at, &run).await?;
-            tracing::debug!(job_run_id = %run_id, "finished run's pods deleted");
-        }
-        Ok(())
-    }
-
-    /// Records what a step's failure means for its run.
-    async fn settle(
-        &self,
-        vc_id: &str,
-        run_id: &str,
-        result: Result<(), SubmitError>,
-    ) -> Result<(), StoreError> {
-        match result {
-            Ok(()) => Ok(()),
-            Err(SubmitError::Fatal {
-                failure_reason,
-                details,
-            }) => {
-                tracing::info!(job_run_id = %run_id, failure_reason, details, "job run failed");
-                let outcome = Outcome {
-                    details,
-                    failure_reason: failure_reason.into(),
-                };
-                self.transition(vc_id, run_id, JobRunState::Failed, outcome)
-                    .await
-                    .map(|_| ())
-            }
-            Err(SubmitError::Retry(why)) => {
-                self.metrics.reconcile_error("kubernetes");
-                tracing::warn!(job_run_id = %run_id, why, "job run step failed; will retry");
-                Ok(())
-            }
-            Err(SubmitError::Store(err)) => {
-                self.metrics.reconcile_error("store");
-                Err(err)
-            }
-        }
-    }
-
-    /// Records a transition if the state machine allows it.
-    async fn transition(
-        &self,
-        vc_id: &str,
-        run_id: &str,
-        next: JobRunState,
-        outcome: Outcome,
-    ) -> Result<bool, StoreError> {
-        let now = self.clock.now_micros();
-        let at = timestamp_from_micros(now);
-        let changed = self
-            .store
-            .write(|txn| -> Result<bool, StoreError> {
-                let Some(mut run) = txn.job_run(vc_id, run_id)? else {
-                    return Ok(false);
-                };
-                let before = state::state_of(&run);
-                if !state::transition(&mut run, next, outcome, at) {
-                    return Ok(false);
-                }
-                txn.put_job_run(Some(before), &run);
-                let reached_kubernetes = run
-                    .state_history
-                    .iter()
-                    .any(|t| t.state == JobRunState::Submitted.as_str());
-                if next.is_terminal() && reached_kubernetes {
-                    let ttl = u64::try_from(self.settings.finished_job_ttl.as_micros())
-                        .unwrap_or(u64::MAX);
-                    txn.schedule(Timer::Cleanup, now.saturating_add(ttl), vc_id, run_id);
-                }
-                Ok(true)
-            })
-            .await?;
-        if changed && next.is_terminal() {
-            self.metrics.run_finished(vc_id, next.as_str());
-            // A slot may have freed: let the queue move.
-            self.wake.notify_one();
-        }
-        if changed {
-            tracing::info!(
-                virtual_cluster_id = vc_id,
-                job_run_id = run_id,
-                state = next.as_str(),
-                "job run state changed"
-            );
-        }
-        Ok(changed)
-    }
-
     /// The virtual cluster's client and namespace, if it runs on a configured cluster.
     fn placement(&self, vc: &pb::VirtualCluster) -> Option<Placement> {
         let provider = vc.container_provider.as_ref()?;
@@ -507,110 +377,6 @@ impl Executor {
         };
         Ok(self.placement(&vc).map(|at| (run, at)))
     }
-
-    /// Deletes the job-runner and driver of one attempt of a run (the rest
-    /// of the attempt goes with them).
-    async fn take_down_attempt(
-        &self,
-        at: &Placement,
-        attempt_name: &str,
-    ) -> Result<(), SubmitError> {
-        let runner_name = names::job_runner_name(attempt_name);
-        let runner = delete_if_present::<Pod>(&at.client, &at.namespace, &runner_name);
-        self.metrics
-            .kube("delete", "Pod", runner)
-            .await
-            .map_err(|e| SubmitError::Retry(format!("deleting the job-runner: {e}")))?;
-        let driver_name = names::driver_pod_name(attempt_name);
-        let driver = delete_if_present::<Pod>(&at.client, &at.namespace, &driver_name);
-        self.metrics
-            .kube("delete", "Pod", driver)
-            .await
-            .map_err(|e| SubmitError::Retry(format!("deleting the driver: {e}")))
-    }
-
-    /// Deletes what a run has on the cluster: its current attempt and the
-    /// one before (kept until its successor starts).
-    async fn take_down(&self, at: &Placement, run: &pb::JobRun) -> Result<(), SubmitError> {
-        for attempt_name in names::live_attempt_names(&run.id, state::attempt_of(run)) {
-            self.take_down_attempt(at, &attempt_name).await?;
-        }
-        Ok(())
-    }
-
-    async fn cancel(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
-        let mut details = String::new();
-        if let Some((run, at)) = self.run_and_placement(vc_id, run_id)? {
-            self.take_down(&at, &run).await?;
-            // Why it was cancelled, as said when it became CANCEL_PENDING.
-            details = run.state_details;
-        }
-        if details.is_empty() {
-            details = "Job run cancelled by user.".into();
-        }
-        let outcome = Outcome {
-            details,
-            ..Default::default()
-        };
-        self.transition(vc_id, run_id, JobRunState::Cancelled, outcome)
-            .await?;
-        Ok(())
-    }
-
-    /// Fails a run that is still SUBMITTED after its job-start-timeout.
-    async fn check_start(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
-        let Some((run, at)) = self.run_and_placement(vc_id, run_id)? else {
-            return Ok(());
-        };
-        let timeout = start_timeout(&run);
-        let submitted_at = run
-            .state_history
-            .iter()
-            .rev()
-            .find(|t| t.state == JobRunState::Submitted.as_str())
-            .and_then(|t| t.at.as_ref())
-            .map(micros_from_timestamp);
-        let Some(submitted_at) = submitted_at else {
-            return Ok(());
-        };
-        let waited = Duration::from_micros(self.clock.now_micros().saturating_sub(submitted_at));
-        // A run waiting out a retry's backoff is not late: its next attempt's
-        // clock starts when that attempt is SUBMITTED.
-        if state::state_of(&run) != JobRunState::Submitted
-            || state::awaits_attempt(&run)
-            || waited < timeout
-        {
-            return Ok(());
-        }
-        let (runner, driver) = self.cached_pods(&at, &run);
-        let why = why_not_started(runner.as_deref(), driver.as_deref());
-        self.take_down(&at, &run).await?;
-        Err(SubmitError::Fatal {
-            failure_reason: "CLUSTER_UNAVAILABLE",
-            details: state::fit_details(&format!(
-                "The job run did not start within its job-start-timeout of {} s: {why}.",
-                timeout.as_secs()
-            )),
-        })
-    }
-
-    /// The job-runner and driver pods of a run's current attempt as the
-    /// watch last saw them.
-    fn cached_pods(
-        &self,
-        at: &Placement,
-        run: &pb::JobRun,
-    ) -> (Option<Arc<Pod>>, Option<Arc<Pod>>) {
-        let Some(cache) = self.lock_pods().get(&at.cluster).cloned() else {
-            return (None, None);
-        };
-        let attempt = state::attempt_of(run);
-        let attempt_name = names::attempt_name(&run.id, attempt);
-        let get = |name: String| cache.get(&ObjectRef::new(&name).within(&at.namespace));
-        let runner = get(names::job_runner_name(&attempt_name));
-        let driver = get(names::driver_pod_name(&attempt_name));
-        (runner, driver)
-    }
 }
 
 /// Where a virtual cluster's runs go.
@@ -624,14 +390,6 @@ struct Placement {
     /// removes its service accounts, and a new virtual cluster on the same
     /// namespace must not trust that they still exist.
     virtual_cluster_id: String,
-}
-
-/// The run's `job-start-timeout` (classification `emr-containers-defaults`).
-fn start_timeout(run: &pb::JobRun) -> Duration {
-    render::spark_conf::parse_classifications(run.configuration_overrides.as_ref())
-        .ok()
-        .and_then(|c| c.containers_defaults.job_start_timeout_seconds)
-        .map_or(DEFAULT_START_TIMEOUT, Duration::from_secs)
 }
 
 impl From<TemplateError> for SubmitError {

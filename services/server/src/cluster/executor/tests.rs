@@ -6,7 +6,10 @@
 
 use super::*;
 use crate::ids::ManualTime;
+use crate::render::names;
+use crate::state::{JobRunState, Outcome};
 use crate::store::Timer;
+use crate::time::timestamp_from_micros;
 use http::{Method, Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
