@@ -73,22 +73,6 @@ else
 fi
 exec "$@" > >(tee >(write stdout)) 2> >(tee >(write stderr) >&2)"#;
 
-/// `rotationSize` (`2KB`, `1.5M`, `2GB`…; K, M and G are powers of 1024) in
-/// bytes; None if it is not one.
-pub fn rotation_bytes(size: &str) -> Option<u64> {
-    let number_len = size
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(size.len());
-    let number: f64 = size[..number_len].parse().ok()?;
-    let unit = match size[number_len..].trim_end_matches(['B', 'b']) {
-        "K" => 1u64 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        _ => return None,
-    };
-    Some((number * unit as f64) as u64)
-}
-
 /// The environment of a main container whose output is captured: its pod
 /// name, and the rotation settings of `containerLogRotationConfiguration`.
 pub fn capture_env(run: &JobRun) -> Vec<EnvVar> {
@@ -99,7 +83,7 @@ pub fn capture_env(run: &JobRun) -> Vec<EnvVar> {
         .and_then(|o| o.monitoring_configuration.as_ref())
         .and_then(|m| m.container_log_rotation_configuration.as_ref());
     if let Some(r) = rotation
-        && let Some(bytes) = rotation_bytes(&r.rotation_size)
+        && let Some(bytes) = sparkvc_proto::limits::rotation_bytes(&r.rotation_size)
     {
         let var = |name: &str, value: String| EnvVar {
             name: name.into(),
@@ -651,15 +635,6 @@ mod tests {
         let kept: String = files.iter().map(|(_, t)| t.as_str()).collect();
         assert_eq!(kept.lines().next(), Some("line 30.."));
         assert_eq!(kept.lines().count(), 20);
-    }
-
-    #[test]
-    fn rotation_sizes_are_read_in_binary_units() {
-        assert_eq!(rotation_bytes("2KB"), Some(2048));
-        assert_eq!(rotation_bytes("1.5M"), Some(1_572_864));
-        assert_eq!(rotation_bytes("2Gb"), Some(2 << 30));
-        assert_eq!(rotation_bytes("2TB"), None);
-        assert_eq!(rotation_bytes("KB"), None);
     }
 
     #[test]

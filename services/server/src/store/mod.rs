@@ -47,7 +47,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 pub use txn::Txn;
 
-pub const DEFAULT_PAGE_SIZE: usize = 50;
 const SCHEMA_VERSION: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
