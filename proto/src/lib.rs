@@ -6,6 +6,7 @@
 //! `sparkvc` CLI reads from `--cli-input-json` and prints.
 
 pub mod codec;
+pub mod failure;
 pub mod json;
 pub mod limits;
 
@@ -21,5 +22,6 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("spar
 /// Name of the metadata entry that carries the AWS error type of a failed call.
 pub const ERROR_TYPE_METADATA: &str = "x-amzn-errortype";
 
+pub use failure::FailureReason;
 pub use v1::emr_containers_client::EmrContainersClient;
 pub use v1::emr_containers_server::{EmrContainers, EmrContainersServer};

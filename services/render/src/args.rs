@@ -402,7 +402,10 @@ mod tests {
             ("--version", "--version"),
         ] {
             let err = parse(text).unwrap_err();
-            assert_eq!(err.failure_reason(), "USER_ERROR");
+            assert_eq!(
+                err.failure_reason(),
+                sparkvc_proto::FailureReason::UserError
+            );
             assert_eq!(
                 err.to_string(),
                 format!("sparkSubmitParameters: {name} is set by sparkvc and cannot be given"),

@@ -33,9 +33,9 @@
 //! and prints the result of each query. The image must contain Python (the
 //! `-python3` Apache Spark images do).
 
+use super::classifications::JobSubmitterConfig;
 use super::names;
 use super::names::{USER_LOG_DIR, USER_LOG_VOLUME};
-use super::spark_conf::JobSubmitterConfig;
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, EmptyDirVolumeSource, KeyToPath, Pod, PodSpec,
     ResourceRequirements, Volume, VolumeMount,

@@ -15,7 +15,10 @@
 //! NetworkPolicy and optional quota objects.
 
 pub mod args;
+pub mod classifications;
 pub mod job_runner;
+pub mod kube_syntax;
+pub mod log_destinations;
 pub mod logging;
 pub mod names;
 pub mod pod_template;
@@ -31,6 +34,7 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use pod_template::{PodTemplateInputs, SparkRole};
 pub use release::{Catalogue, CatalogueError, Release, UnknownRelease};
+use sparkvc_proto::FailureReason;
 use sparkvc_proto::v1::JobRun;
 use std::collections::BTreeMap;
 
@@ -62,10 +66,10 @@ impl RenderError {
     }
 
     /// The job run's `failureReason`.
-    pub fn failure_reason(&self) -> &'static str {
+    pub fn failure_reason(&self) -> FailureReason {
         match self {
-            RenderError::User { .. } => "USER_ERROR",
-            RenderError::Internal(_) => "INTERNAL_ERROR",
+            RenderError::User { .. } => FailureReason::UserError,
+            RenderError::Internal(_) => FailureReason::InternalError,
         }
     }
 
@@ -99,7 +103,7 @@ pub struct JobRunInputs<'a> {
     /// The AWS region the log sidecars write to (the server's region).
     pub region: &'a str,
     /// The server's app-UI event log directory, if configured (see
-    /// [`logging::event_log_dir`]).
+    /// [`log_destinations::event_log_dir`]).
     pub event_log_dir: Option<&'a str>,
 }
 
@@ -170,7 +174,7 @@ fn driver(run: &JobRun) -> Result<Driver<'_>, RenderError> {
 /// Which user pod templates the caller must fetch before [`render_job_run`].
 pub fn pod_template_files(run: &JobRun) -> Result<PodTemplateFiles, RenderError> {
     let driver = driver(run)?;
-    let classes = spark_conf::parse_classifications(run.configuration_overrides.as_ref())?;
+    let classes = classifications::parse_classifications(run.configuration_overrides.as_ref())?;
     let (d, e) = spark_conf::user_pod_template_files(&classes.spark_defaults, &driver.args.conf);
     Ok(PodTemplateFiles {
         driver: d,
@@ -184,7 +188,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
     let id = run.id.as_str();
     let vc = run.virtual_cluster_id.as_str();
     let driver = driver(run)?;
-    let classes = spark_conf::parse_classifications(run.configuration_overrides.as_ref())?;
+    let classes = classifications::parse_classifications(run.configuration_overrides.as_ref())?;
     let (want_driver, want_executor) =
         spark_conf::user_pod_template_files(&classes.spark_defaults, &driver.args.conf);
     for (what, wanted, given) in [
@@ -215,7 +219,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
     let attempt_name = names::attempt_name(id, inputs.attempt);
     let config_map_name = names::config_map_name(&attempt_name);
 
-    let event_log_dir = logging::event_log_dir(run, inputs.event_log_dir)?;
+    let event_log_dir = log_destinations::event_log_dir(run, inputs.event_log_dir)?;
     let conf = spark_conf::merge(
         &spark_conf::SparkConfInputs {
             job_run_id: id,
@@ -348,12 +352,12 @@ mod tests {
     #[test]
     fn failure_reasons_and_state_details() {
         let user = RenderError::user("f", "x".repeat(300));
-        assert_eq!(user.failure_reason(), "USER_ERROR");
+        assert_eq!(user.failure_reason(), FailureReason::UserError);
         let details = user.state_details();
         assert_eq!(details.chars().count(), MAX_STATE_DETAILS);
         assert!(details.ends_with('…'));
         let internal = RenderError::Internal("boom".into());
-        assert_eq!(internal.failure_reason(), "INTERNAL_ERROR");
+        assert_eq!(internal.failure_reason(), FailureReason::InternalError);
         assert_eq!(internal.state_details(), "internal error: boom");
         // Multi-byte characters are cut on a character boundary.
         let wide = RenderError::user("f", "é".repeat(300));

@@ -486,7 +486,11 @@ spec:
             "a: [unclosed",
         ] {
             let err = render(SparkRole::Executor, Some(text)).unwrap_err();
-            assert_eq!(err.failure_reason(), "USER_ERROR", "{text}");
+            assert_eq!(
+                err.failure_reason(),
+                sparkvc_proto::FailureReason::UserError,
+                "{text}"
+            );
             assert!(
                 err.to_string()
                     .starts_with("executor pod template is not a valid pod"),

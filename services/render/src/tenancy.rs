@@ -156,7 +156,7 @@ pub fn render_tenant(
 
     let check = |what: &str, map: &BTreeMap<String, String>| {
         map.iter().try_for_each(|(key, value)| {
-            super::spark_conf::check_quantity(&format!("{what} {key}"), value)
+            super::kube_syntax::check_quantity(&format!("{what} {key}"), value)
                 .map_err(|e| RenderError::Internal(format!("tenancy configuration: {e}")))
         })
     };

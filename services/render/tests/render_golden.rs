@@ -7,6 +7,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
+use sparkvc_proto::FailureReason;
 use sparkvc_proto::v1::JobRun;
 use sparkvc_render::Release;
 use sparkvc_render::tenancy::{self, ContainerLimits, TenancyConfig};
@@ -415,7 +416,7 @@ fn user_errors_fail_the_run_with_a_message_naming_the_field() {
     ];
     for (extra, driver_template, want) in cases {
         let err = render(&run(extra), driver_template, None).unwrap_err();
-        assert_eq!(err.failure_reason(), "USER_ERROR");
+        assert_eq!(err.failure_reason(), FailureReason::UserError);
         assert_eq!(err.state_details(), want);
     }
 }
@@ -427,7 +428,7 @@ fn a_template_asked_for_but_not_given_is_an_internal_error() {
         "sparkSubmitParameters": "--conf spark.kubernetes.driver.podTemplateFile=/t.yaml"}}}),
     );
     let err = render(&run, None, None).unwrap_err();
-    assert_eq!(err.failure_reason(), "INTERNAL_ERROR");
+    assert_eq!(err.failure_reason(), FailureReason::InternalError);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! naming the destination and the action, instead of a run whose logs
 //! silently go nowhere.
 
-use crate::render::logging::{self, Destinations};
+use crate::render::log_destinations::{self, Destinations};
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_sdk_s3::primitives::ByteStream;
@@ -41,7 +41,7 @@ impl LogAccessChecker {
     ) -> Result<(), LogAccessError> {
         let base = crate::aws::sdk_config().await;
         let role = self.assume(base, run).await?;
-        let path = logging::run_path(&run.virtual_cluster_id, &run.id);
+        let path = log_destinations::run_path(&run.virtual_cluster_id, &run.id);
         let metadata = serde_json::json!({
             "jobRunId": run.id,
             "virtualClusterId": run.virtual_cluster_id,

@@ -13,7 +13,7 @@
 //! current attempt's job-runner pod (`<job name>-<suffix>`).
 
 use crate::error::{ApiError, ApiResult};
-use crate::render::logging::{self, Destinations};
+use crate::render::log_destinations::{self, Destinations};
 use crate::render::names;
 use crate::state;
 use crate::validate::rules;
@@ -158,7 +158,7 @@ pub async fn read(
     destinations: &Destinations,
     query: &LogQuery,
 ) -> ApiResult<pb::GetJobRunLogsResponse> {
-    let run_path = logging::run_path(&run.virtual_cluster_id, &run.id);
+    let run_path = log_destinations::run_path(&run.virtual_cluster_id, &run.id);
     let (dir, wanted) = pods_of(run, query.container);
     // As the run's execution role, never as the server: a caller who names
     // someone else's bucket as a run's logUri must not read it through us.
@@ -358,7 +358,7 @@ mod tests {
     #[test]
     fn requests_are_checked_against_the_destinations() {
         let s3_only = Destinations {
-            s3: Some(logging::S3Destination::parse("s3://b/p").unwrap()),
+            s3: Some(log_destinations::S3Destination::parse("s3://b/p").unwrap()),
             cloudwatch: None,
         };
         let req = |container: &str, stream: &str, source: &str| pb::GetJobRunLogsRequest {

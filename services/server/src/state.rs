@@ -43,6 +43,7 @@ pub mod virtual_cluster {
 }
 
 use prost_types::Timestamp;
+use sparkvc_proto::FailureReason;
 use sparkvc_proto::v1 as pb;
 use std::time::Duration;
 
@@ -110,7 +111,7 @@ pub fn state_of(run: &pb::JobRun) -> JobRunState {
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     pub details: String,
-    pub failure_reason: String,
+    pub failure_reason: Option<FailureReason>,
 }
 
 /// Moves `run` to `next`, recording the transition. Returns false (and
@@ -129,8 +130,8 @@ pub fn transition(
     if !outcome.details.is_empty() {
         run.state_details = outcome.details.clone();
     }
-    if !outcome.failure_reason.is_empty() {
-        run.failure_reason = outcome.failure_reason;
+    if let Some(reason) = outcome.failure_reason {
+        run.failure_reason = reason.as_str().to_string();
     }
     if next.is_terminal() {
         run.finished_at = Some(at);

@@ -11,6 +11,7 @@
 
 use crate::state::{JobRunState, Outcome, fit_details};
 use k8s_openapi::api::core::v1::Pod;
+use sparkvc_proto::FailureReason;
 
 /// What the caller should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +27,7 @@ pub enum Observation {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObservedOutcome {
     pub details: String,
-    pub failure_reason: String,
+    pub failure_reason: Option<FailureReason>,
 }
 
 impl From<ObservedOutcome> for Outcome {
@@ -119,25 +120,25 @@ pub fn observe(current: JobRunState, runner: Option<&Pod>, driver: Option<&Pod>)
     if current.is_terminal() {
         return Observation::Unchanged;
     }
-    let to = |state, details: String, reason: &str| {
+    let to = |state, details: String, reason: Option<FailureReason>| {
         Observation::Transition(
             state,
             ObservedOutcome {
                 details: fit_details(&details),
-                failure_reason: reason.into(),
+                failure_reason: reason,
             },
         )
     };
     if let Some(driver) = driver {
         return match (phase(driver), current) {
             ("Running", Submitted | Pending) => {
-                to(Running, "The Spark driver is running.".into(), "")
+                to(Running, "The Spark driver is running.".into(), None)
             }
-            ("Succeeded", _) => to(Completed, "The Spark application completed.".into(), ""),
+            ("Succeeded", _) => to(Completed, "The Spark application completed.".into(), None),
             ("Failed", _) => to(
                 Failed,
                 format!("The Spark driver failed: {}.", termination(driver)),
-                "USER_ERROR",
+                Some(FailureReason::UserError),
             ),
             _ => Observation::Unchanged,
         };
@@ -149,7 +150,7 @@ pub fn observe(current: JobRunState, runner: Option<&Pod>, driver: Option<&Pod>)
                 "spark-submit failed before a Spark driver existed: {}.",
                 termination(runner.expect("matched"))
             ),
-            "USER_ERROR",
+            Some(FailureReason::UserError),
         ),
         Some("Succeeded") => Observation::DriverMissing,
         _ => Observation::Unchanged,
@@ -234,7 +235,7 @@ mod tests {
         else {
             panic!("expected a failure")
         };
-        assert_eq!(outcome.failure_reason, "USER_ERROR");
+        assert_eq!(outcome.failure_reason, Some(FailureReason::UserError));
         assert!(
             outcome.details.contains("exited with code 137 (OOMKilled)"),
             "{}",

@@ -110,7 +110,7 @@ impl ControlPlane {
         req: &pb::GetJobRunLogsRequest,
     ) -> ApiResult<pb::GetJobRunLogsResponse> {
         let run = self.describe_job_run(&req.virtual_cluster_id, &req.id)?;
-        let destinations = crate::render::logging::destinations(&run)
+        let destinations = crate::render::log_destinations::destinations(&run)
             .map_err(|e| ApiError::validation(e.to_string()))?
             .ok_or_else(|| {
                 ApiError::validation(format!(

@@ -66,6 +66,7 @@ use backoff::ClusterBackoff;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector;
+use sparkvc_proto::FailureReason;
 use sparkvc_proto::v1 as pb;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -143,7 +144,7 @@ enum SubmitError {
     /// The run cannot ever be submitted: it fails with this reason.
     #[error("{details}")]
     Fatal {
-        failure_reason: &'static str,
+        failure_reason: FailureReason,
         details: String,
     },
     /// A passing problem (the API server is away): try again later.
@@ -167,9 +168,9 @@ fn kube_failure(what: &str, err: kube::Error) -> SubmitError {
         // The request itself is wrong: retrying will not help.
         kube::Error::Api(s) if matches!(s.code, 400 | 403 | 422) => SubmitError::Fatal {
             failure_reason: if s.code == 403 {
-                "CLUSTER_UNAVAILABLE"
+                FailureReason::ClusterUnavailable
             } else {
-                "INTERNAL_ERROR"
+                FailureReason::InternalError
             },
             details: state::fit_details(&format!("Kubernetes refused to {what}: {}", s.message)),
         },
@@ -395,7 +396,7 @@ struct Placement {
 impl From<TemplateError> for SubmitError {
     fn from(err: TemplateError) -> Self {
         Self::Fatal {
-            failure_reason: "USER_ERROR",
+            failure_reason: FailureReason::UserError,
             details: state::fit_details(&err.to_string()),
         }
     }

@@ -20,10 +20,10 @@ impl Executor {
                 failure_reason,
                 details,
             }) => {
-                tracing::info!(job_run_id = %run_id, failure_reason, details, "job run failed");
+                tracing::info!(job_run_id = %run_id, %failure_reason, details, "job run failed");
                 let outcome = Outcome {
                     details,
-                    failure_reason: failure_reason.into(),
+                    failure_reason: Some(failure_reason),
                 };
                 self.transition(vc_id, run_id, JobRunState::Failed, outcome)
                     .await

@@ -9,6 +9,7 @@ use crate::state::{self, JobRunState};
 use crate::time::micros_from_timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
+use sparkvc_proto::FailureReason;
 use sparkvc_proto::v1 as pb;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,7 @@ impl Executor {
         let why = why_not_started(runner.as_deref(), driver.as_deref());
         self.take_down(&at, &run).await?;
         Err(SubmitError::Fatal {
-            failure_reason: "CLUSTER_UNAVAILABLE",
+            failure_reason: FailureReason::ClusterUnavailable,
             details: state::fit_details(&format!(
                 "The job run did not start within its job-start-timeout of {} s: {why}.",
                 timeout.as_secs()
@@ -72,7 +73,7 @@ impl Executor {
 
 /// The run's `job-start-timeout` (classification `emr-containers-defaults`).
 pub(super) fn start_timeout(run: &pb::JobRun) -> Duration {
-    render::spark_conf::parse_classifications(run.configuration_overrides.as_ref())
+    render::classifications::parse_classifications(run.configuration_overrides.as_ref())
         .ok()
         .and_then(|c| c.containers_defaults.job_start_timeout_seconds)
         .map_or(DEFAULT_START_TIMEOUT, Duration::from_secs)

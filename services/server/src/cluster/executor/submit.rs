@@ -4,13 +4,14 @@
 
 use super::{Executor, Placement, SubmitError, kube_failure};
 use crate::cluster::apply::{create_if_absent, delete_if_present};
-use crate::render::{self, JobRunInputs, logging, names};
+use crate::render::{self, JobRunInputs, log_destinations, names};
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::StoreError;
 use crate::time::micros_from_timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use sparkvc_proto::FailureReason;
 use sparkvc_proto::v1 as pb;
 
 /// The AWS account in an IAM role ARN, if it names one.
@@ -36,7 +37,7 @@ impl Executor {
             self.catalogue
                 .resolve(&run.release_label)
                 .map_err(|e| SubmitError::Fatal {
-                    failure_reason: "VALIDATION_ERROR",
+                    failure_reason: FailureReason::ValidationError,
                     details: e.to_string(),
                 })?;
         let files = render::pod_template_files(run)?;
@@ -113,12 +114,12 @@ impl Executor {
         let Some((run, at)) = self.run_and_placement(vc_id, run_id)? else {
             return Ok(());
         };
-        if let Some(destinations) = logging::destinations(&run)? {
+        if let Some(destinations) = log_destinations::destinations(&run)? {
             self.log_access
                 .check(&run, &destinations)
                 .await
                 .map_err(|e| SubmitError::Fatal {
-                    failure_reason: "USER_ERROR",
+                    failure_reason: FailureReason::UserError,
                     details: state::fit_details(&e.to_string()),
                 })?;
         }

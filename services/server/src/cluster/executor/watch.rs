@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
+use sparkvc_proto::FailureReason;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
@@ -222,7 +223,7 @@ impl Executor {
                             details: format!(
                                 "The job-runner finished but the Spark driver {driver_name} does not exist."
                             ),
-                            failure_reason: "INTERNAL_ERROR".into(),
+                            failure_reason: Some(FailureReason::InternalError),
                         };
                         // A driver deleted while it ran is a driver failure.
                         self.fail_or_retry((vc_id, run_id), attempt, outcome, true, received)
