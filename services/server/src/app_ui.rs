@@ -19,53 +19,27 @@ use crate::store::Store;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Response, StatusCode};
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::sync::Arc;
 
 /// The key file in the data directory.
 const KEY_FILE: &str = "app-ui.key";
 
-/// HMAC-SHA256 (RFC 2104).
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.map(|b| b ^ byte);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// HMAC-SHA256 (RFC 2104) in lower-case hex, from AWS's maintained SigV4
+/// crate (the one the API's signature check uses).
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    aws_sigv4::sign::v4::calculate_signature(key, message)
 }
 
 /// The signature of a link for (virtual cluster, run, expiry).
 pub fn signature(key: &[u8], vc_id: &str, run_id: &str, expires: u64) -> String {
-    hex(&hmac_sha256(
-        key,
-        format!("{vc_id}/{run_id}/{expires}").as_bytes(),
-    ))
+    hmac_sha256_hex(key, format!("{vc_id}/{run_id}/{expires}").as_bytes())
 }
 
 /// Equal in constant time (the signature is a secret until it matches).
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// The path (relative, no leading `/`) a redirect `location` names, with the
@@ -393,9 +367,8 @@ mod tests {
 
     #[test]
     fn hmac_matches_rfc_4231_test_case_2() {
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(
-            hex(&mac),
+            hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
