@@ -28,6 +28,20 @@ pub struct Cli {
     )]
     pub endpoint_url: String,
 
+    /// Use credentials and region from this profile of ~/.aws/config and
+    /// ~/.aws/credentials (default: $AWS_PROFILE, else "default").
+    #[arg(long, global = true, env = "AWS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// The region requests are signed for; must be the server's (default:
+    /// $AWS_REGION, the profile's region, else us-east-1).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Do not sign requests (a development server accepts unsigned calls).
+    #[arg(long, global = true)]
+    pub no_sign_request: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

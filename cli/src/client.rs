@@ -1,9 +1,67 @@
-//! Connecting to the sparkvc server.
+//! Connecting to the sparkvc server, and signing every call with AWS
+//! Signature Version 4 as the aws CLI does.
+//!
+//! Credentials come from the environment (`AWS_ACCESS_KEY_ID`, …), then
+//! the shared files (`~/.aws/credentials`, `~/.aws/config`, `--profile` or
+//! `AWS_PROFILE`), then a web identity token (`AWS_WEB_IDENTITY_TOKEN_FILE`,
+//! as on a pod with IRSA). The instance and container metadata endpoints are
+//! not asked: a laptop would wait on them for every command. With no
+//! credentials at all the call goes unsigned, which a development server
+//! accepts and any other refuses with MissingAuthenticationTokenException.
+//! The signature covers the whole gRPC body, which this layer reads before
+//! sending (every sparkvc call is unary).
 
+use crate::args::Cli;
 use crate::error::CliError;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
+use http_body_util::BodyExt;
 use sparkvc_proto::EmrContainersClient;
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
+
+/// The region signatures are scoped to when nothing else names one (the
+/// server's default).
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// The service name signatures are scoped to.
+pub const SIGNING_NAME: &str = "emr-containers";
+
+/// The client every command uses.
+pub type Client = EmrContainersClient<SignedChannel>;
+
+/// Where to connect and how to sign, from the global flags.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub no_sign_request: bool,
+}
+
+impl Target {
+    pub fn from_cli(cli: &Cli) -> Self {
+        Self {
+            url: cli.endpoint_url.clone(),
+            profile: cli.profile.clone(),
+            region: cli.region.clone(),
+            no_sign_request: cli.no_sign_request,
+        }
+    }
+
+    pub fn unsigned(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            profile: None,
+            region: None,
+            no_sign_request: true,
+        }
+    }
+}
 
 /// Checks `--endpoint-url` (only plain `http://` is supported).
 pub fn endpoint(url: &str) -> Result<Endpoint, CliError> {
@@ -24,15 +82,193 @@ pub fn endpoint(url: &str) -> Result<Endpoint, CliError> {
 }
 
 /// Opens a connection; failure to reach the server is a [`CliError::Connect`].
-pub async fn connect(url: &str) -> Result<EmrContainersClient<Channel>, CliError> {
-    let channel = endpoint(url)?
-        .connect()
-        .await
-        .map_err(|e| CliError::Connect {
+pub async fn connect(target: &Target) -> Result<Client, CliError> {
+    endpoint(&target.url)?;
+    let signer = if target.no_sign_request {
+        None
+    } else {
+        Signer::from_chain(target).await?
+    };
+    Ok(EmrContainersClient::new(
+        SignedChannel::connect(&target.url, signer).await?,
+    ))
+}
+
+/// Credentials and the region to sign with.
+#[derive(Debug)]
+pub struct Signer {
+    credentials: Credentials,
+    region: String,
+}
+
+impl Signer {
+    pub fn new(credentials: Credentials, region: impl Into<String>) -> Self {
+        Self {
+            credentials,
+            region: region.into(),
+        }
+    }
+
+    /// From the credential chain described in the module documentation;
+    /// None when it has no credentials and no profile was asked for.
+    async fn from_chain(target: &Target) -> Result<Option<Self>, CliError> {
+        use aws_config::environment::{
+            EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+        };
+        use aws_config::meta::credentials::CredentialsProviderChain;
+        use aws_config::meta::region::RegionProviderChain;
+        use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
+        use aws_config::web_identity_token::WebIdentityTokenCredentialsProvider;
+
+        use aws_config::provider_config::ProviderConfig;
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+
+        // Profiles may assume roles and web identities call STS: the
+        // providers need an HTTP client (the same rustls stack as the rest).
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let base = ProviderConfig::default().with_http_client(http);
+        let mut profile_region = ProfileFileRegionProvider::builder().configure(&base);
+        if let Some(name) = &target.profile {
+            profile_region = profile_region.profile_name(name);
+        }
+        let region = match &target.region {
+            Some(region) => region.clone(),
+            None => RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+                .or_else(profile_region.build())
+                .region()
+                .await
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| DEFAULT_REGION.to_string()),
+        };
+        let provider_config = base.with_region(Some(aws_config::Region::new(region.clone())));
+        let mut profile_credentials =
+            ProfileFileCredentialsProvider::builder().configure(&provider_config);
+        if let Some(name) = &target.profile {
+            profile_credentials = profile_credentials.profile_name(name);
+        }
+        let chain = CredentialsProviderChain::first_try(
+            "Environment",
+            EnvironmentVariableCredentialsProvider::new(),
+        )
+        .or_else("Profile", profile_credentials.build())
+        .or_else(
+            "WebIdentityToken",
+            WebIdentityTokenCredentialsProvider::builder()
+                .configure(&provider_config)
+                .build(),
+        );
+        let credentials = match chain.provide_credentials().await {
+            Ok(credentials) => credentials,
+            Err(err) if target.profile.is_some() => {
+                return Err(CliError::Usage(format!(
+                    "Unable to locate credentials for profile {:?}: {}",
+                    target.profile.as_deref().unwrap_or_default(),
+                    root_cause(&err)
+                )));
+            }
+            Err(_) => return Ok(None),
+        };
+        Ok(Some(Self::new(credentials, region)))
+    }
+
+    /// Signs `request` (whose URI is a path only; the authority is the
+    /// endpoint's, which the channel adds) over `body`.
+    fn sign(
+        &self,
+        request: &mut http::Request<Body>,
+        authority: &str,
+        body: &[u8],
+    ) -> Result<(), aws_sigv4::http_request::SigningError> {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        let identity = self.credentials.clone().into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(SIGNING_NAME)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .expect("every signing parameter is set")
+            .into();
+        let uri = format!("http://{authority}{}", request.uri().path());
+        let headers = request
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)));
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            uri,
+            headers,
+            SignableBody::Bytes(body),
+        )?;
+        let (instructions, _signature) = sign(signable, &params)?.into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
+    }
+}
+
+/// A channel that signs every request it sends (when it has a signer).
+#[derive(Debug, Clone)]
+pub struct SignedChannel {
+    inner: Channel,
+    signer: Option<Arc<Signer>>,
+    authority: Arc<str>,
+}
+
+impl SignedChannel {
+    /// A channel to `url` that signs with `signer`; for tests and tools
+    /// that bring their own credentials.
+    pub async fn connect(url: &str, signer: Option<Signer>) -> Result<Self, CliError> {
+        let endpoint = endpoint(url)?;
+        let authority = endpoint
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let inner = endpoint.connect().await.map_err(|e| CliError::Connect {
             url: url.to_string(),
             cause: root_cause(&e),
         })?;
-    Ok(EmrContainersClient::new(channel))
+        Ok(Self {
+            inner,
+            signer: signer.map(Arc::new),
+            authority: Arc::from(authority),
+        })
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<http::Request<Body>> for SignedChannel {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower::Service::poll_ready(&mut self.inner, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let signer = self.signer.clone();
+        let authority = self.authority.clone();
+        Box::pin(async move {
+            let Some(signer) = signer else {
+                return inner.call(request).await.map_err(Into::into);
+            };
+            let (parts, body) = request.into_parts();
+            let bytes = body.collect().await?.to_bytes();
+            let mut request = http::Request::from_parts(parts, Body::empty());
+            signer.sign(&mut request, &authority, &bytes)?;
+            let (parts, _) = request.into_parts();
+            let request =
+                http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)));
+            inner.call(request).await.map_err(Into::into)
+        })
+    }
 }
 
 /// The innermost error message: "Connection refused (os error 111)" rather
@@ -67,7 +303,7 @@ mod tests {
             .unwrap()
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let err = connect(&url).await.unwrap_err();
+        let err = connect(&Target::unsigned(&url)).await.unwrap_err();
         assert_eq!(err.exit_code(), crate::error::EXIT_OTHER);
         assert!(
             err.to_string().starts_with(&format!(

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 /// One call whose response is printed as is.
 macro_rules! simple_call {
-    ($url:expr, $operation:literal, $method:ident, $request:expr) => {{
+    ($target:expr, $operation:literal, $method:ident, $request:expr) => {{
         let request = $request?;
-        let mut client = client::connect($url).await?;
+        let mut client = client::connect($target).await?;
         let response = client
             .$method(request)
             .await
-            .map_err(|status| CliError::from_status($operation, $url, &status))?
+            .map_err(|status| CliError::from_status($operation, &$target.url, &status))?
             .into_inner();
         output::print(&response);
     }};
@@ -29,10 +29,10 @@ macro_rules! simple_call {
 
 /// A list call, paginated as described in `paginate`.
 macro_rules! list_call {
-    ($url:expr, $operation:literal, $method:ident, $request:expr, $paging:expr, $items:ident, $key:literal) => {{
+    ($target:expr, $operation:literal, $method:ident, $request:expr, $paging:expr, $items:ident, $key:literal) => {{
         let request = $request?;
         let paging = $paging;
-        let mut client = client::connect($url).await?;
+        let mut client = client::connect($target).await?;
         if paging.no_paginate {
             let mut request = request;
             if let Some(token) = &paging.starting_token {
@@ -41,7 +41,7 @@ macro_rules! list_call {
             let response = client
                 .$method(request)
                 .await
-                .map_err(|status| CliError::from_status($operation, $url, &status))?
+                .map_err(|status| CliError::from_status($operation, &$target.url, &status))?
                 .into_inner();
             output::print(
                 &Keyed::new($key, &response.$items)
@@ -62,7 +62,7 @@ macro_rules! list_call {
                 let response = client
                     .$method(page_request)
                     .await
-                    .map_err(|status| CliError::from_status($operation, $url, &status))?
+                    .map_err(|status| CliError::from_status($operation, &$target.url, &status))?
                     .into_inner();
                 collector.accept(response.$items, &response.next_token);
             }
@@ -73,22 +73,23 @@ macro_rules! list_call {
 }
 
 pub async fn run(cli: &Cli) -> Result<(), CliError> {
-    let url = cli.endpoint_url.as_str();
+    let target = &client::Target::from_cli(cli);
+    let url = target.url.as_str();
     match &cli.command {
         Command::CreateVirtualCluster(a) => simple_call!(
-            url,
+            target,
             "CreateVirtualCluster",
             create_virtual_cluster,
             requests::create_virtual_cluster(a)
         ),
         Command::DescribeVirtualCluster(a) => simple_call!(
-            url,
+            target,
             "DescribeVirtualCluster",
             describe_virtual_cluster,
             requests::describe_virtual_cluster(a)
         ),
         Command::ListVirtualClusters(a) => list_call!(
-            url,
+            target,
             "ListVirtualClusters",
             list_virtual_clusters,
             requests::list_virtual_clusters(a),
@@ -97,20 +98,20 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
             "virtualClusters"
         ),
         Command::UpdateVirtualCluster(a) => simple_call!(
-            url,
+            target,
             "UpdateVirtualCluster",
             update_virtual_cluster,
             requests::update_virtual_cluster(a)
         ),
         Command::DeleteVirtualCluster(a) => simple_call!(
-            url,
+            target,
             "DeleteVirtualCluster",
             delete_virtual_cluster,
             requests::delete_virtual_cluster(a)
         ),
         Command::StartJobRun(a) => {
             let request = requests::start_job_run(a)?;
-            let mut client = client::connect(url).await?;
+            let mut client = client::connect(target).await?;
             let virtual_cluster_id = request.virtual_cluster_id.clone();
             let response = client
                 .start_job_run(request)
@@ -141,14 +142,14 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
             }
         }
         Command::GetJobRunAppUiUrl(a) => simple_call!(
-            url,
+            target,
             "GetJobRunAppUiUrl",
             get_job_run_app_ui_url,
             requests::get_job_run_app_ui_url(a)
         ),
         Command::GetJobRunLogs(a) => {
             let request = requests::get_job_run_logs(a)?;
-            let mut client = client::connect(url).await?;
+            let mut client = client::connect(target).await?;
             let describe = DescribeJobRunRequest {
                 id: request.id.clone(),
                 virtual_cluster_id: request.virtual_cluster_id.clone(),
@@ -195,13 +196,13 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
             }
         }
         Command::DescribeJobRun(a) => simple_call!(
-            url,
+            target,
             "DescribeJobRun",
             describe_job_run,
             requests::describe_job_run(a)
         ),
         Command::ListJobRuns(a) => list_call!(
-            url,
+            target,
             "ListJobRuns",
             list_job_runs,
             requests::list_job_runs(a),
@@ -210,25 +211,25 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
             "jobRuns"
         ),
         Command::CancelJobRun(a) => simple_call!(
-            url,
+            target,
             "CancelJobRun",
             cancel_job_run,
             requests::cancel_job_run(a)
         ),
         Command::CreateJobTemplate(a) => simple_call!(
-            url,
+            target,
             "CreateJobTemplate",
             create_job_template,
             requests::create_job_template(a)
         ),
         Command::DescribeJobTemplate(a) => simple_call!(
-            url,
+            target,
             "DescribeJobTemplate",
             describe_job_template,
             requests::describe_job_template(a)
         ),
         Command::ListJobTemplates(a) => list_call!(
-            url,
+            target,
             "ListJobTemplates",
             list_job_templates,
             requests::list_job_templates(a),
@@ -237,25 +238,25 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
             "templates"
         ),
         Command::DeleteJobTemplate(a) => simple_call!(
-            url,
+            target,
             "DeleteJobTemplate",
             delete_job_template,
             requests::delete_job_template(a)
         ),
         Command::CreateSecurityConfiguration(a) => simple_call!(
-            url,
+            target,
             "CreateSecurityConfiguration",
             create_security_configuration,
             requests::create_security_configuration(a)
         ),
         Command::DescribeSecurityConfiguration(a) => simple_call!(
-            url,
+            target,
             "DescribeSecurityConfiguration",
             describe_security_configuration,
             requests::describe_security_configuration(a)
         ),
         Command::ListSecurityConfigurations(a) => list_call!(
-            url,
+            target,
             "ListSecurityConfigurations",
             list_security_configurations,
             requests::list_security_configurations(a),
@@ -264,23 +265,28 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
             "securityConfigurations"
         ),
         Command::DeleteSecurityConfiguration(a) => simple_call!(
-            url,
+            target,
             "DeleteSecurityConfiguration",
             delete_security_configuration,
             requests::delete_security_configuration(a)
         ),
         Command::TagResource(a) => {
-            simple_call!(url, "TagResource", tag_resource, requests::tag_resource(a))
+            simple_call!(
+                target,
+                "TagResource",
+                tag_resource,
+                requests::tag_resource(a)
+            )
         }
         Command::UntagResource(a) => simple_call!(
-            url,
+            target,
             "UntagResource",
             untag_resource,
             requests::untag_resource(a)
         ),
         Command::ListTagsForResource(a) => {
             let request = requests::list_tags_for_resource(a)?;
-            let mut client = client::connect(url).await?;
+            let mut client = client::connect(target).await?;
             let response = client
                 .list_tags_for_resource(request)
                 .await

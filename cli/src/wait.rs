@@ -7,11 +7,9 @@
 //! stdout gets only the final DescribeJobRun response.
 
 use crate::error::CliError;
-use sparkvc_proto::EmrContainersClient;
 use sparkvc_proto::v1::{DescribeJobRunRequest, DescribeJobRunResponse, JobRun};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 /// States after which a job run never changes again.
 pub const TERMINAL_STATES: [&str; 3] = ["COMPLETED", "FAILED", "CANCELLED"];
@@ -112,7 +110,7 @@ impl Progress {
 /// Polls until the job run is in a terminal state and returns the last
 /// DescribeJobRun response.
 pub async fn until_done(
-    client: &mut EmrContainersClient<Channel>,
+    client: &mut crate::client::Client,
     url: &str,
     request: DescribeJobRunRequest,
     poll_interval: Duration,

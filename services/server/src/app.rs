@@ -3,6 +3,8 @@
 
 use crate::api::Api;
 use crate::app_ui::AppUi;
+use crate::auth::grpc::{AuthLayer, Authenticator};
+use crate::auth::identities::Identities;
 use crate::cluster::Clusters;
 use crate::cluster::executor::{Executor, ExecutorSettings};
 use crate::config::{Config, LogFormat};
@@ -60,8 +62,8 @@ pub async fn run(
             region: config.region.clone(),
             account_id: config.account_id.clone(),
         },
-        caller_arn: config.caller_arn(),
     };
+    let authenticator = Arc::new(authenticator(&config)?);
     let clusters = Clusters::connect(&config.clusters).await?;
     if clusters.is_empty() {
         tracing::warn!("no Kubernetes cluster configured: API-only mode, job runs stay PENDING");
@@ -177,6 +179,11 @@ pub async fn run(
         .layer(tower::util::MapResponseLayer::new(
             crate::api::limits::name_oversized_requests,
         ))
+        // The framed message is 5 bytes longer than the message itself.
+        .layer(AuthLayer::new(
+            authenticator,
+            crate::api::limits::MAX_REQUEST_BYTES + 5,
+        ))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
@@ -256,6 +263,34 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// How the API authenticates callers: the identity store if one is
+/// configured, else the single development caller (which `Config` allows
+/// only on loopback unless told otherwise, loudly).
+fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
+    let Some(path) = &config.identities_file else {
+        let arn = config.caller_arn();
+        if config.listen.ip().is_loopback() {
+            tracing::warn!(caller = %arn, "no identities configured: single-user development server on loopback; every call acts as the development caller");
+        } else {
+            tracing::error!(caller = %arn, listen = %config.listen, "INSECURE: --insecure-allow-unauthenticated-remote: every caller that reaches this address acts as the development caller, on every tenant");
+        }
+        return Ok(Authenticator::development(arn));
+    };
+    let identities = Identities::load(path)?;
+    tracing::info!(
+        file = %path.display(),
+        principals = identities.principal_count(),
+        "identities loaded: every call must be signed (SigV4)"
+    );
+    if !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "the API is served without TLS: signatures protect requests from tampering, not from being read");
+    }
+    Ok(Authenticator::SigV4 {
+        identities: Arc::new(identities),
+        region: config.region.clone(),
+    })
 }
 
 #[cfg(test)]

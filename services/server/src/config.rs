@@ -75,6 +75,15 @@ pub struct Flags {
     /// Kubeconfig for the --cluster contexts (default: $KUBECONFIG or ~/.kube/config).
     #[arg(long, env = "SPARKVC_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Identity store (TOML): principals and their access keys. Every call
+    /// must then be signed (SigV4). Without it the server only listens on
+    /// loopback, as a single-user development server.
+    #[arg(long, env = "SPARKVC_IDENTITIES")]
+    pub identities: Option<PathBuf>,
+    /// DANGER: serve a non-loopback address without authentication; anyone
+    /// who reaches the port acts as the development caller on every tenant.
+    #[arg(long, env = "SPARKVC_INSECURE_ALLOW_UNAUTHENTICATED_REMOTE")]
+    pub insecure_allow_unauthenticated_remote: bool,
 }
 
 /// A Kubernetes cluster that virtual clusters can be created on; its `id` is
@@ -116,8 +125,13 @@ pub struct Config {
     pub account_id: String,
     pub release_catalogue: Option<PathBuf>,
     pub log_format: LogFormat,
-    /// Reported as `createdBy`; defaults to the account's root ARN.
+    /// The development server's one caller (no identities configured):
+    /// reported as `createdBy`; defaults to the account's root ARN.
     pub caller_arn: Option<String>,
+    /// The identity store; none means a loopback development server.
+    pub identities_file: Option<PathBuf>,
+    /// Serve a non-loopback address without authentication (see the flag).
+    pub insecure_allow_unauthenticated_remote: bool,
     /// Where job runs run; none means API-only.
     #[serde(rename = "cluster")]
     pub clusters: Vec<ClusterConfig>,
@@ -157,6 +171,8 @@ impl Default for Config {
             release_catalogue: None,
             log_format: LogFormat::Text,
             caller_arn: None,
+            identities_file: None,
+            insecure_allow_unauthenticated_remote: false,
             clusters: Vec::new(),
             tenancy: Default::default(),
             app_ui: AppUiConfig::default(),
@@ -233,6 +249,12 @@ impl Config {
         if let Some(v) = flags.log_format {
             config.log_format = v;
         }
+        if let Some(v) = &flags.identities {
+            config.identities_file = Some(v.clone());
+        }
+        if flags.insecure_allow_unauthenticated_remote {
+            config.insecure_allow_unauthenticated_remote = true;
+        }
         if !flags.pod_template_dirs.is_empty() {
             config.pod_template_dirs = flags.pod_template_dirs.clone();
         }
@@ -275,6 +297,19 @@ impl Config {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
             return invalid("region", "must be a region name such as us-east-1");
+        }
+        let unauthenticated = self.identities_file.is_none();
+        if unauthenticated
+            && !self.listen.ip().is_loopback()
+            && !self.insecure_allow_unauthenticated_remote
+        {
+            return Err(ConfigError::Invalid {
+                setting: "listen",
+                rule: format!(
+                    "{} is not a loopback address, and a server other machines can reach must authenticate its callers: set identities_file (--identities), or listen on 127.0.0.1; --insecure-allow-unauthenticated-remote serves every caller unauthenticated",
+                    self.listen
+                ),
+            });
         }
         if let Some(dir) = self.pod_template_dirs.iter().find(|d| !d.is_absolute()) {
             return Err(ConfigError::Invalid {
@@ -340,6 +375,33 @@ mod tests {
         assert_eq!(config.region, "us-west-2");
         assert_eq!(config.account_id, "123456789012");
         assert_eq!(config.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn a_reachable_server_must_authenticate_unless_told_loudly() {
+        let load = |args: &[&str]| {
+            let mut argv = vec!["sparkvc-server"];
+            argv.extend_from_slice(args);
+            Config::load(&Flags::parse_from(argv))
+        };
+        let err = load(&["--listen", "0.0.0.0:50051"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid setting listen: 0.0.0.0:50051 is not a loopback address"),
+            "{err}"
+        );
+        assert!(load(&["--listen", "127.0.0.1:0"]).is_ok());
+        assert!(load(&["--listen", "[::1]:0"]).is_ok());
+        assert!(load(&["--listen", "0.0.0.0:0", "--identities", "/ids.toml"]).is_ok());
+        assert!(
+            load(&[
+                "--listen",
+                "0.0.0.0:0",
+                "--insecure-allow-unauthenticated-remote"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod app;
 pub mod app_ui;
+pub mod auth;
 pub mod aws;
 pub mod cluster;
 pub mod config;

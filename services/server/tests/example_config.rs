@@ -29,3 +29,14 @@ fn the_example_config_parses() {
     assert!(full.tenancy.container_limits.is_some());
     assert!(full.app_ui.history_server_url.is_some());
 }
+
+#[test]
+fn the_example_identity_store_loads() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/identities.example.toml"
+    );
+    let ids = sparkvc_server::auth::identities::Identities::load(std::path::Path::new(path))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids.principal_count(), 2);
+}

@@ -6,6 +6,7 @@ mod status;
 
 pub use status::to_status;
 
+use crate::auth::Caller;
 use crate::control::ControlPlane;
 use crate::error::{ApiError, ApiResult};
 use crate::validate;
@@ -31,6 +32,15 @@ type Reply<T> = Result<Response<T>, Status>;
 
 fn reply<T>(result: ApiResult<T>) -> Reply<T> {
     result.map(Response::new).map_err(to_status)
+}
+
+/// The caller the auth layer put in front of every call. Its absence is a
+/// wiring bug, never a reason to act as anyone.
+fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::internal("the call was not authenticated"))
 }
 
 #[tonic::async_trait]
@@ -111,11 +121,12 @@ impl EmrContainers for Api {
         &self,
         req: Request<pb::StartJobRunRequest>,
     ) -> Reply<pb::StartJobRunResponse> {
+        let caller = caller(&req)?;
         let req = req.into_inner();
         reply(
             async {
                 validate::start_job_run(&req)?;
-                self.control.start_job_run(req).await
+                self.control.start_job_run(req, &caller.arn).await
             }
             .await,
         )
@@ -232,11 +243,12 @@ impl EmrContainers for Api {
         &self,
         req: Request<pb::CreateJobTemplateRequest>,
     ) -> Reply<pb::CreateJobTemplateResponse> {
+        let caller = caller(&req)?;
         let req = req.into_inner();
         reply(
             async {
                 validate::create_job_template(&req)?;
-                self.control.create_job_template(req).await
+                self.control.create_job_template(req, &caller.arn).await
             }
             .await,
         )
@@ -284,11 +296,14 @@ impl EmrContainers for Api {
         &self,
         req: Request<pb::CreateSecurityConfigurationRequest>,
     ) -> Reply<pb::CreateSecurityConfigurationResponse> {
+        let caller = caller(&req)?;
         let req = req.into_inner();
         reply(
             async {
                 validate::create_security_configuration(&req)?;
-                self.control.create_security_configuration(req).await
+                self.control
+                    .create_security_configuration(req, &caller.arn)
+                    .await
             }
             .await,
         )

@@ -13,7 +13,12 @@ use sparkvc_proto::v1 as pb;
 
 impl ControlPlane {
     /// Builds the job run a request asks for, merging in its job template.
-    fn job_run_from(&self, req: &pb::StartJobRunRequest, micros: u64) -> ApiResult<pb::JobRun> {
+    fn job_run_from(
+        &self,
+        req: &pb::StartJobRunRequest,
+        created_by: &str,
+        micros: u64,
+    ) -> ApiResult<pb::JobRun> {
         let id = ids::new_id(micros, ids::JOB_RUN_ID_LEN);
         let created_at = timestamp_from_micros(micros);
         let mut run = pb::JobRun {
@@ -27,7 +32,7 @@ impl ControlPlane {
             configuration_overrides: req.configuration_overrides.clone(),
             job_driver: req.job_driver.clone(),
             created_at: Some(created_at),
-            created_by: self.identity.caller_arn.clone(),
+            created_by: created_by.to_string(),
             tags: req.tags.clone(),
             retry_policy_configuration: req.retry_policy_configuration,
             job_template_id: req.job_template_id.clone(),
@@ -46,15 +51,17 @@ impl ControlPlane {
         Ok(run)
     }
 
+    /// Accepts a run; `created_by` is the caller's principal ARN.
     pub async fn start_job_run(
         &self,
         req: pb::StartJobRunRequest,
+        created_by: &str,
     ) -> ApiResult<pb::StartJobRunResponse> {
         let vc_id = req.virtual_cluster_id.clone();
         if self.store.virtual_cluster(&vc_id)?.is_none() {
             return Err(ApiError::virtual_cluster_not_found(&vc_id));
         }
-        let run = self.job_run_from(&req, self.clock.now_micros())?;
+        let run = self.job_run_from(&req, created_by, self.clock.now_micros())?;
         let token = Idempotency {
             operation: "StartJobRun",
             scope: &vc_id,

@@ -10,6 +10,7 @@ impl ControlPlane {
     pub async fn create_job_template(
         &self,
         req: pb::CreateJobTemplateRequest,
+        created_by: &str,
     ) -> ApiResult<pb::CreateJobTemplateResponse> {
         let micros = self.clock.now_micros();
         let id = ids::new_id(micros, ids::TEMPLATE_ID_LEN);
@@ -18,7 +19,7 @@ impl ControlPlane {
             arn: self.arns().job_template(&id),
             id,
             created_at: Some(timestamp_from_micros(micros)),
-            created_by: self.identity.caller_arn.clone(),
+            created_by: created_by.to_string(),
             tags: req.tags.clone(),
             job_template_data: req.job_template_data.clone(),
             kms_key_arn: req.kms_key_arn.clone(),

@@ -32,8 +32,6 @@ pub use crate::time::{micros_from_timestamp, timestamp_from_micros};
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub arns: ArnBuilder,
-    /// Reported as `createdBy`; sparkvc does not authenticate callers yet.
-    pub caller_arn: String,
 }
 
 /// What a control plane is made of.

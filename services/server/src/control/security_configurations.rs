@@ -11,6 +11,7 @@ impl ControlPlane {
     pub async fn create_security_configuration(
         &self,
         req: pb::CreateSecurityConfigurationRequest,
+        created_by: &str,
     ) -> ApiResult<pb::CreateSecurityConfigurationResponse> {
         let micros = self.clock.now_micros();
         let id = ids::new_id(micros, ids::TEMPLATE_ID_LEN);
@@ -19,7 +20,7 @@ impl ControlPlane {
             arn: self.arns().security_configuration(&id),
             id,
             created_at: Some(timestamp_from_micros(micros)),
-            created_by: self.identity.caller_arn.clone(),
+            created_by: created_by.to_string(),
             security_configuration_data: req.security_configuration_data.clone(),
             tags: req.tags.clone(),
         };

@@ -9,6 +9,8 @@ use futures::future::BoxFuture;
 use sparkvc_proto::v1 as pb;
 use std::collections::BTreeMap;
 
+const TESTER: &str = "arn:aws:iam::123456789012:user/tester";
+
 const CLUSTER: &str = "local";
 
 /// Clusters as the control plane sees them: each namespace's answer is
@@ -58,7 +60,6 @@ fn control_plane(clusters: FakeClusters) -> Harness {
                 region: "us-east-1".into(),
                 account_id: "123456789012".into(),
             },
-            caller_arn: "arn:aws:iam::123456789012:user/tester".into(),
         },
         clusters: Arc::new(clusters),
         wake: wake.clone(),
@@ -125,7 +126,7 @@ impl Harness {
 
     async fn start(&self, vc_id: &str, token: &str) -> String {
         self.control
-            .start_job_run(start_request(vc_id, token))
+            .start_job_run(start_request(vc_id, token), TESTER)
             .await
             .unwrap()
             .id
@@ -245,7 +246,10 @@ async fn a_namespace_holds_one_virtual_cluster_until_the_executor_terminates_it(
     assert_eq!(h.run(&vc, &pending).state, "CANCEL_PENDING");
     assert_eq!(h.run(&vc, &submitted).state, "CANCEL_PENDING");
     assert!(h.run(&vc, &pending).state_details.contains("was deleted"),);
-    let refused = h.control.start_job_run(start_request(&vc, "r3")).await;
+    let refused = h
+        .control
+        .start_job_run(start_request(&vc, "r3"), TESTER)
+        .await;
     assert!(
         message(refused.unwrap_err())
             .1
@@ -308,7 +312,12 @@ async fn a_client_token_replays_its_request_and_refuses_a_different_one() {
     assert_eq!(h.start(&vc, "same").await, first);
     let mut different = start_request(&vc, "same");
     different.name = "other".into();
-    let (kind, text) = message(h.control.start_job_run(different).await.unwrap_err());
+    let (kind, text) = message(
+        h.control
+            .start_job_run(different, TESTER)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(kind, "ValidationException");
     assert!(
         text.contains("already used with a different StartJobRun"),
@@ -335,7 +344,7 @@ async fn the_queue_limit_refuses_runs_beyond_max_in_queue() {
     h.start(&vc, "r2").await;
     let (kind, text) = message(
         h.control
-            .start_job_run(start_request(&vc, "r3"))
+            .start_job_run(start_request(&vc, "r3"), TESTER)
             .await
             .unwrap_err(),
     );

@@ -1,0 +1,320 @@
+//! The identity store: principals, their access keys, groups and tags, read
+//! from a TOML file named by the server config (`identities_file`).
+//!
+//! ```toml
+//! [[principal]]
+//! arn = "arn:aws:iam::111122223333:user/alice"
+//! groups = ["team-a"]
+//! tags = { team = "a" }
+//!
+//! [[principal.access_key]]
+//! id = "AKIAALICEEXAMPLE0001"
+//! secret = "…"
+//! # Temporary credentials: the session token the request must carry, and
+//! # when they stop working.
+//! # session_token = "…"
+//! # expires = "2026-12-31T00:00:00Z"
+//! ```
+//!
+//! Secrets never leave this module: they are compared here and their
+//! `Debug` output is redacted.
+
+use super::sigv4::{self, KeySecret, SignedRequest};
+use super::{AuthError, AuthMethod, Caller};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::time::SystemTime;
+use subtle::ConstantTimeEq;
+
+/// A secret string; `Debug` shows only that it is there.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    principal: Vec<PrincipalEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalEntry {
+    pub arn: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub access_key: Vec<AccessKeyEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKeyEntry {
+    pub id: String,
+    pub secret: Secret,
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+#[derive(Debug)]
+struct AccessKey {
+    principal: usize,
+    secret: Secret,
+    session_token: Option<Secret>,
+    expires: Option<SystemTime>,
+}
+
+/// A bad identity file: which file, which entry, which field, which rule.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("cannot read identity file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("identity file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("identity file {path}: principal {index} ({field}): {rule}")]
+    Invalid {
+        path: String,
+        index: usize,
+        field: &'static str,
+        rule: String,
+    },
+}
+
+/// Principals and their keys, looked up by access key ID.
+#[derive(Debug, Default)]
+pub struct Identities {
+    principals: Vec<PrincipalEntry>,
+    keys: HashMap<String, AccessKey>,
+}
+
+impl Identities {
+    pub fn load(path: &Path) -> Result<Self, IdentityError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| IdentityError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and checks an identity file's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Self, IdentityError> {
+        let file: File = toml::from_str(text).map_err(|e| IdentityError::Parse {
+            path: path.to_string(),
+            message: e.message().to_string(),
+        })?;
+        let mut out = Identities::default();
+        for (index, mut principal) in file.principal.into_iter().enumerate() {
+            let invalid = |field, rule: String| IdentityError::Invalid {
+                path: path.to_string(),
+                index,
+                field,
+                rule,
+            };
+            if !is_principal_arn(&principal.arn) {
+                return Err(invalid(
+                    "arn",
+                    format!(
+                        "{:?} is not an IAM or STS principal ARN (arn:<partition>:iam::<account>:user/…, role/…, or arn:<partition>:sts::<account>:assumed-role/…)",
+                        principal.arn
+                    ),
+                ));
+            }
+            for key in std::mem::take(&mut principal.access_key) {
+                if key.id.len() < 16
+                    || key.id.len() > 128
+                    || !key.id.bytes().all(|b| b.is_ascii_alphanumeric())
+                {
+                    return Err(invalid(
+                        "access_key.id",
+                        format!("{:?} must be 16 to 128 letters and digits", key.id),
+                    ));
+                }
+                if key.secret.expose().is_empty() {
+                    return Err(invalid(
+                        "access_key.secret",
+                        format!("the secret of {} is empty", key.id),
+                    ));
+                }
+                let expires = key
+                    .expires
+                    .as_deref()
+                    .map(|text| {
+                        time::OffsetDateTime::parse(
+                            text,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .map(SystemTime::from)
+                        .map_err(|_| {
+                            invalid(
+                                "access_key.expires",
+                                format!("{text:?} is not an RFC 3339 time"),
+                            )
+                        })
+                    })
+                    .transpose()?;
+                if key.session_token.is_none() && expires.is_some() {
+                    return Err(invalid(
+                        "access_key.expires",
+                        format!("{} expires but has no session_token", key.id),
+                    ));
+                }
+                let id = key.id.clone();
+                let entry = AccessKey {
+                    principal: index,
+                    secret: key.secret,
+                    session_token: key.session_token,
+                    expires,
+                };
+                if out.keys.insert(id.clone(), entry).is_some() {
+                    return Err(invalid(
+                        "access_key.id",
+                        format!("{id} is listed more than once"),
+                    ));
+                }
+            }
+            out.principals.push(principal);
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn principal_count(&self) -> usize {
+        self.principals.len()
+    }
+
+    /// Authenticates a SigV4-signed request.
+    pub fn authenticate(
+        &self,
+        request: &SignedRequest<'_>,
+        region: &str,
+        now: SystemTime,
+    ) -> Result<Caller, AuthError> {
+        let scope = sigv4::Scope {
+            region,
+            service: sigv4::SERVICE,
+        };
+        let verified = sigv4::verify(request, scope, now, |id| {
+            self.keys.get(id).map(|k| KeySecret {
+                secret_access_key: k.secret.expose(),
+            })
+        })?;
+        let key = &self.keys[&verified.access_key_id];
+        match (&key.session_token, &verified.session_token) {
+            (None, None) => {}
+            (Some(expected), Some(given))
+                if bool::from(expected.expose().as_bytes().ct_eq(given.as_bytes())) =>
+            {
+                if key.expires.is_some_and(|at| at <= now) {
+                    return Err(AuthError::ExpiredToken);
+                }
+            }
+            _ => return Err(AuthError::UnrecognizedClient),
+        }
+        let principal = &self.principals[key.principal];
+        Ok(Caller {
+            arn: principal.arn.clone(),
+            tags: principal.tags.clone(),
+            groups: principal.groups.clone(),
+            method: AuthMethod::SigV4,
+            access_key_id: Some(verified.access_key_id),
+        })
+    }
+}
+
+fn is_principal_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", partition, service, "", account, resource] = parts[..] else {
+        return false;
+    };
+    let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let kind_ok = match service {
+        "iam" => ["user/", "role/", "root"]
+            .iter()
+            .any(|p| resource.starts_with(p)),
+        "sts" => resource.starts_with("assumed-role/"),
+        _ => false,
+    };
+    partition.starts_with("aws") && account_ok && kind_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[[principal]]
+arn = "arn:aws:iam::111122223333:user/alice"
+groups = ["team-a"]
+tags = { team = "a" }
+
+[[principal.access_key]]
+id = "AKIAALICEEXAMPLE0001"
+secret = "alice-secret"
+
+[[principal]]
+arn = "arn:aws:sts::111122223333:assumed-role/airflow/worker"
+
+[[principal.access_key]]
+id = "ASIAAIRFLOWEXAMPLE01"
+secret = "airflow-secret"
+session_token = "token-1"
+expires = "2030-01-01T00:00:00Z"
+"#;
+
+    #[test]
+    fn a_good_file_loads_and_hides_its_secrets() {
+        let ids = Identities::parse(FILE, "ids.toml").unwrap();
+        assert_eq!(ids.principal_count(), 2);
+        let shown = format!("{ids:?}");
+        assert!(!shown.contains("alice-secret"), "{shown}");
+        assert!(!shown.contains("token-1"), "{shown}");
+    }
+
+    #[test]
+    fn bad_files_name_the_entry_and_the_rule() {
+        let err = |text: &str| Identities::parse(text, "ids.toml").unwrap_err().to_string();
+        assert_eq!(
+            err("[[principal]]\narn = \"alice\"\n"),
+            "identity file ids.toml: principal 0 (arn): \"alice\" is not an IAM or STS principal ARN (arn:<partition>:iam::<account>:user/…, role/…, or arn:<partition>:sts::<account>:assumed-role/…)"
+        );
+        let dup = "[[principal]]\narn = \"arn:aws:iam::111122223333:user/a\"\n[[principal.access_key]]\nid = \"AKIAEXAMPLEEXAMPLE\"\nsecret = \"s\"\n[[principal.access_key]]\nid = \"AKIAEXAMPLEEXAMPLE\"\nsecret = \"t\"\n";
+        assert!(err(dup).contains("AKIAEXAMPLEEXAMPLE is listed more than once"));
+        assert!(
+            err("[[principal]]\narn = \"arn:aws:iam::111122223333:user/a\"\nfrob = 1\n")
+                .contains("unknown field `frob`")
+        );
+        let short = "[[principal]]\narn = \"arn:aws:iam::111122223333:user/a\"\n[[principal.access_key]]\nid = \"AK\"\nsecret = \"s\"\n";
+        assert!(err(short).contains("(access_key.id)"));
+    }
+}

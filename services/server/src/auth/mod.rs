@@ -1,0 +1,84 @@
+//! Who is calling. Every API call is authenticated here before it reaches
+//! `api`: a SigV4 signature checked against the identity store
+//! ([`identities`]), or, on a loopback-only development server with no
+//! identities configured, the one configured development caller.
+//!
+//! This module decides *who*; what the caller may do is decided later, per
+//! call, by the policies. Nothing here writes anything.
+
+pub mod grpc;
+pub mod identities;
+pub mod sigv4;
+
+use std::collections::BTreeMap;
+
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// An AWS Signature Version 4 with an access key of the identity store.
+    SigV4,
+    /// No authentication: a development server on loopback with no
+    /// identities configured.
+    Development,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::SigV4 => "sigv4",
+            AuthMethod::Development => "development",
+        }
+    }
+}
+
+/// The authenticated caller of one request (in the request's extensions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The principal's ARN, reported as `createdBy`.
+    pub arn: String,
+    pub tags: BTreeMap<String, String>,
+    pub groups: Vec<String>,
+    pub method: AuthMethod,
+    /// The access key that signed, if any (for the audit log; never the
+    /// secret).
+    pub access_key_id: Option<String>,
+}
+
+/// Why a request was not authenticated. Each is an AWS error code the
+/// SDKs know; the messages are AWS's where AWS has one, and never contain
+/// a secret or a signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("Missing Authentication Token")]
+    MissingAuthenticationToken,
+    #[error("{0}")]
+    IncompleteSignature(String),
+    #[error("{0}")]
+    InvalidSignature(String),
+    #[error(
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+    )]
+    SignatureMismatch,
+    #[error("The security token included in the request is invalid.")]
+    UnrecognizedClient,
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl AuthError {
+    /// The AWS error code (`x-amzn-ErrorType`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            AuthError::IncompleteSignature(_) => "IncompleteSignatureException",
+            AuthError::InvalidSignature(_) | AuthError::SignatureMismatch => {
+                "InvalidSignatureException"
+            }
+            AuthError::UnrecognizedClient => "UnrecognizedClientException",
+            AuthError::ExpiredToken => "ExpiredTokenException",
+            AuthError::BadRequest(_) => "ValidationException",
+        }
+    }
+}
