@@ -18,6 +18,9 @@ pub enum ApiError {
     /// sparkvc failed; the client did nothing wrong (`InternalServerException`).
     #[error("{0}")]
     Internal(String),
+    /// No policy lets the caller do this (`AccessDeniedException`).
+    #[error("{0}")]
+    AccessDenied(String),
 }
 
 impl ApiError {
@@ -35,6 +38,7 @@ impl ApiError {
             Self::Validation(_) => "ValidationException",
             Self::NotFound(_) => "ResourceNotFoundException",
             Self::Internal(_) => "InternalServerException",
+            Self::AccessDenied(_) => "AccessDeniedException",
         }
     }
 

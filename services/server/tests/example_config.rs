@@ -38,5 +38,5 @@ fn the_example_identity_store_loads() {
     );
     let ids = sparkvc_server::auth::identities::Identities::load(std::path::Path::new(path))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(ids.principal_count(), 2);
+    assert_eq!(ids.principal_count(), 3);
 }

@@ -19,6 +19,9 @@ const TEMP_TOKEN: &str = "FwoGZXIvYXdzEXAMPLE//token==";
 fn identities(temp_expires: &str) -> Identities {
     let text = format!(
         r#"
+[[group]]
+name = "team-a"
+
 [[principal]]
 arn = "arn:aws:iam::111122223333:user/alice"
 groups = ["team-a"]

@@ -25,8 +25,17 @@ fn write_identities(dir: &Path) -> std::path::PathBuf {
         &path,
         format!(
             r#"
+[[policy]]
+name = "everything"
+document = '{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Action":["emr-containers:*","iam:PassRole"],"Resource":"*"}}}}'
+
+[[group]]
+name = "admins"
+policies = ["everything"]
+
 [[principal]]
 arn = "{ALICE_ARN}"
+groups = ["admins"]
 tags = {{ team = "a" }}
 [[principal.access_key]]
 id = "{ALICE_KEY}"
@@ -34,6 +43,7 @@ secret = "{ALICE_SECRET}"
 
 [[principal]]
 arn = "{WORKER_ARN}"
+groups = ["admins"]
 [[principal.access_key]]
 id = "{WORKER_KEY}"
 secret = "{WORKER_SECRET}"

@@ -9,6 +9,7 @@ pub fn to_status(err: ApiError) -> Status {
         ApiError::Validation(_) => Code::InvalidArgument,
         ApiError::NotFound(_) => Code::NotFound,
         ApiError::Internal(_) => Code::Internal,
+        ApiError::AccessDenied(_) => Code::PermissionDenied,
     };
     let mut status = Status::new(code, err.to_string());
     status.metadata_mut().insert(

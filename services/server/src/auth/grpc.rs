@@ -45,6 +45,7 @@ impl Authenticator {
             groups: Vec::new(),
             method: AuthMethod::Development,
             access_key_id: None,
+            access: super::Access::Unrestricted,
         })
     }
 

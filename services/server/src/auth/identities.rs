@@ -14,17 +14,30 @@
 //! # when they stop working.
 //! # session_token = "…"
 //! # expires = "2026-12-31T00:00:00Z"
+//!
+//! # IAM policy documents (JSON, Version 2012-10-17), inline or in a file
+//! # next to this one, attached to groups and principals (`policies = [...]`
+//! # on a principal). A principal with no policy may do nothing.
+//! [[policy]]
+//! name = "team-a"
+//! file = "policies/team-a.json"
+//!
+//! [[group]]
+//! name = "team-a"
+//! policies = ["team-a"]
 //! ```
 //!
 //! Secrets never leave this module: they are compared here and their
 //! `Debug` output is redacted.
 
+use super::policy::{Policy, PolicyError};
 use super::sigv4::{self, KeySecret, SignedRequest};
-use super::{AuthError, AuthMethod, Caller};
+use super::{Access, AuthError, AuthMethod, Caller};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 use subtle::ConstantTimeEq;
 
@@ -54,6 +67,30 @@ impl fmt::Debug for Secret {
 struct File {
     #[serde(default)]
     principal: Vec<PrincipalEntry>,
+    #[serde(default)]
+    policy: Vec<PolicyEntry>,
+    #[serde(default)]
+    group: Vec<GroupEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyEntry {
+    name: String,
+    /// The document's JSON text.
+    #[serde(default)]
+    document: Option<String>,
+    /// A file holding it, relative to the identity file.
+    #[serde(default)]
+    file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupEntry {
+    name: String,
+    #[serde(default)]
+    policies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +101,9 @@ pub struct PrincipalEntry {
     pub groups: Vec<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Policies attached to the principal itself (besides its groups').
+    #[serde(default)]
+    pub policies: Vec<String>,
     #[serde(default)]
     pub access_key: Vec<AccessKeyEntry>,
 }
@@ -98,6 +138,14 @@ pub enum IdentityError {
     },
     #[error("identity file {path}: {message}")]
     Parse { path: String, message: String },
+    #[error("identity file {path}: {source}")]
+    Policy { path: String, source: PolicyError },
+    #[error("identity file {path}: {what}: {rule}")]
+    Reference {
+        path: String,
+        what: String,
+        rule: String,
+    },
     #[error("identity file {path}: principal {index} ({field}): {rule}")]
     Invalid {
         path: String,
@@ -111,6 +159,8 @@ pub enum IdentityError {
 #[derive(Debug, Default)]
 pub struct Identities {
     principals: Vec<PrincipalEntry>,
+    /// Each principal's policies (its own, then its groups'), by index.
+    access: Vec<Arc<[Policy]>>,
     keys: HashMap<String, AccessKey>,
 }
 
@@ -121,16 +171,45 @@ impl Identities {
             path: shown.clone(),
             source,
         })?;
-        Self::parse(&text, &shown)
+        Self::parse_in(&text, &shown, path.parent())
     }
 
     /// Parses and checks an identity file's text; `path` names it in errors.
+    /// Policy files must then be inline.
     pub fn parse(text: &str, path: &str) -> Result<Self, IdentityError> {
+        Self::parse_in(text, path, None)
+    }
+
+    fn parse_in(text: &str, path: &str, dir: Option<&Path>) -> Result<Self, IdentityError> {
         let file: File = toml::from_str(text).map_err(|e| IdentityError::Parse {
             path: path.to_string(),
             message: e.message().to_string(),
         })?;
         let mut out = Identities::default();
+        let policies = load_policies(&file.policy, path, dir)?;
+        let reference = |what: String, rule: String| IdentityError::Reference {
+            path: path.to_string(),
+            what,
+            rule,
+        };
+        let mut groups: HashMap<&str, Vec<Policy>> = HashMap::new();
+        for group in &file.group {
+            let mut attached = Vec::new();
+            for name in &group.policies {
+                attached.push(policies.get(name.as_str()).cloned().ok_or_else(|| {
+                    reference(
+                        format!("group {}", group.name),
+                        format!("no policy is named {name:?}"),
+                    )
+                })?);
+            }
+            if groups.insert(group.name.as_str(), attached).is_some() {
+                return Err(reference(
+                    format!("group {}", group.name),
+                    "is defined twice".into(),
+                ));
+            }
+        }
         for (index, mut principal) in file.principal.into_iter().enumerate() {
             let invalid = |field, rule: String| IdentityError::Invalid {
                 path: path.to_string(),
@@ -200,6 +279,25 @@ impl Identities {
                     ));
                 }
             }
+            let mut attached = Vec::new();
+            for name in &principal.policies {
+                attached.push(policies.get(name.as_str()).cloned().ok_or_else(|| {
+                    reference(
+                        format!("principal {}", principal.arn),
+                        format!("no policy is named {name:?}"),
+                    )
+                })?);
+            }
+            for group in &principal.groups {
+                let of_group = groups.get(group.as_str()).ok_or_else(|| {
+                    reference(
+                        format!("principal {}", principal.arn),
+                        format!("no group is named {group:?}"),
+                    )
+                })?;
+                attached.extend(of_group.iter().cloned());
+            }
+            out.access.push(attached.into());
             out.principals.push(principal);
         }
         Ok(out)
@@ -248,8 +346,45 @@ impl Identities {
             groups: principal.groups.clone(),
             method: AuthMethod::SigV4,
             access_key_id: Some(verified.access_key_id),
+            access: Access::Policies(self.access[key.principal].clone()),
         })
     }
+}
+
+/// Every `[[policy]]`, parsed, by name.
+fn load_policies(
+    entries: &[PolicyEntry],
+    path: &str,
+    dir: Option<&Path>,
+) -> Result<HashMap<String, Policy>, IdentityError> {
+    let mut out = HashMap::new();
+    for entry in entries {
+        let invalid = |rule: String| IdentityError::Reference {
+            path: path.to_string(),
+            what: format!("policy {}", entry.name),
+            rule,
+        };
+        let text = match (&entry.document, &entry.file) {
+            (Some(document), None) => document.clone(),
+            (None, Some(file)) => {
+                let Some(dir) = dir else {
+                    return Err(invalid("policy files need an identity file on disk".into()));
+                };
+                let full = dir.join(file);
+                std::fs::read_to_string(&full)
+                    .map_err(|e| invalid(format!("cannot read {}: {e}", full.display())))?
+            }
+            _ => return Err(invalid("needs exactly one of document and file".into())),
+        };
+        let policy = Policy::parse(&entry.name, &text).map_err(|source| IdentityError::Policy {
+            path: path.to_string(),
+            source,
+        })?;
+        if out.insert(entry.name.clone(), policy).is_some() {
+            return Err(invalid("is defined twice".into()));
+        }
+    }
+    Ok(out)
 }
 
 fn is_principal_arn(arn: &str) -> bool {
@@ -273,6 +408,14 @@ mod tests {
     use super::*;
 
     const FILE: &str = r#"
+[[policy]]
+name = "read"
+document = '{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"emr-containers:Describe*","Resource":"*"}}'
+
+[[group]]
+name = "team-a"
+policies = ["read"]
+
 [[principal]]
 arn = "arn:aws:iam::111122223333:user/alice"
 groups = ["team-a"]
@@ -313,6 +456,18 @@ expires = "2030-01-01T00:00:00Z"
         assert!(
             err("[[principal]]\narn = \"arn:aws:iam::111122223333:user/a\"\nfrob = 1\n")
                 .contains("unknown field `frob`")
+        );
+        let group =
+            "[[principal]]\narn = \"arn:aws:iam::111122223333:user/a\"\npolicies = [\"nope\"]\n";
+        assert!(
+            err(group).contains(
+                "principal arn:aws:iam::111122223333:user/a: no policy is named \"nope\""
+            )
+        );
+        let bad_policy = "[[policy]]\nname = \"p\"\ndocument = '{\"Statement\":{\"Effect\":\"Maybe\",\"Action\":\"*\",\"Resource\":\"*\"}}'\n";
+        assert_eq!(
+            err(bad_policy),
+            "identity file ids.toml: policy p: Statement[0].Effect: must be \"Allow\" or \"Deny\""
         );
         let short = "[[principal]]\narn = \"arn:aws:iam::111122223333:user/a\"\n[[principal.access_key]]\nid = \"AK\"\nsecret = \"s\"\n";
         assert!(err(short).contains("(access_key.id)"));

@@ -8,9 +8,11 @@
 
 pub mod grpc;
 pub mod identities;
+pub mod policy;
 pub mod sigv4;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How a caller proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +44,30 @@ pub struct Caller {
     /// The access key that signed, if any (for the audit log; never the
     /// secret).
     pub access_key_id: Option<String>,
+    /// What the caller may do.
+    pub access: Access,
 }
+
+/// How a caller's calls are authorized.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Everything: the development caller only.
+    Unrestricted,
+    /// What these policies allow (none: nothing).
+    Policies(Arc<[policy::Policy]>),
+}
+
+impl PartialEq for Access {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Access::Unrestricted, Access::Unrestricted) => true,
+            (Access::Policies(a), Access::Policies(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Access {}
 
 /// Why a request was not authenticated. Each is an AWS error code the
 /// SDKs know; the messages are AWS's where AWS has one, and never contain

@@ -85,7 +85,7 @@ impl ControlPlane {
         &self.store
     }
 
-    fn arns(&self) -> &ArnBuilder {
+    pub fn arns(&self) -> &ArnBuilder {
         &self.identity.arns
     }
 }
