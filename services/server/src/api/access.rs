@@ -12,7 +12,7 @@
 //! Only reads happen here: resource tags come from the control plane's
 //! describe calls.
 
-use crate::auth::policy::{self, Context, Decision, Question};
+use crate::auth::policy::{self, Decision, Question};
 use crate::auth::{Access, Caller};
 use crate::control::ControlPlane;
 use crate::error::{ApiError, ApiResult};
@@ -72,37 +72,6 @@ impl Requester<'_> {
         matches!(self.caller.access, Access::Unrestricted)
     }
 
-    /// The caller's part of every context: principal, source, time.
-    fn base_context(&self) -> Context {
-        let mut c = Context::default();
-        let caller = self.caller;
-        c.set("aws:PrincipalArn", caller.arn.clone());
-        c.set("aws:userid", caller.arn.clone());
-        if let Some(name) = caller.arn.rsplit_once(":user/").map(|(_, p)| p) {
-            c.set("aws:username", name.rsplit('/').next().unwrap_or(name));
-        }
-        for (key, value) in &caller.tags {
-            c.set(&format!("aws:PrincipalTag/{key}"), value.clone());
-        }
-        c.set_many(
-            "aws:PrincipalTagKeys",
-            caller.tags.keys().cloned().collect(),
-        );
-        if let Some(ip) = self.source_ip {
-            c.set("aws:SourceIp", ip.to_string());
-        }
-        // The gRPC listener has no TLS yet.
-        c.set("aws:SecureTransport", "false");
-        let now = time::OffsetDateTime::now_utc();
-        c.set(
-            "aws:CurrentTime",
-            now.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-        );
-        c.set("aws:EpochTime", now.unix_timestamp().to_string());
-        c
-    }
-
     fn decide(&self, need: &Need) -> Decision {
         let Access::Policies(policies) = &self.caller.access else {
             return Decision::Allow {
@@ -110,7 +79,7 @@ impl Requester<'_> {
                 sid: None,
             };
         };
-        let mut context = self.base_context();
+        let mut context = self.caller.context(self.source_ip);
         {
             for (key, value) in &need.resource_tags {
                 context.set(&format!("aws:ResourceTag/{key}"), value.clone());

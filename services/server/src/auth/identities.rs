@@ -311,6 +311,21 @@ impl Identities {
         self.principals.len()
     }
 
+    /// The caller a principal ARN names, as if it had signed (for
+    /// `sparkvc-policy simulate`).
+    pub fn caller(&self, arn: &str) -> Option<Caller> {
+        let index = self.principals.iter().position(|p| p.arn == arn)?;
+        let principal = &self.principals[index];
+        Some(Caller {
+            arn: principal.arn.clone(),
+            tags: principal.tags.clone(),
+            groups: principal.groups.clone(),
+            method: AuthMethod::SigV4,
+            access_key_id: None,
+            access: Access::Policies(self.access[index].clone()),
+        })
+    }
+
     /// Authenticates a SigV4-signed request.
     pub fn authenticate(
         &self,

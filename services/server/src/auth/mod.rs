@@ -48,6 +48,36 @@ pub struct Caller {
     pub access: Access,
 }
 
+impl Caller {
+    /// The caller's part of every authorization context: principal, tags,
+    /// source address, transport, time.
+    pub fn context(&self, source_ip: Option<std::net::IpAddr>) -> policy::Context {
+        let mut c = policy::Context::default();
+        c.set("aws:PrincipalArn", self.arn.clone());
+        c.set("aws:userid", self.arn.clone());
+        if let Some((_, path)) = self.arn.rsplit_once(":user/") {
+            c.set("aws:username", path.rsplit('/').next().unwrap_or(path));
+        }
+        for (key, value) in &self.tags {
+            c.set(&format!("aws:PrincipalTag/{key}"), value.clone());
+        }
+        c.set_many("aws:PrincipalTagKeys", self.tags.keys().cloned().collect());
+        if let Some(ip) = source_ip {
+            c.set("aws:SourceIp", ip.to_string());
+        }
+        // The gRPC listener has no TLS yet.
+        c.set("aws:SecureTransport", "false");
+        let now = time::OffsetDateTime::now_utc();
+        c.set(
+            "aws:CurrentTime",
+            now.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        );
+        c.set("aws:EpochTime", now.unix_timestamp().to_string());
+        c
+    }
+}
+
 /// How a caller's calls are authorized.
 #[derive(Debug, Clone)]
 pub enum Access {

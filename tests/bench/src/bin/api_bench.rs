@@ -37,6 +37,15 @@ struct Args {
     /// Read requests measured per read benchmark.
     #[arg(long, default_value_t = 2_000)]
     reads: usize,
+    /// Principals in the identity store of the authenticated measurement
+    /// (0 skips it); each has a policy of `statements_per_principal`.
+    #[arg(long, default_value_t = 1_000)]
+    principals: usize,
+    #[arg(long, default_value_t = 10)]
+    statements_per_principal: usize,
+    /// Clients of the authenticated measurement, each its own principal.
+    #[arg(long, default_value_t = 64)]
+    auth_clients: usize,
     /// Where to write the figures.
     #[arg(long, default_value = "target/bench-results/api-bench.json")]
     output: PathBuf,
@@ -77,13 +86,33 @@ async fn start_runs(
     for _ in 0..clients {
         connections.push(server.client().await);
     }
+    let vcs = vec![vc.to_string(); clients];
+    run_clients(connections, &vcs, total, rate).await
+}
+
+/// `total` StartJobRuns over `connections` (client i into `vcs[i]`).
+async fn run_clients<C>(
+    connections: Vec<sparkvc_proto::EmrContainersClient<C>>,
+    vcs: &[String],
+    total: usize,
+    rate: Option<u32>,
+) -> (Duration, Latencies)
+where
+    C: tonic::client::GrpcService<tonic::body::Body> + Send + 'static,
+    C::Future: Send,
+    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    C::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <C::ResponseBody as tonic::codegen::Body>::Error:
+        Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    let clients = connections.len();
     let interval = rate.map(|r| Duration::from_secs_f64(1.0 / f64::from(r)));
     let began = tokio::time::Instant::now();
     let tasks: Vec<_> = connections
         .into_iter()
         .enumerate()
         .map(|(i, mut client)| {
-            let vc = vc.to_string();
+            let vc = vcs[i].clone();
             tokio::spawn(async move {
                 let mut lat = Latencies::new();
                 for n in (i..total).step_by(clients) {
@@ -204,6 +233,15 @@ async fn main() {
         entry["offered_per_second"] = json!(args.paced_rate);
         entry["runs_per_second"] = json!(rate);
         results.insert("start_job_run_paced".into(), entry);
+    }
+
+    if args.principals > 0 {
+        let unauthenticated = start_results
+            .iter()
+            .find(|r| r["clients"] == json!(args.auth_clients))
+            .and_then(|r| r["runs_per_second"].as_f64());
+        let entry = authenticated_start(&args, unauthenticated).await;
+        results.insert("start_job_run_authenticated".into(), entry);
     }
 
     // A large store: one virtual cluster with `stored` runs.
@@ -370,4 +408,92 @@ fn dir_size(path: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// StartJobRun at `auth_clients` clients on a second server that verifies
+/// every call's SigV4 signature and evaluates its policies: `principals`
+/// principals, each with `statements_per_principal` statements, each client
+/// signing as a principal of its own.
+async fn authenticated_start(args: &Args, unauthenticated: Option<f64>) -> serde_json::Value {
+    use aws_credential_types::Credentials;
+    use sparkvc_cli::client::{SignedChannel, Signer};
+    use std::fmt::Write;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut file = String::new();
+    for i in 0..args.principals {
+        let mut statements = vec![
+            r#"{"Effect":"Allow","Action":["emr-containers:CreateVirtualCluster","emr-containers:StartJobRun"],"Resource":"*","Condition":{"ArnLikeIfExists":{"emr-containers:ExecutionRoleArn":"arn:aws:iam::*:role/*"}}}"#.to_string(),
+            r#"{"Effect":"Allow","Action":"iam:PassRole","Resource":"arn:aws:iam::*:role/*"}"#.to_string(),
+        ];
+        // The rest: statements that do not match, as a real policy has.
+        for k in statements.len()..args.statements_per_principal {
+            statements.push(format!(
+                r#"{{"Effect":"Allow","Action":"emr-containers:DescribeJobTemplate","Resource":"arn:aws:emr-containers:*:*:/jobtemplates/p{i}-{k}","Condition":{{"StringEquals":{{"aws:ResourceTag/team":"${{aws:PrincipalTag/team}}"}}}}}}"#
+            ));
+        }
+        let _ = write!(
+            file,
+            "[[policy]]\nname = \"p{i}\"\ndocument = '{{\"Version\":\"2012-10-17\",\"Statement\":[{}]}}'\n\n[[principal]]\narn = \"arn:aws:iam::123456789012:user/u{i}\"\npolicies = [\"p{i}\"]\ntags = {{ team = \"t{i}\" }}\n[[principal.access_key]]\nid = \"AKIABENCH{i:011}\"\nsecret = \"secret-{i}\"\n\n",
+            statements.join(",")
+        );
+    }
+    let path = dir.path().join("identities.toml");
+    std::fs::write(&path, file).expect("identity file");
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--identities", path.to_str().expect("utf-8 path")],
+    );
+    let mut connections = Vec::new();
+    let mut vcs = Vec::new();
+    for i in 0..args.auth_clients.min(args.principals) {
+        let signer = Signer::new(
+            Credentials::new(
+                format!("AKIABENCH{i:011}"),
+                format!("secret-{i}"),
+                None,
+                None,
+                "bench",
+            ),
+            "us-west-2",
+        );
+        let channel = SignedChannel::connect(&server.endpoint(), Some(signer))
+            .await
+            .expect("connect");
+        let mut client = sparkvc_proto::EmrContainersClient::new(channel);
+        let vc = client
+            .create_virtual_cluster(sparkvc_e2e::create_vc_request(&sparkvc_e2e::unique("ns")))
+            .await
+            .expect("CreateVirtualCluster as a bench principal")
+            .into_inner()
+            .id;
+        connections.push(client);
+        vcs.push(vc);
+    }
+    let clients = connections.len();
+    let (elapsed, lat) = run_clients(connections, &vcs, args.requests, None).await;
+    let rate = args.requests as f64 / elapsed.as_secs_f64();
+    let ratio = unauthenticated.map(|u| rate / u);
+    println!(
+        "\nStartJobRun, SigV4 + policies ({} principals x {} statements), {clients} clients",
+        args.principals, args.statements_per_principal
+    );
+    println!(
+        "{:>8} {:>12} {:>10} {:>10} {:>10} {:>22}",
+        "clients", "runs/s", "p50 ms", "p99 ms", "max ms", "of unauthenticated"
+    );
+    println!(
+        "{clients:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>22}",
+        lat.ms(0.5),
+        lat.ms(0.99),
+        lat.0.max() as f64 / 1000.0,
+        ratio.map_or("-".to_string(), |r| format!("{:.0}%", r * 100.0))
+    );
+    let mut entry = lat.summary();
+    entry["clients"] = json!(clients);
+    entry["principals"] = json!(args.principals);
+    entry["statements"] = json!(args.principals * args.statements_per_principal);
+    entry["runs_per_second"] = json!(rate);
+    entry["fraction_of_unauthenticated"] = json!(ratio);
+    entry
 }
