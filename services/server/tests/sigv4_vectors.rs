@@ -100,6 +100,7 @@ fn every_vector_verifies_and_has_the_vectors_canonical_request() {
     assert_eq!(unparsable, ["get-header-value-multiline"]);
     assert_eq!(vectors.len(), 32, "vectors found");
     let mut verified = 0;
+    let mut merged_paths = 0;
     for v in &vectors {
         let auth = v.authorization();
         let slashes = if v.path.contains("//") {
@@ -117,6 +118,19 @@ fn every_vector_verifies_and_has_the_vectors_canonical_request() {
             continue;
         };
         assert_eq!(canonical, v.canonical, "{}", v.name);
+        if v.path.contains("//") {
+            // The CRT suite merges repeated slashes; sparkvc verifies them
+            // kept (as botocore signs) so that a signature binds the exact
+            // path: the canonical form above matches, the signature is
+            // refused.
+            assert!(
+                ["get-slash-normalized", "get-slashes-normalized"].contains(&v.name.as_str()),
+                "{}",
+                v.name
+            );
+            merged_paths += 1;
+            continue;
+        }
         let secret = context["credentials"]["secret_access_key"]
             .as_str()
             .unwrap();
@@ -136,7 +150,7 @@ fn every_vector_verifies_and_has_the_vectors_canonical_request() {
         assert_eq!(signed.session_token.as_deref(), token, "{}", v.name);
         verified += 1;
     }
-    assert_eq!(verified, 30);
+    assert_eq!((verified, merged_paths), (28, 2));
 }
 
 #[test]

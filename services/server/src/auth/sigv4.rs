@@ -3,8 +3,9 @@
 //!
 //! - the server hashes the body itself (the SDKs send no
 //!   `x-amz-content-sha256` for this service; one that is sent must match);
-//! - the canonical URI is the path as it arrived, dot segments and repeated
-//!   slashes removed, then URI-encoded **again** (`%3A` becomes `%253A`);
+//! - the canonical URI is the path as it arrived, dot segments removed
+//!   (repeated slashes kept, as botocore signs), then URI-encoded **again**
+//!   (`%3A` becomes `%253A`);
 //! - query parameters are decoded, re-encoded strictly and sorted by name,
 //!   then value;
 //! - only the headers the client lists in `SignedHeaders` are canonical,
@@ -217,18 +218,13 @@ pub fn verify<'k>(
         scope.service,
     );
     let given = auth.signature.to_ascii_lowercase();
-    let mut ways = vec![Slashes::Keep];
-    if request.path.contains("//") {
-        ways.push(Slashes::Merge);
-    }
-    let mut matched = false;
-    for slashes in ways {
-        let creq = canonical_request(request, &auth.signed_headers, slashes)?;
-        let to_sign = string_to_sign(amz_date, &credential_scope, &creq);
-        let expected = aws_sigv4::sign::v4::calculate_signature(&signing_key, to_sign.as_bytes());
-        matched |= bool::from(expected.as_bytes().ct_eq(given.as_bytes()));
-    }
-    if !matched {
+    // Repeated slashes are kept, as botocore signs them: a signature must
+    // bind the exact path, or `/a//b` would verify for a request signed
+    // as `/a/b` and could route elsewhere.
+    let creq = canonical_request(request, &auth.signed_headers, Slashes::Keep)?;
+    let to_sign = string_to_sign(amz_date, &credential_scope, &creq);
+    let expected = aws_sigv4::sign::v4::calculate_signature(&signing_key, to_sign.as_bytes());
+    if !bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
         return Err(AuthError::SignatureMismatch);
     }
     Ok(Signed {
@@ -352,8 +348,9 @@ fn push_header_value(out: &mut String, value: &[u8]) {
 
 /// How repeated slashes in a path are canonicalized. The SDKs disagree:
 /// botocore (and AWS's original test suite) keep them, the AWS SDK for Rust
-/// (and the CRT's suite) merge them. A path with `//` is checked both ways;
-/// either way the signer signed this very path.
+/// (and the CRT's suite) merge them. The verifier keeps them (see
+/// `verify`); a path with `//` is never a valid emr-containers route, so
+/// only requests that would fail anyway are refused earlier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slashes {
     Keep,
