@@ -290,6 +290,7 @@ fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
     Ok(Authenticator::SigV4 {
         identities: Arc::new(identities),
         region: config.region.clone(),
+        limiter: Default::default(),
     })
 }
 

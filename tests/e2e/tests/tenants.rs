@@ -417,3 +417,59 @@ async fn tenants_reach_only_their_own_resources() {
     assert_eq!(cross_success, 0);
     assert!(failures.is_empty(), "unexpected outcomes: {failures:?}");
 }
+
+/// A tenant over its request rate is refused with ThrottlingException and
+/// nothing it sent is stored, while another tenant is served as before.
+#[tokio::test]
+async fn a_flooding_tenant_is_throttled_and_another_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = dir.path().join("identities.toml");
+    let limited = identities().replace(
+        "[[group]]\nname = \"tenants\"\npolicies = [\"tenant\"]\n",
+        "[[group]]\nname = \"tenants\"\npolicies = [\"tenant\"]\nrate_limit = { requests_per_second = 2.0, burst = 5 }\n",
+    );
+    assert_ne!(limited, identities(), "the limit was written");
+    std::fs::write(&ids, limited).unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--identities", ids.to_str().unwrap()],
+    );
+    let mut a = client(&server, Some(("AKIATENANTA000000001", "secret-a"))).await;
+    let mut b = client(&server, Some(("AKIATENANTB000000001", "secret-b"))).await;
+    let mut outcomes = Vec::new();
+    for _ in 0..20 {
+        let mut create = create_vc_request(&unique("ns"));
+        create.tags = tags("a");
+        outcomes.push(outcome(a.create_virtual_cluster(create).await));
+    }
+    let served = outcomes.iter().filter(|o| *o == "ok").count();
+    let throttled = outcomes
+        .iter()
+        .filter(|o| *o == "ThrottlingException")
+        .count();
+    assert_eq!(served + throttled, 20, "{outcomes:?}");
+    assert!(
+        (5..=7).contains(&served),
+        "the burst and a little refill: {outcomes:?}"
+    );
+    // B's bucket is its own.
+    let listed = b
+        .list_virtual_clusters(pb::ListVirtualClustersRequest::default())
+        .await
+        .expect("B is not throttled by A's flood");
+    assert!(listed.into_inner().virtual_clusters.is_empty());
+    // Only what was served is stored.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mine = a
+        .list_virtual_clusters(pb::ListVirtualClustersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.virtual_clusters.len(), served);
+    let status = a
+        .list_virtual_clusters(pb::ListVirtualClustersRequest::default())
+        .await;
+    if let Err(status) = status {
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    }
+}

@@ -32,6 +32,7 @@ pub enum Authenticator {
     SigV4 {
         identities: Arc<Identities>,
         region: String,
+        limiter: super::rate_limit::RateLimiter,
     },
     /// Every call is this caller (a loopback development server).
     Development(Caller),
@@ -46,6 +47,7 @@ impl Authenticator {
             method: AuthMethod::Development,
             access_key_id: None,
             access: super::Access::Unrestricted,
+            rate_limit: None,
         })
     }
 
@@ -58,7 +60,11 @@ impl Authenticator {
     ) -> Result<Caller, AuthError> {
         match self {
             Authenticator::Development(caller) => Ok(caller.clone()),
-            Authenticator::SigV4 { identities, region } => {
+            Authenticator::SigV4 {
+                identities,
+                region,
+                limiter,
+            } => {
                 let request = SignedRequest {
                     method: parts.method.as_str(),
                     path: parts.uri.path(),
@@ -67,7 +73,13 @@ impl Authenticator {
                     authority: parts.uri.authority().map(|a| a.as_str()),
                     body,
                 };
-                identities.authenticate(&request, region, now)
+                let caller = identities.authenticate(&request, region, now)?;
+                if let Some(limit) = caller.rate_limit {
+                    limiter
+                        .take(&caller.arn, limit, std::time::Instant::now())
+                        .map_err(AuthError::Throttled)?;
+                }
+                Ok(caller)
             }
         }
     }
@@ -81,6 +93,7 @@ impl Authenticator {
 pub fn refusal(err: &AuthError) -> tonic::Status {
     let code = match err {
         AuthError::BadRequest(_) => tonic::Code::InvalidArgument,
+        AuthError::Throttled(_) => tonic::Code::ResourceExhausted,
         _ => tonic::Code::Unauthenticated,
     };
     let mut status = tonic::Status::new(code, err.to_string());

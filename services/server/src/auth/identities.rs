@@ -31,6 +31,7 @@
 //! `Debug` output is redacted.
 
 use super::policy::{Policy, PolicyError};
+use super::rate_limit::Limit;
 use super::sigv4::{self, KeySecret, SignedRequest};
 use super::{Access, AuthError, AuthMethod, Caller};
 use serde::Deserialize;
@@ -71,6 +72,9 @@ struct File {
     policy: Vec<PolicyEntry>,
     #[serde(default)]
     group: Vec<GroupEntry>,
+    /// Every principal's limit unless its own or a group's says otherwise.
+    #[serde(default)]
+    rate_limit: Option<Limit>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +95,8 @@ struct GroupEntry {
     name: String,
     #[serde(default)]
     policies: Vec<String>,
+    #[serde(default)]
+    rate_limit: Option<Limit>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +110,10 @@ pub struct PrincipalEntry {
     /// Policies attached to the principal itself (besides its groups').
     #[serde(default)]
     pub policies: Vec<String>,
+    /// The principal's own limit; else the most generous of its groups';
+    /// else the file's `[rate_limit]`; else [`Limit::DEFAULT`].
+    #[serde(default)]
+    pub rate_limit: Option<Limit>,
     #[serde(default)]
     pub access_key: Vec<AccessKeyEntry>,
 }
@@ -161,6 +171,8 @@ pub struct Identities {
     principals: Vec<PrincipalEntry>,
     /// Each principal's policies (its own, then its groups'), by index.
     access: Vec<Arc<[Policy]>>,
+    /// Each principal's request-rate limit, by index.
+    limits: Vec<Limit>,
     keys: HashMap<String, AccessKey>,
 }
 
@@ -192,8 +204,19 @@ impl Identities {
             what,
             rule,
         };
+        let default_limit = file.rate_limit.unwrap_or(Limit::DEFAULT);
+        let check_limit = |what: String, limit: &Option<Limit>| match limit {
+            Some(l) => l.check().map_err(|rule| reference(what, rule)),
+            None => Ok(()),
+        };
+        check_limit("rate_limit".into(), &file.rate_limit)?;
         let mut groups: HashMap<&str, Vec<Policy>> = HashMap::new();
+        let mut group_limits: HashMap<&str, Limit> = HashMap::new();
         for group in &file.group {
+            check_limit(format!("group {}", group.name), &group.rate_limit)?;
+            if let Some(limit) = group.rate_limit {
+                group_limits.insert(group.name.as_str(), limit);
+            }
             let mut attached = Vec::new();
             for name in &group.policies {
                 attached.push(policies.get(name.as_str()).cloned().ok_or_else(|| {
@@ -298,6 +321,19 @@ impl Identities {
                 attached.extend(of_group.iter().cloned());
             }
             out.access.push(attached.into());
+            check_limit(
+                format!("principal {}", principal.arn),
+                &principal.rate_limit,
+            )?;
+            let limit = principal.rate_limit.unwrap_or_else(|| {
+                principal
+                    .groups
+                    .iter()
+                    .filter_map(|g| group_limits.get(g.as_str()).copied())
+                    .max_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second))
+                    .unwrap_or(default_limit)
+            });
+            out.limits.push(limit);
             out.principals.push(principal);
         }
         Ok(out)
@@ -323,6 +359,7 @@ impl Identities {
             method: AuthMethod::SigV4,
             access_key_id: None,
             access: Access::Policies(self.access[index].clone()),
+            rate_limit: Some(self.limits[index]),
         })
     }
 
@@ -362,6 +399,7 @@ impl Identities {
             method: AuthMethod::SigV4,
             access_key_id: Some(verified.access_key_id),
             access: Access::Policies(self.access[key.principal].clone()),
+            rate_limit: Some(self.limits[key.principal]),
         })
     }
 }

@@ -9,6 +9,7 @@
 pub mod grpc;
 pub mod identities;
 pub mod policy;
+pub mod rate_limit;
 pub mod sigv4;
 
 use std::collections::BTreeMap;
@@ -34,7 +35,7 @@ impl AuthMethod {
 }
 
 /// The authenticated caller of one request (in the request's extensions).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
     /// The principal's ARN, reported as `createdBy`.
     pub arn: String,
@@ -46,6 +47,8 @@ pub struct Caller {
     pub access_key_id: Option<String>,
     /// What the caller may do.
     pub access: Access,
+    /// How many calls it may make (none: no limit, the development caller).
+    pub rate_limit: Option<rate_limit::Limit>,
 }
 
 impl Caller {
@@ -120,6 +123,9 @@ pub enum AuthError {
     ExpiredToken,
     #[error("{0}")]
     BadRequest(String),
+    /// Over the principal's request rate; try again after the duration.
+    #[error("Rate exceeded: retry in {} ms", .0.as_millis().max(1))]
+    Throttled(std::time::Duration),
 }
 
 impl AuthError {
@@ -134,6 +140,7 @@ impl AuthError {
             AuthError::UnrecognizedClient => "UnrecognizedClientException",
             AuthError::ExpiredToken => "ExpiredTokenException",
             AuthError::BadRequest(_) => "ValidationException",
+            AuthError::Throttled(_) => "ThrottlingException",
         }
     }
 }
