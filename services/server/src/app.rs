@@ -3,6 +3,7 @@
 
 use crate::api::Api;
 use crate::app_ui::AppUi;
+use crate::auth::audit::AuditLog;
 use crate::auth::grpc::{AuthLayer, Authenticator};
 use crate::auth::identities::Identities;
 use crate::cluster::Clusters;
@@ -64,6 +65,7 @@ pub async fn run(
         },
     };
     let authenticator = Arc::new(authenticator(&config)?);
+    let audit = audit_log(&config)?;
     let clusters = Clusters::connect(&config.clusters).await?;
     if clusters.is_empty() {
         tracing::warn!("no Kubernetes cluster configured: API-only mode, job runs stay PENDING");
@@ -183,6 +185,7 @@ pub async fn run(
         .layer(AuthLayer::new(
             authenticator,
             crate::api::limits::MAX_REQUEST_BYTES + 5,
+            audit,
         ))
         .add_service(health_service)
         .add_service(reflection)
@@ -263,6 +266,29 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// Where audit records go, if anywhere (see `Config::audit_log`).
+fn audit_log(config: &Config) -> anyhow::Result<Option<Arc<AuditLog>>> {
+    let choice = match &config.audit_log {
+        Some(choice) => choice.clone(),
+        None if config.identities_file.is_some() => {
+            config.data_dir.join("audit.log").display().to_string()
+        }
+        None => return Ok(None),
+    };
+    let log = match choice.as_str() {
+        "off" => return Ok(None),
+        "stderr" => AuditLog::stderr(),
+        path => AuditLog::file(
+            std::path::Path::new(path),
+            config.audit_log_max_bytes,
+            config.audit_log_keep,
+        )
+        .with_context(|| format!("cannot open the audit log {path}"))?,
+    };
+    tracing::info!(audit_log = %choice, "audit log on: one record per API call");
+    Ok(Some(Arc::new(log)))
 }
 
 /// How the API authenticates callers: the identity store if one is

@@ -80,6 +80,11 @@ pub struct Flags {
     /// loopback, as a single-user development server.
     #[arg(long, env = "SPARKVC_IDENTITIES")]
     pub identities: Option<PathBuf>,
+    /// Audit log: a file path (rotated by size), `stderr`, or `off`.
+    /// Default: `<data-dir>/audit.log` when identities are configured, else
+    /// off.
+    #[arg(long, env = "SPARKVC_AUDIT_LOG")]
+    pub audit_log: Option<String>,
     /// DANGER: serve a non-loopback address without authentication; anyone
     /// who reaches the port acts as the development caller on every tenant.
     #[arg(long, env = "SPARKVC_INSECURE_ALLOW_UNAUTHENTICATED_REMOTE")]
@@ -132,6 +137,12 @@ pub struct Config {
     pub identities_file: Option<PathBuf>,
     /// Serve a non-loopback address without authentication (see the flag).
     pub insecure_allow_unauthenticated_remote: bool,
+    /// `stderr`, `off`, or a file (see the flag).
+    pub audit_log: Option<String>,
+    /// Size at which the audit log file is rotated.
+    pub audit_log_max_bytes: u64,
+    /// Rotated audit log files kept.
+    pub audit_log_keep: u32,
     /// Where job runs run; none means API-only.
     #[serde(rename = "cluster")]
     pub clusters: Vec<ClusterConfig>,
@@ -173,6 +184,9 @@ impl Default for Config {
             caller_arn: None,
             identities_file: None,
             insecure_allow_unauthenticated_remote: false,
+            audit_log: None,
+            audit_log_max_bytes: 100 * 1024 * 1024,
+            audit_log_keep: 5,
             clusters: Vec::new(),
             tenancy: Default::default(),
             app_ui: AppUiConfig::default(),
@@ -251,6 +265,9 @@ impl Config {
         }
         if let Some(v) = &flags.identities {
             config.identities_file = Some(v.clone());
+        }
+        if let Some(v) = &flags.audit_log {
+            config.audit_log = Some(v.clone());
         }
         if flags.insecure_allow_unauthenticated_remote {
             config.insecure_allow_unauthenticated_remote = true;

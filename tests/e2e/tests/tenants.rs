@@ -416,6 +416,54 @@ async fn tenants_reach_only_their_own_resources() {
     );
     assert_eq!(cross_success, 0);
     assert!(failures.is_empty(), "unexpected outcomes: {failures:?}");
+
+    // The audit log: one record per call, with the decision that was made.
+    // Calls before the matrix: 2 refused creates, 3 + 3 set-up calls, the
+    // foreign role, 2 lists; the matrix: its cells plus B's refused delete.
+    let calls = 11 + rows.len() + 1;
+    let denied = 4 + rows
+        .iter()
+        .filter(|(_, _, got, _, _)| got == "AccessDeniedException")
+        .count();
+    let text = std::fs::read_to_string(dir.path().join("data/audit.log")).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), calls, "one record per call");
+    let count =
+        |pred: &dyn Fn(&serde_json::Value) -> bool| records.iter().filter(|r| pred(r)).count();
+    assert_eq!(
+        count(&|r| r["error_code"] == "AccessDeniedException"
+            && (r["decision"] == "implicit-deny" || r["decision"] == "explicit-deny")),
+        denied
+    );
+    // B's Deny on DeleteVirtualCluster, on its own cluster and on A's.
+    assert_eq!(count(&|r| r["decision"] == "explicit-deny"), 2);
+    assert_eq!(
+        count(&|r| r["decision"] == "unauthenticated"
+            && r["error_code"] == "MissingAuthenticationTokenException"),
+        14
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["request_id"].as_str().is_some_and(|id| id.len() == 36))
+    );
+    assert!(
+        !text.contains("secret-a") && !text.contains("Signature="),
+        "no secrets in the audit log"
+    );
+    let start = records
+        .iter()
+        .find(|r| r["action"] == "iam:PassRole" && r["decision"] == "implicit-deny")
+        .expect("the refused PassRole is audited");
+    assert_eq!(
+        start["principal"],
+        format!("arn:aws:iam::{ACCOUNT}:user/alice")
+    );
+    assert_eq!(start["source_ip"], "127.0.0.1");
+    println!("audit log: {} records, {} denials", records.len(), denied);
 }
 
 /// A tenant over its request rate is refused with ThrottlingException and

@@ -25,6 +25,9 @@ pub struct Requester<'a> {
     pub caller: &'a Caller,
     pub source_ip: Option<IpAddr>,
     pub control: &'a ControlPlane,
+    /// The call's audit verdict: the last permission checked (the refusal,
+    /// or the last of the needs that were all allowed).
+    pub verdict: Option<&'a crate::auth::audit::VerdictSlot>,
 }
 
 /// `emr-containers:<operation>`.
@@ -118,6 +121,18 @@ impl Requester<'_> {
             return Ok(());
         }
         let decision = self.decide(need);
+        if let Some(slot) = self.verdict {
+            *slot.lock().expect("verdict lock") = Some(crate::auth::audit::Verdict {
+                action: need.action.clone(),
+                resource: need.resource.clone(),
+                decision: match &decision {
+                    Decision::Allow { .. } => "allow",
+                    Decision::ExplicitDeny { .. } => "explicit-deny",
+                    Decision::ImplicitDeny => "implicit-deny",
+                },
+                statement: decision.statement(),
+            });
+        }
         tracing::debug!(principal = %self.caller.arn, action = %need.action, resource = %need.resource, ?decision, "authorization");
         let why = match &decision {
             Decision::Allow { .. } => return Ok(()),

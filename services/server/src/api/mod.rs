@@ -40,6 +40,8 @@ fn reply<T>(result: ApiResult<T>) -> Reply<T> {
 struct Who {
     caller: Caller,
     source_ip: Option<std::net::IpAddr>,
+    /// Where the auth layer's audit record learns the decision.
+    verdict: Option<crate::auth::audit::VerdictSlot>,
 }
 
 /// The caller the auth layer put in front of every call. Its absence is a
@@ -53,6 +55,10 @@ fn who<T>(req: &Request<T>) -> Result<Who, Status> {
     Ok(Who {
         caller,
         source_ip: req.remote_addr().map(|a| a.ip()),
+        verdict: req
+            .extensions()
+            .get::<crate::auth::audit::VerdictSlot>()
+            .cloned(),
     })
 }
 
@@ -62,6 +68,7 @@ impl Api {
             caller: &who.caller,
             source_ip: who.source_ip,
             control: &self.control,
+            verdict: who.verdict.as_ref(),
         }
     }
 

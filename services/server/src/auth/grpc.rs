@@ -9,6 +9,7 @@
 //! The health and reflection services stay open: probes and tooling need
 //! them, and they reveal no tenant data.
 
+use super::audit::{self, AuditLog, Record, VerdictSlot};
 use super::identities::Identities;
 use super::sigv4::SignedRequest;
 use super::{AuthError, AuthMethod, Caller};
@@ -108,15 +109,72 @@ pub fn refusal(err: &AuthError) -> tonic::Status {
 pub struct AuthLayer {
     auth: Arc<Authenticator>,
     max_body_bytes: usize,
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl AuthLayer {
-    pub fn new(auth: Arc<Authenticator>, max_body_bytes: usize) -> Self {
+    pub fn new(
+        auth: Arc<Authenticator>,
+        max_body_bytes: usize,
+        audit: Option<Arc<AuditLog>>,
+    ) -> Self {
         Self {
             auth,
             max_body_bytes,
+            audit,
         }
     }
+}
+
+/// The gRPC status of a response, as the AWS error code (None: success).
+fn error_code(response: &http::Response<Body>) -> Option<String> {
+    let headers = response.headers();
+    let status = headers.get("grpc-status")?;
+    if status.as_bytes() == b"0" {
+        return None;
+    }
+    Some(
+        headers
+            .get(ERROR_TYPE_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("grpc-status {}", status.to_str().unwrap_or("?"))),
+    )
+}
+
+/// What one call's audit record says besides the time.
+struct Audited<'a> {
+    request_id: &'a str,
+    operation: &'a str,
+    caller: Option<&'a Caller>,
+    source_ip: Option<std::net::IpAddr>,
+    verdict: Option<&'a audit::Verdict>,
+    refusal: Option<&'a AuthError>,
+    error_code: Option<&'a str>,
+}
+
+fn audit_record(log: &AuditLog, call: Audited<'_>) {
+    let decision = match (call.refusal, call.verdict) {
+        (Some(_), _) => "unauthenticated",
+        (None, Some(v)) => v.decision,
+        (None, None) => "none",
+    };
+    log.write(&Record {
+        time: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        request_id: call.request_id,
+        principal: call.caller.map(|c| c.arn.as_str()),
+        auth_method: call.caller.map(|c| c.method.as_str()),
+        access_key_id: call.caller.and_then(|c| c.access_key_id.as_deref()),
+        source_ip: call.source_ip.map(|ip| ip.to_string()),
+        operation: call.operation,
+        action: call.verdict.map(|v| v.action.as_str()),
+        resource: call.verdict.map(|v| v.resource.as_str()),
+        decision,
+        statement: call.verdict.and_then(|v| v.statement.as_deref()),
+        error_code: call.refusal.map(|e| e.code()).or(call.error_code),
+    });
 }
 
 impl<S> tower::Layer<S> for AuthLayer {
@@ -159,6 +217,7 @@ where
         let AuthLayer {
             auth,
             max_body_bytes,
+            audit,
         } = self.layer.clone();
         Box::pin(async move {
             if OPEN_PREFIXES
@@ -168,6 +227,21 @@ where
                 return inner.call(request).await;
             }
             let (mut parts, body) = request.into_parts();
+            let request_id = audit::request_id();
+            let source_ip = parts
+                .extensions
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|info| info.remote_addr())
+                .map(|a| a.ip());
+            let operation = parts.uri.path().to_string();
+            let verdict: VerdictSlot = Default::default();
+            parts.extensions.insert(verdict.clone());
+            let with_id = |mut response: http::Response<Body>| {
+                if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert("x-amzn-requestid", value);
+                }
+                response
+            };
             // Bytes clone by reference count: the service gets the very
             // bytes that were verified.
             let (body, bytes) = if auth.needs_body() {
@@ -180,7 +254,7 @@ where
                         let err = AuthError::BadRequest(format!(
                             "1 validation error detected: the request is larger than the {max_body_bytes} bytes a request may have, or its body could not be read"
                         ));
-                        return Ok(refusal(&err).into_http());
+                        return Ok(with_id(refusal(&err).into_http()));
                     }
                 }
             } else {
@@ -189,8 +263,25 @@ where
             match auth.authenticate(&parts, &bytes, SystemTime::now()) {
                 Ok(caller) => {
                     tracing::debug!(principal = %caller.arn, method = caller.method.as_str(), "authenticated");
-                    parts.extensions.insert(caller);
-                    inner.call(http::Request::from_parts(parts, body)).await
+                    parts.extensions.insert(caller.clone());
+                    let response = inner.call(http::Request::from_parts(parts, body)).await?;
+                    if let Some(log) = &audit {
+                        let verdict = verdict.lock().expect("verdict lock").take();
+                        let code = error_code(&response);
+                        audit_record(
+                            log,
+                            Audited {
+                                request_id: &request_id,
+                                operation: &operation,
+                                caller: Some(&caller),
+                                source_ip,
+                                verdict: verdict.as_ref(),
+                                refusal: None,
+                                error_code: code.as_deref(),
+                            },
+                        );
+                    }
+                    Ok(with_id(response))
                 }
                 Err(err) => {
                     tracing::info!(
@@ -198,7 +289,21 @@ where
                         path = parts.uri.path(),
                         "call refused: not authenticated"
                     );
-                    Ok(refusal(&err).into_http())
+                    if let Some(log) = &audit {
+                        audit_record(
+                            log,
+                            Audited {
+                                request_id: &request_id,
+                                operation: &operation,
+                                caller: None,
+                                source_ip,
+                                verdict: None,
+                                refusal: Some(&err),
+                                error_code: None,
+                            },
+                        );
+                    }
+                    Ok(with_id(refusal(&err).into_http()))
                 }
             }
         })

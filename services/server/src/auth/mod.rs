@@ -6,6 +6,7 @@
 //! This module decides *who*; what the caller may do is decided later, per
 //! call, by the policies. Nothing here writes anything.
 
+pub mod audit;
 pub mod grpc;
 pub mod identities;
 pub mod policy;
