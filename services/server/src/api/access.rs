@@ -115,6 +115,17 @@ impl Requester<'_> {
         self.unrestricted() || self.decide(need).is_allowed()
     }
 
+    /// Whether a listed item stays in the page: the caller may do
+    /// `operation` (its Describe) on it, judged by the tags it carries.
+    pub fn may_describe(
+        &self,
+        operation: &str,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> bool {
+        self.allows(&Need::new(action(operation), arn).with_resource_tags(tags.clone()))
+    }
+
     /// Allowed, or AccessDeniedException in IAM's words.
     pub fn require(&self, need: &Need) -> ApiResult<()> {
         if self.unrestricted() {

@@ -164,12 +164,8 @@ impl EmrContainers for Api {
             let a = self.access(&who);
             a.require(&Need::new(action("ListVirtualClusters"), "*"))?;
             let mut page = self.control.list_virtual_clusters(&req)?;
-            page.virtual_clusters.retain(|vc| {
-                a.allows(
-                    &Need::new(action("DescribeVirtualCluster"), vc.arn.clone())
-                        .with_resource_tags(vc.tags.clone()),
-                )
-            });
+            page.virtual_clusters
+                .retain(|vc| a.may_describe("DescribeVirtualCluster", &vc.arn, &vc.tags));
             Ok(page)
         })())
     }
@@ -261,12 +257,8 @@ impl EmrContainers for Api {
             let a = self.access(&who);
             a.require(&a.on_virtual_cluster("ListJobRuns", &req.virtual_cluster_id))?;
             let mut page = self.control.list_job_runs(&req)?;
-            page.job_runs.retain(|run| {
-                a.allows(
-                    &Need::new(action("DescribeJobRun"), run.arn.clone())
-                        .with_resource_tags(run.tags.clone()),
-                )
-            });
+            page.job_runs
+                .retain(|run| a.may_describe("DescribeJobRun", &run.arn, &run.tags));
             Ok(page)
         })())
     }
@@ -416,12 +408,8 @@ impl EmrContainers for Api {
             let a = self.access(&who);
             a.require(&Need::new(action("ListJobTemplates"), "*"))?;
             let mut page = self.control.list_job_templates(&req)?;
-            page.templates.retain(|t| {
-                a.allows(
-                    &Need::new(action("DescribeJobTemplate"), t.arn.clone())
-                        .with_resource_tags(t.tags.clone()),
-                )
-            });
+            page.templates
+                .retain(|t| a.may_describe("DescribeJobTemplate", &t.arn, &t.tags));
             Ok(page)
         })())
     }
@@ -498,12 +486,8 @@ impl EmrContainers for Api {
             let a = self.access(&who);
             a.require(&Need::new(action("ListSecurityConfigurations"), "*"))?;
             let mut page = self.control.list_security_configurations(&req)?;
-            page.security_configurations.retain(|c| {
-                a.allows(
-                    &Need::new(action("DescribeSecurityConfiguration"), c.arn.clone())
-                        .with_resource_tags(c.tags.clone()),
-                )
-            });
+            page.security_configurations
+                .retain(|c| a.may_describe("DescribeSecurityConfiguration", &c.arn, &c.tags));
             Ok(page)
         })())
     }

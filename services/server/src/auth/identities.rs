@@ -217,15 +217,8 @@ impl Identities {
             if let Some(limit) = group.rate_limit {
                 group_limits.insert(group.name.as_str(), limit);
             }
-            let mut attached = Vec::new();
-            for name in &group.policies {
-                attached.push(policies.get(name.as_str()).cloned().ok_or_else(|| {
-                    reference(
-                        format!("group {}", group.name),
-                        format!("no policy is named {name:?}"),
-                    )
-                })?);
-            }
+            let attached = attach(&policies, &group.policies)
+                .map_err(|rule| reference(format!("group {}", group.name), rule))?;
             if groups.insert(group.name.as_str(), attached).is_some() {
                 return Err(reference(
                     format!("group {}", group.name),
@@ -302,15 +295,8 @@ impl Identities {
                     ));
                 }
             }
-            let mut attached = Vec::new();
-            for name in &principal.policies {
-                attached.push(policies.get(name.as_str()).cloned().ok_or_else(|| {
-                    reference(
-                        format!("principal {}", principal.arn),
-                        format!("no policy is named {name:?}"),
-                    )
-                })?);
-            }
+            let mut attached = attach(&policies, &principal.policies)
+                .map_err(|rule| reference(format!("principal {}", principal.arn), rule))?;
             for group in &principal.groups {
                 let of_group = groups.get(group.as_str()).ok_or_else(|| {
                     reference(
@@ -402,6 +388,19 @@ impl Identities {
             rate_limit: Some(self.limits[key.principal]),
         })
     }
+}
+
+/// The policies `names` names, in order; the rule broken if one is unknown.
+fn attach(policies: &HashMap<String, Policy>, names: &[String]) -> Result<Vec<Policy>, String> {
+    names
+        .iter()
+        .map(|name| {
+            policies
+                .get(name.as_str())
+                .cloned()
+                .ok_or_else(|| format!("no policy is named {name:?}"))
+        })
+        .collect()
 }
 
 /// Every `[[policy]]`, parsed, by name.
