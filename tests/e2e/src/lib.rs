@@ -83,7 +83,13 @@ pub fn local_job_runner_binary() -> PathBuf {
     path
 }
 
+/// The server under test: `SPARKVC_SERVER_BINARY` when set (a benchmark
+/// compares the current code against an older build with it), otherwise the
+/// current code, built first.
 pub fn server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SPARKVC_SERVER_BINARY") {
+        return PathBuf::from(path);
+    }
     ensure_built();
     bin_dir().join("sparkvc-server")
 }
