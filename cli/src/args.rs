@@ -42,6 +42,16 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_sign_request: bool,
 
+    /// PEM bundle of the CAs that sign an https endpoint's certificate
+    /// (default: the system's trust store).
+    #[arg(long, global = true, env = "AWS_CA_BUNDLE", value_name = "FILE")]
+    pub ca_bundle: Option<std::path::PathBuf>,
+
+    /// Do not verify an https endpoint's certificate. Anyone between the
+    /// CLI and the server can then read and change the calls.
+    #[arg(long, global = true)]
+    pub no_verify_ssl: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -13,6 +13,7 @@
 
 use crate::args::Cli;
 use crate::error::CliError;
+use crate::tls::{TlsConnector, TlsOptions};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use http_body_util::BodyExt;
@@ -41,6 +42,7 @@ pub struct Target {
     pub profile: Option<String>,
     pub region: Option<String>,
     pub no_sign_request: bool,
+    pub tls: TlsOptions,
 }
 
 impl Target {
@@ -50,6 +52,10 @@ impl Target {
             profile: cli.profile.clone(),
             region: cli.region.clone(),
             no_sign_request: cli.no_sign_request,
+            tls: TlsOptions {
+                ca_bundle: cli.ca_bundle.clone(),
+                no_verify: cli.no_verify_ssl,
+            },
         }
     }
 
@@ -59,21 +65,19 @@ impl Target {
             profile: None,
             region: None,
             no_sign_request: true,
+            tls: TlsOptions::default(),
         }
     }
 }
 
-/// Checks `--endpoint-url` (only plain `http://` is supported).
+/// Checks `--endpoint-url` (`http://` or `https://`).
 pub fn endpoint(url: &str) -> Result<Endpoint, CliError> {
     let bad = |why: &str| {
         CliError::Usage(format!(
-            "Bad value for --endpoint-url \"{url}\": {why}. Must be of the form http://<hostname>:<port>/"
+            "Bad value for --endpoint-url \"{url}\": {why}. Must be of the form http[s]://<hostname>:<port>/"
         ))
     };
-    if url.starts_with("https://") {
-        return Err(bad("https is not supported"));
-    }
-    if !url.starts_with("http://") {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(bad("scheme is missing"));
     }
     Endpoint::from_shared(url.to_string())
@@ -90,7 +94,7 @@ pub async fn connect(target: &Target) -> Result<Client, CliError> {
         Signer::from_chain(target).await?
     };
     Ok(EmrContainersClient::new(
-        SignedChannel::connect(&target.url, signer).await?,
+        SignedChannel::connect_with_tls(&target.url, signer, &target.tls).await?,
     ))
 }
 
@@ -165,7 +169,7 @@ impl Signer {
                 return Err(CliError::Usage(format!(
                     "Unable to locate credentials for profile {:?}: {}",
                     target.profile.as_deref().unwrap_or_default(),
-                    root_cause(&err)
+                    crate::error::innermost(&err)
                 )));
             }
             Err(_) => return Ok(None),
@@ -221,15 +225,30 @@ impl SignedChannel {
     /// A channel to `url` that signs with `signer`; for tests and tools
     /// that bring their own credentials.
     pub async fn connect(url: &str, signer: Option<Signer>) -> Result<Self, CliError> {
+        Self::connect_with_tls(url, signer, &TlsOptions::default()).await
+    }
+
+    /// The same, checking an `https://` server's certificate as `tls` says.
+    pub async fn connect_with_tls(
+        url: &str,
+        signer: Option<Signer>,
+        tls: &TlsOptions,
+    ) -> Result<Self, CliError> {
         let endpoint = endpoint(url)?;
         let authority = endpoint
             .uri()
             .authority()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let inner = endpoint.connect().await.map_err(|e| CliError::Connect {
+        let connected = if url.starts_with("https://") {
+            let connector = TlsConnector::new(crate::tls::client_config(tls)?);
+            endpoint.connect_with_connector(connector).await
+        } else {
+            endpoint.connect().await
+        };
+        let inner = connected.map_err(|e| CliError::Connect {
             url: url.to_string(),
-            cause: root_cause(&e),
+            cause: crate::error::innermost(&e),
         })?;
         Ok(Self {
             inner,
@@ -271,16 +290,6 @@ impl tower::Service<http::Request<Body>> for SignedChannel {
     }
 }
 
-/// The innermost error message: "Connection refused (os error 111)" rather
-/// than "transport error".
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = err;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    current.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,7 +300,8 @@ mod tests {
         let err = endpoint("127.0.0.1:50051").unwrap_err();
         assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
         assert!(err.to_string().contains("scheme is missing"), "{err}");
-        assert!(endpoint("https://x").is_err());
+        assert!(endpoint("https://sparkvc.example.com").is_ok());
+        assert!(endpoint("ftp://x").is_err());
     }
 
     #[tokio::test]

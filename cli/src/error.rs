@@ -101,10 +101,19 @@ impl CliError {
                 error_type,
                 message,
             },
-            None if status.code() == Code::Unavailable => Self::Connect {
-                url: url.to_string(),
-                cause: message,
-            },
+            // A status that carries the error it was made from failed in
+            // transport (a TLS alert after the handshake, a reset stream),
+            // whatever its code: the innermost error says what happened.
+            None if status.code() == Code::Unavailable
+                || std::error::Error::source(status).is_some() =>
+            {
+                Self::Connect {
+                    url: url.to_string(),
+                    cause: std::error::Error::source(status)
+                        .map(innermost)
+                        .unwrap_or(message),
+                }
+            }
             None => Self::Service {
                 operation,
                 error_type: error_type_for_code(status.code()).to_string(),
@@ -112,6 +121,15 @@ impl CliError {
             },
         }
     }
+}
+
+/// The last error of a `source()` chain, on one line.
+pub(crate) fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    one_line(&current.to_string())
 }
 
 /// The AWS error name the server would use for a gRPC code.

@@ -11,6 +11,7 @@ pub mod output;
 pub mod paginate;
 pub mod requests;
 pub mod shorthand;
+pub mod tls;
 pub mod wait;
 
 use clap::Parser;
@@ -31,6 +32,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if cli.no_verify_ssl && cli.endpoint_url.starts_with("https://") {
+        eprintln!(
+            "warning: --no-verify-ssl: the server's certificate is not checked; anyone on the path can read and change this call"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -14,9 +14,11 @@ use crate::ids::ArnBuilder;
 use crate::metrics::Metrics;
 use crate::release::Catalogue;
 use crate::store::Store;
+use crate::tls::{Tls, TlsIncoming};
 use anyhow::Context;
 use sparkvc_proto::EmrContainersServer;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -65,6 +67,9 @@ pub async fn run(
         },
     };
     let authenticator = Arc::new(authenticator(&config)?);
+    let tls = tls(&config)?;
+    let _tls_watch = tls.as_ref().map(|t| AbortOnDrop(t.watch()));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let audit = audit_log(&config)?;
     let clusters = Clusters::connect(&config.clusters).await?;
     if clusters.is_empty() {
@@ -122,7 +127,7 @@ pub async fn run(
             .await
             .with_context(|| format!("cannot listen on {metrics_addr} for metrics"))?;
         let addr = listener.local_addr()?;
-        println!("sparkvc-server metrics on http://{addr}/metrics");
+        println!("sparkvc-server metrics on {scheme}://{addr}/metrics");
         tracing::info!(%addr, "serving metrics and app-UI links");
         let ui = Arc::new(
             AppUi::new(
@@ -131,7 +136,7 @@ pub async fn run(
                     .app_ui
                     .public_url
                     .clone()
-                    .unwrap_or_else(|| format!("http://{addr}")),
+                    .unwrap_or_else(|| format!("{scheme}://{addr}")),
                 config.app_ui.history_server_url.clone(),
                 store.clone(),
                 clusters.clone(),
@@ -145,12 +150,23 @@ pub async fn run(
         );
         app_ui = Some(ui.clone());
         let (metrics, store) = (metrics.clone(), store.clone());
+        let routes = crate::app_ui::router(ui);
+        let stop = async move {
+            let _ = metrics_stop_rx.await;
+        };
+        let served: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &tls {
+            Some(tls) => {
+                let incoming = TlsIncoming::new(listener, tls.server_config(&[b"http/1.1"]))?;
+                Box::pin(crate::metrics::serve(
+                    incoming, metrics, store, routes, stop,
+                ))
+            }
+            None => Box::pin(crate::metrics::serve(
+                listener, metrics, store, routes, stop,
+            )),
+        };
         tokio::spawn(async move {
-            let stop = async move {
-                let _ = metrics_stop_rx.await;
-            };
-            let routes = crate::app_ui::router(ui);
-            if let Err(err) = crate::metrics::serve(listener, metrics, store, routes, stop).await {
+            if let Err(err) = served.await {
                 tracing::error!(error = %err, "the HTTP endpoint failed");
             }
         });
@@ -177,7 +193,7 @@ pub async fn run(
             let _ = metrics_stop_tx.send(());
         }
     };
-    let serve = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .layer(tower::util::MapResponseLayer::new(
             crate::api::limits::name_oversized_requests,
         ))
@@ -192,13 +208,20 @@ pub async fn run(
         .add_service(
             EmrContainersServer::new(Api::new(control, app_ui))
                 .max_decoding_message_size(crate::api::limits::MAX_REQUEST_BYTES),
-        )
-        // Small request/response pairs: Nagle's algorithm would hold each
-        // response back for the client's delayed ACK (~40 ms).
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
         );
+    let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match &tls {
+            Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
+                TlsIncoming::new(listener, tls.server_config(&[b"h2"]))?,
+                shutdown,
+            )),
+            // Small request/response pairs: Nagle's algorithm would hold
+            // each response back for the client's delayed ACK (~40 ms).
+            None => Box::pin(router.serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
+            )),
+        };
     // In-flight requests get a grace period; clients that keep idle
     // connections open do not hold the process up beyond it. Anything already
     // acknowledged is durable either way.
@@ -268,6 +291,37 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing in-flight requests");
 }
 
+/// Aborts a background task when dropped (the certificate watch ends with
+/// the server).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// TLS for both listeners, if configured; plaintext is allowed off loopback
+/// only with `--insecure-allow-plaintext-remote` (see `Config`), and says so.
+fn tls(config: &Config) -> anyhow::Result<Option<Tls>> {
+    let Some(settings) = &config.tls else {
+        let remote = std::iter::once(config.listen)
+            .chain(config.metrics_listen)
+            .find(|a| !a.ip().is_loopback());
+        if let Some(addr) = remote {
+            tracing::error!(%addr, "INSECURE: --insecure-allow-plaintext-remote: traffic to this address, signed requests and app-UI links among it, crosses the network unencrypted");
+        }
+        return Ok(None);
+    };
+    let tls = Tls::load(settings)?;
+    tracing::info!(
+        cert = %settings.cert_file.display(),
+        client_certificates = if tls.requires_client_certificates() { "required" } else { "not asked for" },
+        "TLS on both listeners; the certificate is re-read when its files change"
+    );
+    Ok(Some(tls))
+}
+
 /// Where audit records go, if anywhere (see `Config::audit_log`).
 fn audit_log(config: &Config) -> anyhow::Result<Option<Arc<AuditLog>>> {
     let choice = match &config.audit_log {
@@ -310,9 +364,6 @@ fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
         principals = identities.principal_count(),
         "identities loaded: every call must be signed (SigV4)"
     );
-    if !config.listen.ip().is_loopback() {
-        tracing::warn!(listen = %config.listen, "the API is served without TLS: signatures protect requests from tampering, not from being read");
-    }
     Ok(Authenticator::SigV4 {
         identities: Arc::new(identities),
         region: config.region.clone(),

@@ -89,6 +89,21 @@ pub struct Flags {
     /// who reaches the port acts as the development caller on every tenant.
     #[arg(long, env = "SPARKVC_INSECURE_ALLOW_UNAUTHENTICATED_REMOTE")]
     pub insecure_allow_unauthenticated_remote: bool,
+    /// PEM certificate chain for TLS on both listeners (with --tls-key);
+    /// re-read when the file changes.
+    #[arg(long, env = "SPARKVC_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SPARKVC_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate it signed (mutual
+    /// TLS).
+    #[arg(long, env = "SPARKVC_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// DANGER: serve a non-loopback address without TLS; requests,
+    /// responses, app-UI links and metrics cross the network readable.
+    #[arg(long, env = "SPARKVC_INSECURE_ALLOW_PLAINTEXT_REMOTE")]
+    pub insecure_allow_plaintext_remote: bool,
 }
 
 /// A Kubernetes cluster that virtual clusters can be created on; its `id` is
@@ -137,6 +152,11 @@ pub struct Config {
     pub identities_file: Option<PathBuf>,
     /// Serve a non-loopback address without authentication (see the flag).
     pub insecure_allow_unauthenticated_remote: bool,
+    /// TLS on both listeners (`[tls]`); none means plaintext, which only
+    /// loopback addresses get unless told otherwise.
+    pub tls: Option<crate::tls::TlsSettings>,
+    /// Serve a non-loopback address without TLS (see the flag).
+    pub insecure_allow_plaintext_remote: bool,
     /// `stderr`, `off`, or a file (see the flag).
     pub audit_log: Option<String>,
     /// Size at which the audit log file is rotated.
@@ -184,6 +204,8 @@ impl Default for Config {
             caller_arn: None,
             identities_file: None,
             insecure_allow_unauthenticated_remote: false,
+            tls: None,
+            insecure_allow_plaintext_remote: false,
             audit_log: None,
             audit_log_max_bytes: 100 * 1024 * 1024,
             audit_log_keep: 5,
@@ -272,6 +294,16 @@ impl Config {
         if flags.insecure_allow_unauthenticated_remote {
             config.insecure_allow_unauthenticated_remote = true;
         }
+        if let (Some(cert_file), Some(key_file)) = (&flags.tls_cert, &flags.tls_key) {
+            config.tls = Some(crate::tls::TlsSettings {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+                client_ca_file: flags.tls_client_ca.clone(),
+            });
+        }
+        if flags.insecure_allow_plaintext_remote {
+            config.insecure_allow_plaintext_remote = true;
+        }
         if !flags.pod_template_dirs.is_empty() {
             config.pod_template_dirs = flags.pod_template_dirs.clone();
         }
@@ -328,6 +360,20 @@ impl Config {
                 ),
             });
         }
+        let remote = std::iter::once(("listen", self.listen))
+            .chain(self.metrics_listen.map(|a| ("metrics_listen", a)))
+            .find(|(_, addr)| !addr.ip().is_loopback());
+        if let Some((setting, addr)) = remote
+            && self.tls.is_none()
+            && !self.insecure_allow_plaintext_remote
+        {
+            return Err(ConfigError::Invalid {
+                setting,
+                rule: format!(
+                    "{addr} is not a loopback address, and a server other machines can reach must encrypt its traffic: set [tls] cert_file and key_file (--tls-cert, --tls-key), or listen on 127.0.0.1; --insecure-allow-plaintext-remote serves it in plaintext"
+                ),
+            });
+        }
         if let Some(dir) = self.pod_template_dirs.iter().find(|d| !d.is_absolute()) {
             return Err(ConfigError::Invalid {
                 setting: "pod_template_dirs",
@@ -371,6 +417,7 @@ fn parse_cluster_flag(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn flags_override_the_file_which_overrides_defaults() {
@@ -410,15 +457,52 @@ mod tests {
         );
         assert!(load(&["--listen", "127.0.0.1:0"]).is_ok());
         assert!(load(&["--listen", "[::1]:0"]).is_ok());
-        assert!(load(&["--listen", "0.0.0.0:0", "--identities", "/ids.toml"]).is_ok());
+        let tls = ["--tls-cert", "/tls.crt", "--tls-key", "/tls.key"];
+        let remote = |more: &[&str]| {
+            let mut args = vec!["--listen", "0.0.0.0:0"];
+            args.extend_from_slice(more);
+            load(&args)
+        };
+        assert!(remote(&[&["--identities", "/ids.toml"][..], &tls].concat()).is_ok());
+        assert!(remote(&[&["--insecure-allow-unauthenticated-remote"][..], &tls].concat()).is_ok());
+        // Authenticated but in plaintext: refused unless told, loudly.
+        let err = remote(&["--identities", "/ids.toml"])
+            .unwrap_err()
+            .to_string();
         assert!(
-            load(&[
-                "--listen",
-                "0.0.0.0:0",
-                "--insecure-allow-unauthenticated-remote"
+            err.starts_with("invalid setting listen: 0.0.0.0:0 is not a loopback address, and a server other machines can reach must encrypt"),
+            "{err}"
+        );
+        assert!(
+            remote(&[
+                "--identities",
+                "/ids.toml",
+                "--insecure-allow-plaintext-remote"
             ])
             .is_ok()
         );
+        // The HTTP endpoint (app-UI links, metrics) follows the same rule.
+        let err = load(&["--metrics-listen", "0.0.0.0:0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("invalid setting metrics_listen"), "{err}");
+        assert!(load(&[&["--metrics-listen", "0.0.0.0:0"][..], &tls].concat()).is_ok());
+    }
+
+    #[test]
+    fn tls_comes_from_the_file_or_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            "[tls]\ncert_file = \"/a.crt\"\nkey_file = \"/a.key\"\nclient_ca_file = \"/ca.pem\"\n",
+        )
+        .unwrap();
+        let flags = Flags::parse_from(["sparkvc-server", "--config", path.to_str().unwrap()]);
+        let tls = Config::load(&flags).unwrap().tls.unwrap();
+        assert_eq!(tls.client_ca_file.as_deref(), Some(Path::new("/ca.pem")));
+        let flags = Flags::try_parse_from(["sparkvc-server", "--tls-cert", "/a.crt"]);
+        assert!(flags.is_err(), "a certificate without its key");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod state;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod tls;
 pub mod validate;
 
 // Rendering and the release catalogue are pure and live in their own crate,

@@ -190,13 +190,17 @@ impl Metrics {
 
 /// Serves `GET /metrics`, and the routes of `more`, until `shutdown`
 /// completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+pub async fn serve<L>(
+    listener: L,
     metrics: Metrics,
     store: Store,
     more: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {

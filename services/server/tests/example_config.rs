@@ -28,6 +28,7 @@ fn the_example_config_parses() {
     assert_eq!(full.pod_template_dirs.len(), 1);
     assert!(full.tenancy.container_limits.is_some());
     assert!(full.app_ui.history_server_url.is_some());
+    assert!(full.tls.is_some_and(|t| t.client_ca_file.is_some()));
 }
 
 #[test]

@@ -24,6 +24,8 @@ use std::net::IpAddr;
 pub struct Requester<'a> {
     pub caller: &'a Caller,
     pub source_ip: Option<IpAddr>,
+    /// Whether the call came over TLS (`aws:SecureTransport`).
+    pub secure_transport: bool,
     pub control: &'a ControlPlane,
     /// The call's audit verdict: the last permission checked (the refusal,
     /// or the last of the needs that were all allowed).
@@ -82,7 +84,7 @@ impl Requester<'_> {
                 sid: None,
             };
         };
-        let mut context = self.caller.context(self.source_ip);
+        let mut context = self.caller.context(self.source_ip, self.secure_transport);
         {
             for (key, value) in &need.resource_tags {
                 context.set(&format!("aws:ResourceTag/{key}"), value.clone());

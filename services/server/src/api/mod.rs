@@ -39,7 +39,7 @@ fn reply<T>(result: ApiResult<T>) -> Reply<T> {
 /// Who is calling, and from where.
 struct Who {
     caller: Caller,
-    source_ip: Option<std::net::IpAddr>,
+    transport: crate::tls::Transport,
     /// Where the auth layer's audit record learns the decision.
     verdict: Option<crate::auth::audit::VerdictSlot>,
 }
@@ -54,7 +54,11 @@ fn who<T>(req: &Request<T>) -> Result<Who, Status> {
         .ok_or_else(|| Status::internal("the call was not authenticated"))?;
     Ok(Who {
         caller,
-        source_ip: req.remote_addr().map(|a| a.ip()),
+        transport: req
+            .extensions()
+            .get::<crate::tls::Transport>()
+            .copied()
+            .ok_or_else(|| Status::internal("the call's transport was not recorded"))?,
         verdict: req
             .extensions()
             .get::<crate::auth::audit::VerdictSlot>()
@@ -66,7 +70,8 @@ impl Api {
     fn access<'a>(&'a self, who: &'a Who) -> Requester<'a> {
         Requester {
             caller: &who.caller,
-            source_ip: who.source_ip,
+            source_ip: who.transport.remote.map(|a| a.ip()),
+            secure_transport: who.transport.tls,
             control: &self.control,
             verdict: who.verdict.as_ref(),
         }

@@ -13,6 +13,7 @@ use super::audit::{self, AuditLog, Record, VerdictSlot};
 use super::identities::Identities;
 use super::sigv4::SignedRequest;
 use super::{AuthError, AuthMethod, Caller};
+use crate::tls::Transport;
 use http_body_util::{BodyExt, Full, Limited};
 use sparkvc_proto::ERROR_TYPE_METADATA;
 use std::future::Future;
@@ -142,6 +143,21 @@ fn error_code(response: &http::Response<Body>) -> Option<String> {
     )
 }
 
+/// Where the connection comes from and whether it is encrypted, from what
+/// the listener recorded: TLS connections carry a [`Transport`] of their
+/// own, plaintext ones tonic's `TcpConnectInfo`.
+fn transport(extensions: &http::Extensions) -> Transport {
+    if let Some(transport) = extensions.get::<Transport>() {
+        return *transport;
+    }
+    Transport {
+        remote: extensions
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|info| info.remote_addr()),
+        tls: false,
+    }
+}
+
 /// What one call's audit record says besides the time.
 struct Audited<'a> {
     request_id: &'a str,
@@ -228,11 +244,9 @@ where
             }
             let (mut parts, body) = request.into_parts();
             let request_id = audit::request_id();
-            let source_ip = parts
-                .extensions
-                .get::<tonic::transport::server::TcpConnectInfo>()
-                .and_then(|info| info.remote_addr())
-                .map(|a| a.ip());
+            let transport = transport(&parts.extensions);
+            parts.extensions.insert(transport);
+            let source_ip = transport.remote.map(|a| a.ip());
             let operation = parts.uri.path().to_string();
             let verdict: VerdictSlot = Default::default();
             parts.extensions.insert(verdict.clone());

@@ -55,7 +55,11 @@ pub struct Caller {
 impl Caller {
     /// The caller's part of every authorization context: principal, tags,
     /// source address, transport, time.
-    pub fn context(&self, source_ip: Option<std::net::IpAddr>) -> policy::Context {
+    pub fn context(
+        &self,
+        source_ip: Option<std::net::IpAddr>,
+        secure_transport: bool,
+    ) -> policy::Context {
         let mut c = policy::Context::default();
         c.set("aws:PrincipalArn", self.arn.clone());
         c.set("aws:userid", self.arn.clone());
@@ -69,8 +73,7 @@ impl Caller {
         if let Some(ip) = source_ip {
             c.set("aws:SourceIp", ip.to_string());
         }
-        // The gRPC listener has no TLS yet.
-        c.set("aws:SecureTransport", "false");
+        c.set("aws:SecureTransport", secure_transport.to_string());
         let now = time::OffsetDateTime::now_utc();
         c.set(
             "aws:CurrentTime",

@@ -61,6 +61,10 @@ enum Command {
         /// The caller's address (`aws:SourceIp`).
         #[arg(long)]
         source_ip: Option<std::net::IpAddr>,
+        /// Simulate a call over plaintext (`aws:SecureTransport` false);
+        /// calls are over TLS otherwise.
+        #[arg(long)]
+        plaintext: bool,
     },
 }
 
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
             resource,
             context,
             source_ip,
+            plaintext,
         } => {
             let ids = match load(&identities) {
                 Ok(ids) => ids,
@@ -100,7 +105,7 @@ fn main() -> ExitCode {
                 eprintln!("{}: no principal {principal}", identities.display());
                 return ExitCode::from(2);
             };
-            let mut ctx = caller.context(source_ip);
+            let mut ctx = caller.context(source_ip, !plaintext);
             let mut extra: BTreeMap<&str, Vec<String>> = BTreeMap::new();
             for pair in &context {
                 let Some((key, value)) = pair.split_once('=') else {
