@@ -5,7 +5,7 @@ use crate::api::Api;
 use crate::app_ui::AppUi;
 use crate::auth::audit::AuditLog;
 use crate::auth::grpc::{AuthLayer, Authenticator};
-use crate::auth::identities::Identities;
+use crate::auth::identity_store::IdentityStore;
 use crate::cluster::Clusters;
 use crate::cluster::executor::{Executor, ExecutorSettings};
 use crate::config::{Config, LogFormat};
@@ -66,9 +66,18 @@ pub async fn run(
             account_id: config.account_id.clone(),
         },
     };
-    let authenticator = Arc::new(authenticator(&config)?);
+    let metrics = Metrics::default();
+    let (authenticator, identities) = authenticator(&config)?;
+    let authenticator = Arc::new(authenticator);
+    let _identities_watch = identities.map(|store| {
+        let metrics = metrics.clone();
+        AbortOnDrop(store.watch(move |o| metrics.config_reload("identities", o)))
+    });
     let tls = tls(&config)?;
-    let _tls_watch = tls.as_ref().map(|t| AbortOnDrop(t.watch()));
+    let _tls_watch = tls.as_ref().map(|t| {
+        let metrics = metrics.clone();
+        AbortOnDrop(t.watch(move |o| metrics.config_reload("tls_certificate", o)))
+    });
     let scheme = if tls.is_some() { "https" } else { "http" };
     let audit = audit_log(&config)?;
     let clusters = Clusters::connect(&config.clusters).await?;
@@ -78,7 +87,6 @@ pub async fn run(
         tracing::info!(clusters = ?clusters, "Kubernetes clusters configured");
     }
     let wake = Arc::new(tokio::sync::Notify::new());
-    let metrics = Metrics::default();
     let mut executor_tasks = None;
     if !clusters.is_empty() {
         let executor = Executor::new(
@@ -346,9 +354,10 @@ fn audit_log(config: &Config) -> anyhow::Result<Option<Arc<AuditLog>>> {
 }
 
 /// How the API authenticates callers: the identity store if one is
-/// configured, else the single development caller (which `Config` allows
-/// only on loopback unless told otherwise, loudly).
-fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
+/// configured (returned too, for its reload watch), else the single
+/// development caller (which `Config` allows only on loopback unless told
+/// otherwise, loudly).
+fn authenticator(config: &Config) -> anyhow::Result<(Authenticator, Option<Arc<IdentityStore>>)> {
     let Some(path) = &config.identities_file else {
         let arn = config.caller_arn();
         if config.listen.ip().is_loopback() {
@@ -356,19 +365,20 @@ fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
         } else {
             tracing::error!(caller = %arn, listen = %config.listen, "INSECURE: --insecure-allow-unauthenticated-remote: every caller that reaches this address acts as the development caller, on every tenant");
         }
-        return Ok(Authenticator::development(arn));
+        return Ok((Authenticator::development(arn), None));
     };
-    let identities = Identities::load(path)?;
+    let identities = Arc::new(IdentityStore::load(path)?);
     tracing::info!(
         file = %path.display(),
-        principals = identities.principal_count(),
-        "identities loaded: every call must be signed (SigV4)"
+        principals = identities.current().principal_count(),
+        "identities loaded: every call must be signed (SigV4); reloaded when the files change or on SIGHUP"
     );
-    Ok(Authenticator::SigV4 {
-        identities: Arc::new(identities),
+    let authenticator = Authenticator::SigV4 {
+        identities: identities.clone(),
         region: config.region.clone(),
         limiter: Default::default(),
-    })
+    };
+    Ok((authenticator, Some(identities)))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod log_access;
 pub mod log_reader;
 pub mod metrics;
+pub mod reload;
 pub mod state;
 pub mod store;
 pub mod template;

@@ -9,6 +9,7 @@
 //! | `sparkvc_reconcile_passes_total` | counter | | executor passes over the open runs that completed |
 //! | `sparkvc_reconcile_errors_total` | counter | `kind` | failed reconcile steps (`kubernetes`: retried later; `store`) |
 //! | `sparkvc_kubernetes_request_duration_seconds` | histogram | `verb`, `resource` | the executor's Kubernetes API calls |
+//! | `sparkvc_config_reloads_total` | counter | `what` (`identities`, `tls_certificate`), `result` (`ok`, `error`) | changed files loaded (or refused, the previous contents kept) since start |
 //! | `sparkvc_store_writable` | gauge | | 1 while the store takes writes, 0 once its journal has failed (the server then stops; see `store/durability.rs`) |
 
 use crate::store::Store;
@@ -35,6 +36,14 @@ pub struct ErrorLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `identities` or `tls_certificate`.
+    pub what: String,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub verb: String,
     pub resource: String,
@@ -52,6 +61,7 @@ pub struct Metrics {
     pub reconcile_passes: Counter,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub kube_requests: Family<RequestLabels, Histogram>,
+    pub config_reloads: Family<ReloadLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -118,6 +128,12 @@ impl Default for Metrics {
             "Kubernetes API requests made by the executor",
             kube_requests.clone(),
         );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Changed configuration files loaded or refused",
+            config_reloads.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             open_runs,
@@ -128,11 +144,25 @@ impl Default for Metrics {
             reconcile_passes,
             reconcile_errors,
             kube_requests,
+            config_reloads,
         }
     }
 }
 
 impl Metrics {
+    /// Counts what a look at a watched file did (`what`: `identities`,
+    /// `tls_certificate`).
+    pub fn config_reload(&self, what: &str, outcome: crate::reload::Outcome) {
+        if let Some(result) = outcome.label() {
+            self.config_reloads
+                .get_or_create(&ReloadLabels {
+                    what: what.into(),
+                    result: result.into(),
+                })
+                .inc();
+        }
+    }
+
     /// Times one Kubernetes API call.
     pub async fn kube<T>(&self, verb: &str, resource: &str, call: impl Future<Output = T>) -> T {
         let started = Instant::now();

@@ -7,6 +7,7 @@
 //! use is kept: a half-written rotation never takes the listener down.
 //! Client certificates are required when a CA bundle is configured.
 
+use crate::reload::{Outcome, Seen};
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -23,8 +24,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-/// How often the certificate files are compared with what is served.
-pub const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 /// A client that has not finished its handshake by then is dropped, so that
 /// idle sockets cannot pile up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -67,7 +66,7 @@ pub struct ReloadingCert {
     current: RwLock<Arc<CertifiedKey>>,
     /// The file contents `current` was made from, and the contents that
     /// last failed (so that a bad file is reported once, not every poll).
-    seen: Mutex<(Vec<u8>, Vec<u8>)>,
+    seen: Mutex<Seen>,
     reloads: std::sync::atomic::AtomicU64,
 }
 
@@ -86,7 +85,7 @@ impl ReloadingCert {
             settings: settings.clone(),
             provider,
             current: RwLock::new(Arc::new(key)),
-            seen: Mutex::new((bytes, Vec::new())),
+            seen: Mutex::new(Seen::new(bytes)),
             reloads: Default::default(),
         })
     }
@@ -97,37 +96,32 @@ impl ReloadingCert {
     }
 
     /// Reads the files again and serves them if they changed and are good.
-    /// Returns whether a new certificate is now served.
-    pub fn reload_if_changed(&self) -> bool {
-        let bytes = match read_pair(&self.settings) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                let mut seen = self.seen.lock().expect("seen lock");
-                let marker = err.to_string().into_bytes();
-                if seen.1 != marker {
-                    tracing::error!(error = %err, "TLS certificate not reloaded; still serving the previous one");
-                    seen.1 = marker;
-                }
-                return false;
-            }
+    pub fn reload_if_changed(&self) -> Outcome {
+        // An unreadable file counts as a change (reported once) through its
+        // error text.
+        let pair = read_pair(&self.settings);
+        let fingerprint = match &pair {
+            Ok(bytes) => bytes.clone(),
+            Err(err) => err.to_string().into_bytes(),
         };
         let mut seen = self.seen.lock().expect("seen lock");
-        if seen.0 == bytes || seen.1 == bytes {
-            return false;
+        if !seen.is_new(&fingerprint) {
+            return Outcome::Unchanged;
         }
-        match certified_key(&self.settings, &bytes, &self.provider) {
+        let loaded = pair.and_then(|bytes| certified_key(&self.settings, &bytes, &self.provider));
+        match loaded {
             Ok(key) => {
                 *self.current.write().expect("certificate lock") = Arc::new(key);
-                *seen = (bytes, Vec::new());
+                seen.loaded(fingerprint);
                 self.reloads
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(cert = %self.settings.cert_file.display(), "TLS certificate reloaded");
-                true
+                Outcome::Reloaded
             }
             Err(err) => {
                 tracing::error!(error = %err, "TLS certificate not reloaded; still serving the previous one");
-                seen.1 = bytes;
-                false
+                seen.failed(fingerprint);
+                Outcome::Failed
             }
         }
     }
@@ -233,20 +227,14 @@ impl Tls {
         Arc::new(config)
     }
 
-    /// Re-reads the certificate files every [`RELOAD_INTERVAL`] until the
-    /// returned task is aborted.
-    pub fn watch(&self) -> tokio::task::JoinHandle<()> {
+    /// Re-reads the certificate files every [`POLL_INTERVAL`], telling
+    /// `report` what each change did, until the returned task is aborted.
+    pub fn watch(
+        &self,
+        report: impl Fn(Outcome) + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         let cert = self.cert.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(RELOAD_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let cert = cert.clone();
-                // File reads and parsing stay off the async workers.
-                let _ = tokio::task::spawn_blocking(move || cert.reload_if_changed()).await;
-            }
-        })
+        crate::reload::watch(false, move |_| report(cert.reload_if_changed()))
     }
 }
 

@@ -383,3 +383,77 @@ json.dump(out, sys.stdout)
         );
     }
 }
+
+#[test]
+fn identities_are_reloaded_when_the_file_changes_and_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_identities(dir.path());
+    let original = std::fs::read_to_string(&path).unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "--identities",
+            path.to_str().unwrap(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let endpoint = server.endpoint();
+    let bob = [
+        ("AWS_ACCESS_KEY_ID", "AKIABOBEXAMPLE000001"),
+        ("AWS_SECRET_ACCESS_KEY", "bob-secret"),
+        ("AWS_REGION", REGION),
+    ];
+    let list = |env: &[(&str, &str)]| cli(&endpoint, env, &["list-virtual-clusters"]);
+    refused_with(&list(&bob), "UnrecognizedClientException");
+
+    // Bob is added: within a few polls his calls are served.
+    let with_bob = format!(
+        "{original}\n[[principal]]\narn = \"arn:aws:iam::123456789012:user/bob\"\ngroups = [\"admins\"]\n[[principal.access_key]]\nid = \"AKIABOBEXAMPLE000001\"\nsecret = \"bob-secret\"\n"
+    );
+    std::fs::write(&path, &with_bob).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !list(&bob).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob's key was not loaded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
+    // A broken edit is refused and changes nothing: both still get in.
+    std::fs::write(&path, format!("{with_bob}\n[[principal]]\narn = 42\n")).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(list(&bob).status.success(), "a broken file locked bob out");
+    assert!(list(&alice_env()).status.success());
+
+    // Bob is revoked, and a SIGHUP makes it take effect at once.
+    std::fs::write(&path, &original).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while list(&bob).status.success() {
+        assert!(std::time::Instant::now() < deadline, "bob was not revoked");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    refused_with(&list(&bob), "UnrecognizedClientException");
+    assert!(list(&alice_env()).status.success());
+
+    let metrics = http_get(server.metrics_url.as_deref().unwrap());
+    let count = |result: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("sparkvc_config_reloads_total{")
+                    && l.contains("what=\"identities\"")
+                    && l.contains(&format!("result=\"{result}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("ok") >= 2, "{metrics}");
+    assert_eq!(count("error"), 1, "{metrics}");
+}

@@ -10,7 +10,7 @@
 //! them, and they reveal no tenant data.
 
 use super::audit::{self, AuditLog, Record, VerdictSlot};
-use super::identities::Identities;
+use super::identity_store::IdentityStore;
 use super::sigv4::SignedRequest;
 use super::{AuthError, AuthMethod, Caller};
 use crate::tls::Transport;
@@ -32,7 +32,7 @@ const OPEN_PREFIXES: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."]
 pub enum Authenticator {
     /// Every call must be signed with a key of the identity store.
     SigV4 {
-        identities: Arc<Identities>,
+        identities: Arc<IdentityStore>,
         region: String,
         limiter: super::rate_limit::RateLimiter,
     },
@@ -75,7 +75,7 @@ impl Authenticator {
                     authority: parts.uri.authority().map(|a| a.as_str()),
                     body,
                 };
-                let caller = identities.authenticate(&request, region, now)?;
+                let caller = identities.current().authenticate(&request, region, now)?;
                 if let Some(limit) = caller.rate_limit {
                     limiter
                         .take(&caller.arn, limit, std::time::Instant::now())

@@ -37,7 +37,7 @@ use super::{Access, AuthError, AuthMethod, Caller};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 use subtle::ConstantTimeEq;
@@ -174,6 +174,9 @@ pub struct Identities {
     /// Each principal's request-rate limit, by index.
     limits: Vec<Limit>,
     keys: HashMap<String, AccessKey>,
+    /// The files this was read from: the identity file, then its policy
+    /// files (what a reload watches).
+    files: Vec<PathBuf>,
 }
 
 impl Identities {
@@ -183,7 +186,14 @@ impl Identities {
             path: shown.clone(),
             source,
         })?;
-        Self::parse_in(&text, &shown, path.parent())
+        let mut identities = Self::parse_in(&text, &shown, path.parent())?;
+        identities.files.insert(0, path.to_path_buf());
+        Ok(identities)
+    }
+
+    /// The files this was read from (none when parsed from text).
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// Parses and checks an identity file's text; `path` names it in errors.
@@ -199,6 +209,13 @@ impl Identities {
         })?;
         let mut out = Identities::default();
         let policies = load_policies(&file.policy, path, dir)?;
+        if let Some(dir) = dir {
+            out.files = file
+                .policy
+                .iter()
+                .filter_map(|p| p.file.as_ref().map(|f| dir.join(f)))
+                .collect();
+        }
         let reference = |what: String, rule: String| IdentityError::Reference {
             path: path.to_string(),
             what,

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod grpc;
 pub mod identities;
+pub mod identity_store;
 pub mod policy;
 pub mod rate_limit;
 pub mod sigv4;

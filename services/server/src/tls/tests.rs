@@ -1,4 +1,5 @@
 use super::*;
+use crate::reload::Outcome;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -127,26 +128,26 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
     assert_eq!(round_trip(addr, client()).await.unwrap(), der(&first.0));
 
     // Nothing changed: nothing reloaded.
-    assert!(!tls.cert().reload_if_changed());
+    assert_eq!(tls.cert().reload_if_changed(), Outcome::Unchanged);
 
     // A rotation that is only half written (a new certificate, the old
     // key) is refused, and the old pair is still served.
     let second = ca.issue(&["localhost"]);
     std::fs::write(&settings.cert_file, &second.0).unwrap();
-    assert!(!tls.cert().reload_if_changed());
+    assert_eq!(tls.cert().reload_if_changed(), Outcome::Failed);
     assert_eq!(round_trip(addr, client()).await.unwrap(), der(&first.0));
 
     // The rotation completes: new connections get the new certificate.
     std::fs::write(&settings.key_file, &second.1).unwrap();
-    assert!(tls.cert().reload_if_changed());
+    assert_eq!(tls.cert().reload_if_changed(), Outcome::Reloaded);
     assert_eq!(tls.cert().reloads(), 1);
     assert_eq!(round_trip(addr, client()).await.unwrap(), der(&second.0));
 
     // Garbage in the files: the previous certificate stays.
     std::fs::write(&settings.cert_file, "not a certificate").unwrap();
-    assert!(!tls.cert().reload_if_changed());
+    assert_eq!(tls.cert().reload_if_changed(), Outcome::Failed);
     std::fs::remove_file(&settings.key_file).unwrap();
-    assert!(!tls.cert().reload_if_changed());
+    assert_eq!(tls.cert().reload_if_changed(), Outcome::Failed);
     assert_eq!(round_trip(addr, client()).await.unwrap(), der(&second.0));
 }
 
@@ -156,9 +157,9 @@ async fn the_watch_task_picks_up_a_rotation() {
     let ca = Ca::new();
     let settings = write_pair(dir.path(), &ca.issue(&["localhost"]));
     let tls = Tls::load(&settings).unwrap();
-    let watch = tls.watch();
+    let watch = tls.watch(|_| {});
     write_pair(dir.path(), &ca.issue(&["localhost"]));
-    let deadline = std::time::Instant::now() + RELOAD_INTERVAL * 5;
+    let deadline = std::time::Instant::now() + crate::reload::POLL_INTERVAL * 5;
     while tls.cert().reloads() == 0 {
         assert!(
             std::time::Instant::now() < deadline,
