@@ -47,6 +47,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "AWS_CA_BUNDLE", value_name = "FILE")]
     pub ca_bundle: Option<std::path::PathBuf>,
 
+    /// Send the Kubernetes bearer token in this file instead of signing
+    /// (e.g. a projected ServiceAccount token); the server checks it with a
+    /// TokenReview.
+    #[arg(
+        long,
+        global = true,
+        env = "SPARKVC_BEARER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub bearer_token_file: Option<std::path::PathBuf>,
+
     /// Do not verify an https endpoint's certificate. Anyone between the
     /// CLI and the server can then read and change the calls.
     #[arg(long, global = true)]

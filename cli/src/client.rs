@@ -43,6 +43,8 @@ pub struct Target {
     pub region: Option<String>,
     pub no_sign_request: bool,
     pub tls: TlsOptions,
+    /// A file holding a Kubernetes bearer token to send instead of signing.
+    pub bearer_token_file: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -56,6 +58,7 @@ impl Target {
                 ca_bundle: cli.ca_bundle.clone(),
                 no_verify: cli.no_verify_ssl,
             },
+            bearer_token_file: cli.bearer_token_file.clone(),
         }
     }
 
@@ -66,6 +69,7 @@ impl Target {
             region: None,
             no_sign_request: true,
             tls: TlsOptions::default(),
+            bearer_token_file: None,
         }
     }
 }
@@ -88,6 +92,24 @@ pub fn endpoint(url: &str) -> Result<Endpoint, CliError> {
 /// Opens a connection; failure to reach the server is a [`CliError::Connect`].
 pub async fn connect(target: &Target) -> Result<Client, CliError> {
     endpoint(&target.url)?;
+    if let Some(path) = &target.bearer_token_file {
+        // Read on every command: projected ServiceAccount tokens rotate.
+        let token = std::fs::read_to_string(path).map_err(|e| {
+            CliError::Usage(format!(
+                "Bad value for --bearer-token-file \"{}\": {e}",
+                path.display()
+            ))
+        })?;
+        let token = token.trim();
+        if token.is_empty() || token.contains(char::is_whitespace) {
+            return Err(CliError::Usage(format!(
+                "Bad value for --bearer-token-file \"{}\": it must hold one token",
+                path.display()
+            )));
+        }
+        let channel = SignedChannel::connect_with_tls(&target.url, None, &target.tls).await?;
+        return Ok(EmrContainersClient::new(channel.with_bearer_token(token)?));
+    }
     let signer = if target.no_sign_request {
         None
     } else {
@@ -218,6 +240,8 @@ impl Signer {
 pub struct SignedChannel {
     inner: Channel,
     signer: Option<Arc<Signer>>,
+    /// `authorization: Bearer …`, sent instead of a signature.
+    bearer: Option<http::HeaderValue>,
     authority: Arc<str>,
 }
 
@@ -253,8 +277,21 @@ impl SignedChannel {
         Ok(Self {
             inner,
             signer: signer.map(Arc::new),
+            bearer: None,
             authority: Arc::from(authority),
         })
+    }
+
+    /// Sends `token` as a Kubernetes bearer token on every call, and no
+    /// signature.
+    pub fn with_bearer_token(mut self, token: &str) -> Result<Self, CliError> {
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            CliError::Usage("the bearer token holds characters a header cannot carry".into())
+        })?;
+        value.set_sensitive(true);
+        self.bearer = Some(value);
+        self.signer = None;
+        Ok(self)
     }
 }
 
@@ -274,7 +311,15 @@ impl tower::Service<http::Request<Body>> for SignedChannel {
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let signer = self.signer.clone();
         let authority = self.authority.clone();
+        let bearer = self.bearer.clone();
         Box::pin(async move {
+            if let Some(bearer) = bearer {
+                let mut request = request;
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, bearer);
+                return inner.call(request).await.map_err(Into::into);
+            }
             let Some(signer) = signer else {
                 return inner.call(request).await.map_err(Into::into);
             };

@@ -6,6 +6,7 @@ use crate::app_ui::AppUi;
 use crate::auth::audit::AuditLog;
 use crate::auth::grpc::{AuthLayer, Authenticator};
 use crate::auth::identity_store::IdentityStore;
+use crate::auth::token_review::TokenReviewer;
 use crate::cluster::Clusters;
 use crate::cluster::executor::{Executor, ExecutorSettings};
 use crate::config::{Config, LogFormat};
@@ -67,7 +68,8 @@ pub async fn run(
         },
     };
     let metrics = Metrics::default();
-    let (authenticator, identities) = authenticator(&config)?;
+    let clusters = Clusters::connect(&config.clusters).await?;
+    let (authenticator, identities) = authenticator(&config, &clusters)?;
     let authenticator = Arc::new(authenticator);
     let _identities_watch = identities.map(|store| {
         let metrics = metrics.clone();
@@ -80,7 +82,6 @@ pub async fn run(
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     let audit = audit_log(&config)?;
-    let clusters = Clusters::connect(&config.clusters).await?;
     if clusters.is_empty() {
         tracing::warn!("no Kubernetes cluster configured: API-only mode, job runs stay PENDING");
     } else {
@@ -357,7 +358,10 @@ fn audit_log(config: &Config) -> anyhow::Result<Option<Arc<AuditLog>>> {
 /// configured (returned too, for its reload watch), else the single
 /// development caller (which `Config` allows only on loopback unless told
 /// otherwise, loudly).
-fn authenticator(config: &Config) -> anyhow::Result<(Authenticator, Option<Arc<IdentityStore>>)> {
+fn authenticator(
+    config: &Config,
+    clusters: &Clusters,
+) -> anyhow::Result<(Authenticator, Option<Arc<IdentityStore>>)> {
     let Some(path) = &config.identities_file else {
         let arn = config.caller_arn();
         if config.listen.ip().is_loopback() {
@@ -373,10 +377,21 @@ fn authenticator(config: &Config) -> anyhow::Result<(Authenticator, Option<Arc<I
         principals = identities.current().principal_count(),
         "identities loaded: every call must be signed (SigV4); reloaded when the files change or on SIGHUP"
     );
+    if let Some(review) = identities.current().token_review() {
+        if clusters.get(&review.cluster).is_none() {
+            anyhow::bail!(
+                "identity file {}: [token_review] cluster {:?} is not a cluster of this server (--cluster or [[cluster]])",
+                path.display(),
+                review.cluster
+            );
+        }
+        tracing::info!(cluster = %review.cluster, audiences = ?review.audiences, "Kubernetes bearer tokens accepted, checked with a TokenReview");
+    }
     let authenticator = Authenticator::SigV4 {
         identities: identities.clone(),
         region: config.region.clone(),
         limiter: Default::default(),
+        tokens: TokenReviewer::new(clusters.clone()),
     };
     Ok((authenticator, Some(identities)))
 }

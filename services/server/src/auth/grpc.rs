@@ -12,6 +12,7 @@
 use super::audit::{self, AuditLog, Record, VerdictSlot};
 use super::identity_store::IdentityStore;
 use super::sigv4::SignedRequest;
+use super::token_review::{TokenReviewer, bearer_token};
 use super::{AuthError, AuthMethod, Caller};
 use crate::tls::Transport;
 use http_body_util::{BodyExt, Full, Limited};
@@ -30,11 +31,13 @@ const OPEN_PREFIXES: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."]
 /// How callers are authenticated.
 #[derive(Debug)]
 pub enum Authenticator {
-    /// Every call must be signed with a key of the identity store.
+    /// Every call must be signed with a key of the identity store, or
+    /// carry a Kubernetes bearer token that the store maps to a principal.
     SigV4 {
         identities: Arc<IdentityStore>,
         region: String,
         limiter: super::rate_limit::RateLimiter,
+        tokens: TokenReviewer,
     },
     /// Every call is this caller (a loopback development server).
     Development(Caller),
@@ -54,7 +57,7 @@ impl Authenticator {
     }
 
     /// Authenticates a request from its head and its whole body.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         parts: &http::request::Parts,
         body: &[u8],
@@ -66,16 +69,34 @@ impl Authenticator {
                 identities,
                 region,
                 limiter,
+                tokens,
             } => {
-                let request = SignedRequest {
-                    method: parts.method.as_str(),
-                    path: parts.uri.path(),
-                    query: parts.uri.query().unwrap_or(""),
-                    headers: &parts.headers,
-                    authority: parts.uri.authority().map(|a| a.as_str()),
-                    body,
+                let identities = identities.current();
+                let caller = match bearer_token(&parts.headers) {
+                    Some(token) => {
+                        // Bearer tokens are refused unless the store says
+                        // where to check them.
+                        let settings = identities
+                            .token_review()
+                            .ok_or(AuthError::UnrecognizedClient)?;
+                        let username = tokens.review(token, settings).await?;
+                        identities.kubernetes_caller(&username).ok_or_else(|| {
+                            tracing::info!(%username, "a valid Kubernetes token of a user no kubernetes_identity maps");
+                            AuthError::UnrecognizedClient
+                        })?
+                    }
+                    None => {
+                        let request = SignedRequest {
+                            method: parts.method.as_str(),
+                            path: parts.uri.path(),
+                            query: parts.uri.query().unwrap_or(""),
+                            headers: &parts.headers,
+                            authority: parts.uri.authority().map(|a| a.as_str()),
+                            body,
+                        };
+                        identities.authenticate(&request, region, now)?
+                    }
                 };
-                let caller = identities.current().authenticate(&request, region, now)?;
                 if let Some(limit) = caller.rate_limit {
                     limiter
                         .take(&caller.arn, limit, std::time::Instant::now())
@@ -96,6 +117,7 @@ pub fn refusal(err: &AuthError) -> tonic::Status {
     let code = match err {
         AuthError::BadRequest(_) => tonic::Code::InvalidArgument,
         AuthError::Throttled(_) => tonic::Code::ResourceExhausted,
+        AuthError::Unavailable(_) => tonic::Code::Unavailable,
         _ => tonic::Code::Unauthenticated,
     };
     let mut status = tonic::Status::new(code, err.to_string());
@@ -274,7 +296,7 @@ where
             } else {
                 (body, bytes::Bytes::new())
             };
-            match auth.authenticate(&parts, &bytes, SystemTime::now()) {
+            match auth.authenticate(&parts, &bytes, SystemTime::now()).await {
                 Ok(caller) => {
                     tracing::debug!(principal = %caller.arn, method = caller.method.as_str(), "authenticated");
                     parts.extensions.insert(caller.clone());

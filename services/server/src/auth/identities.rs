@@ -75,6 +75,49 @@ struct File {
     /// Every principal's limit unless its own or a group's says otherwise.
     #[serde(default)]
     rate_limit: Option<Limit>,
+    /// Kubernetes bearer tokens, checked with a TokenReview.
+    #[serde(default)]
+    token_review: Option<TokenReviewSettings>,
+    /// Which Kubernetes identity acts as which principal.
+    #[serde(default)]
+    kubernetes_identity: Vec<KubernetesIdentityEntry>,
+}
+
+/// `[token_review]`: where bearer tokens are checked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenReviewSettings {
+    /// A cluster of the server's configuration (`[[cluster]] id`).
+    pub cluster: String,
+    /// A token must be meant for one of these (its `aud`); a token for
+    /// the API server itself is refused, so that a pod's default token
+    /// cannot be replayed here.
+    #[serde(default = "default_audiences")]
+    pub audiences: Vec<String>,
+    /// How long a reviewed token's answer is reused.
+    #[serde(default = "default_review_cache_seconds")]
+    pub cache_seconds: u64,
+}
+
+fn default_audiences() -> Vec<String> {
+    vec!["sparkvc".into()]
+}
+
+fn default_review_cache_seconds() -> u64 {
+    30
+}
+
+/// `[[kubernetes_identity]]`: a Kubernetes user (a ServiceAccount, by
+/// `namespace:name`, or any `username`) that acts as a principal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KubernetesIdentityEntry {
+    #[serde(default)]
+    service_account: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    /// The ARN of a `[[principal]]` of this file.
+    principal: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,6 +220,9 @@ pub struct Identities {
     /// The files this was read from: the identity file, then its policy
     /// files (what a reload watches).
     files: Vec<PathBuf>,
+    token_review: Option<TokenReviewSettings>,
+    /// Kubernetes username → principal index.
+    kubernetes: HashMap<String, usize>,
 }
 
 impl Identities {
@@ -339,7 +385,86 @@ impl Identities {
             out.limits.push(limit);
             out.principals.push(principal);
         }
+        out.token_review = file.token_review;
+        for (index, entry) in file.kubernetes_identity.iter().enumerate() {
+            let invalid = |field: &str, rule: String| IdentityError::Reference {
+                path: path.to_string(),
+                what: format!("kubernetes_identity {index} ({field})"),
+                rule,
+            };
+            let username = match (&entry.service_account, &entry.username) {
+                (Some(sa), None) => match sa.split_once(':') {
+                    Some((ns, name))
+                        if !ns.is_empty() && !name.is_empty() && !name.contains(':') =>
+                    {
+                        format!("system:serviceaccount:{ns}:{name}")
+                    }
+                    _ => {
+                        return Err(invalid(
+                            "service_account",
+                            format!("{sa:?} must be NAMESPACE:NAME"),
+                        ));
+                    }
+                },
+                (None, Some(username)) if !username.is_empty() => username.clone(),
+                _ => {
+                    return Err(invalid(
+                        "service_account, username",
+                        "needs exactly one of service_account and username".into(),
+                    ));
+                }
+            };
+            let principal = out
+                .principals
+                .iter()
+                .position(|p| p.arn == entry.principal)
+                .ok_or_else(|| {
+                    invalid(
+                        "principal",
+                        format!("no [[principal]] has the ARN {}", entry.principal),
+                    )
+                })?;
+            if out.kubernetes.insert(username.clone(), principal).is_some() {
+                return Err(invalid(
+                    "username",
+                    format!("{username} is mapped more than once"),
+                ));
+            }
+        }
+        if out.token_review.is_none() && !out.kubernetes.is_empty() {
+            return Err(IdentityError::Reference {
+                path: path.to_string(),
+                what: "kubernetes_identity".into(),
+                rule: "needs a [token_review] table naming the cluster that checks the tokens"
+                    .into(),
+            });
+        }
         Ok(out)
+    }
+
+    /// Where bearer tokens are checked, if they are accepted at all.
+    pub fn token_review(&self) -> Option<&TokenReviewSettings> {
+        self.token_review.as_ref()
+    }
+
+    /// The caller a reviewed Kubernetes user acts as, if it is mapped. Its
+    /// tags gain `kubernetes-username` (and, for a ServiceAccount,
+    /// `kubernetes-namespace`), for policies that scope by them.
+    pub fn kubernetes_caller(&self, username: &str) -> Option<Caller> {
+        let index = *self.kubernetes.get(username)?;
+        let mut caller = self.caller(&self.principals[index].arn)?;
+        caller.method = AuthMethod::KubernetesToken;
+        caller
+            .tags
+            .insert("kubernetes-username".into(), username.to_string());
+        if let Some(rest) = username.strip_prefix("system:serviceaccount:")
+            && let Some((namespace, _)) = rest.split_once(':')
+        {
+            caller
+                .tags
+                .insert("kubernetes-namespace".into(), namespace.to_string());
+        }
+        Some(caller)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -540,5 +665,55 @@ expires = "2030-01-01T00:00:00Z"
         );
         let short = "[[principal]]\narn = \"arn:aws:iam::111122223333:user/a\"\n[[principal.access_key]]\nid = \"AK\"\nsecret = \"s\"\n";
         assert!(err(short).contains("(access_key.id)"));
+    }
+
+    #[test]
+    fn kubernetes_identities_map_to_principals_and_bring_their_namespace() {
+        let base = "[[principal]]\narn = \"arn:aws:iam::111122223333:role/airflow\"\ntags = { team = \"data\" }\n";
+        let text = format!(
+            "[token_review]\ncluster = \"local\"\n{base}[[kubernetes_identity]]\nservice_account = \"airflow:worker\"\nprincipal = \"arn:aws:iam::111122223333:role/airflow\"\n"
+        );
+        let ids = Identities::parse(&text, "ids.toml").unwrap();
+        let review = ids.token_review().unwrap();
+        assert_eq!(review.audiences, ["sparkvc"]);
+        assert_eq!(review.cache_seconds, 30);
+        let caller = ids
+            .kubernetes_caller("system:serviceaccount:airflow:worker")
+            .unwrap();
+        assert_eq!(caller.arn, "arn:aws:iam::111122223333:role/airflow");
+        assert_eq!(caller.method, AuthMethod::KubernetesToken);
+        assert_eq!(caller.tags["team"], "data");
+        assert_eq!(caller.tags["kubernetes-namespace"], "airflow");
+        assert!(
+            ids.kubernetes_caller("system:serviceaccount:airflow:other")
+                .is_none()
+        );
+
+        let err = |text: &str| Identities::parse(text, "ids.toml").unwrap_err().to_string();
+        let mapping = |body: &str| {
+            format!("[token_review]\ncluster = \"local\"\n{base}[[kubernetes_identity]]\n{body}")
+        };
+        assert_eq!(
+            err(&mapping(
+                "service_account = \"worker\"\nprincipal = \"arn:aws:iam::111122223333:role/airflow\"\n"
+            )),
+            "identity file ids.toml: kubernetes_identity 0 (service_account): \"worker\" must be NAMESPACE:NAME"
+        );
+        assert!(
+            err(&mapping(
+                "service_account = \"a:b\"\nprincipal = \"arn:aws:iam::111122223333:role/nobody\"\n"
+            ))
+            .contains("no [[principal]] has the ARN arn:aws:iam::111122223333:role/nobody")
+        );
+        assert!(
+            err(&mapping(
+                "principal = \"arn:aws:iam::111122223333:role/airflow\"\n"
+            ))
+            .contains("needs exactly one of service_account and username")
+        );
+        let unreviewed = format!(
+            "{base}[[kubernetes_identity]]\nusername = \"jane\"\nprincipal = \"arn:aws:iam::111122223333:role/airflow\"\n"
+        );
+        assert!(err(&unreviewed).contains("needs a [token_review] table"));
     }
 }

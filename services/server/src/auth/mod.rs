@@ -13,6 +13,7 @@ pub mod identity_store;
 pub mod policy;
 pub mod rate_limit;
 pub mod sigv4;
+pub mod token_review;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use std::sync::Arc;
 pub enum AuthMethod {
     /// An AWS Signature Version 4 with an access key of the identity store.
     SigV4,
+    /// A Kubernetes bearer token, checked with a TokenReview.
+    KubernetesToken,
     /// No authentication: a development server on loopback with no
     /// identities configured.
     Development,
@@ -31,6 +34,7 @@ impl AuthMethod {
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::SigV4 => "sigv4",
+            AuthMethod::KubernetesToken => "kubernetes-token",
             AuthMethod::Development => "development",
         }
     }
@@ -128,6 +132,10 @@ pub enum AuthError {
     ExpiredToken,
     #[error("{0}")]
     BadRequest(String),
+    /// The check could not be made (the cluster that reviews bearer
+    /// tokens did not answer); the caller may try again.
+    #[error("{0}")]
+    Unavailable(String),
     /// Over the principal's request rate; try again after the duration.
     #[error("Rate exceeded: retry in {} ms", .0.as_millis().max(1))]
     Throttled(std::time::Duration),
@@ -146,6 +154,7 @@ impl AuthError {
             AuthError::ExpiredToken => "ExpiredTokenException",
             AuthError::BadRequest(_) => "ValidationException",
             AuthError::Throttled(_) => "ThrottlingException",
+            AuthError::Unavailable(_) => "ServiceUnavailableException",
         }
     }
 }
