@@ -46,6 +46,17 @@ struct Args {
     /// Clients of the authenticated measurement, each its own principal.
     #[arg(long, default_value_t = 64)]
     auth_clients: usize,
+    /// Seconds of each phase of the flood measurement (0 skips it): one
+    /// tenant offers 10x its rate limit while another sends at a steady
+    /// rate; the other tenant's latency is compared with its latency alone.
+    #[arg(long, default_value_t = 5)]
+    flood_seconds: u64,
+    /// The flooding tenant's rate limit (requests/s; it offers 10x this).
+    #[arg(long, default_value_t = 100)]
+    flood_limit: u32,
+    /// The steady tenant's rate (requests/s), within its limit.
+    #[arg(long, default_value_t = 50)]
+    steady_rate: u32,
     /// Where to write the figures.
     #[arg(long, default_value = "target/bench-results/api-bench.json")]
     output: PathBuf,
@@ -157,6 +168,23 @@ where
     lat
 }
 
+/// CPU time (user + system, all threads) the process has used. USER_HZ,
+/// the unit of /proc/<pid>/stat, is 100 on every Linux ABI.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+fn per_request_us(before: Option<f64>, after: Option<f64>, requests: usize) -> Option<f64> {
+    Some((after? - before?) * 1e6 / requests as f64)
+}
+
 fn peak_rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -181,23 +209,27 @@ async fn main() {
         args.requests
     );
     println!(
-        "{:>8} {:>12} {:>10} {:>10} {:>10}",
-        "clients", "runs/s", "p50 ms", "p99 ms", "max ms"
+        "{:>8} {:>12} {:>10} {:>10} {:>10} {:>12}",
+        "clients", "runs/s", "p50 ms", "p99 ms", "max ms", "server µs/op"
     );
     let mut start_results = Vec::new();
     for &clients in &args.clients {
         let vc = new_virtual_cluster(&mut client).await;
+        let cpu_before = cpu_seconds(server.pid());
         let (elapsed, lat) = start_runs(&server, &vc, args.requests, clients, None).await;
+        let cpu = per_request_us(cpu_before, cpu_seconds(server.pid()), args.requests);
         let rate = args.requests as f64 / elapsed.as_secs_f64();
         println!(
-            "{clients:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2}",
+            "{clients:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>12}",
             lat.ms(0.5),
             lat.ms(0.99),
-            lat.0.max() as f64 / 1000.0
+            lat.0.max() as f64 / 1000.0,
+            cpu.map_or("-".into(), |us| format!("{us:.0}"))
         );
         let mut entry = lat.summary();
         entry["clients"] = json!(clients);
         entry["runs_per_second"] = json!(rate);
+        entry["server_cpu_us_per_request"] = json!(cpu);
         start_results.push(entry);
     }
     results.insert("start_job_run".into(), json!(start_results));
@@ -242,6 +274,10 @@ async fn main() {
             .and_then(|r| r["runs_per_second"].as_f64());
         let entry = authenticated_start(&args, unauthenticated).await;
         results.insert("start_job_run_authenticated".into(), entry);
+    }
+
+    if args.flood_seconds > 0 {
+        results.insert("flood".into(), flood(&args).await);
     }
 
     // A large store: one virtual cluster with `stored` runs.
@@ -471,7 +507,9 @@ async fn authenticated_start(args: &Args, unauthenticated: Option<f64>) -> serde
         vcs.push(vc);
     }
     let clients = connections.len();
+    let cpu_before = cpu_seconds(server.pid());
     let (elapsed, lat) = run_clients(connections, &vcs, args.requests, None).await;
+    let cpu = per_request_us(cpu_before, cpu_seconds(server.pid()), args.requests);
     let rate = args.requests as f64 / elapsed.as_secs_f64();
     let ratio = unauthenticated.map(|u| rate / u);
     println!(
@@ -479,14 +517,15 @@ async fn authenticated_start(args: &Args, unauthenticated: Option<f64>) -> serde
         args.principals, args.statements_per_principal
     );
     println!(
-        "{:>8} {:>12} {:>10} {:>10} {:>10} {:>22}",
-        "clients", "runs/s", "p50 ms", "p99 ms", "max ms", "of unauthenticated"
+        "{:>8} {:>12} {:>10} {:>10} {:>10} {:>12} {:>22}",
+        "clients", "runs/s", "p50 ms", "p99 ms", "max ms", "server µs/op", "of unauthenticated"
     );
     println!(
-        "{clients:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>22}",
+        "{clients:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>12} {:>22}",
         lat.ms(0.5),
         lat.ms(0.99),
         lat.0.max() as f64 / 1000.0,
+        cpu.map_or("-".into(), |us| format!("{us:.0}")),
         ratio.map_or("-".to_string(), |r| format!("{:.0}%", r * 100.0))
     );
     let mut entry = lat.summary();
@@ -495,5 +534,196 @@ async fn authenticated_start(args: &Args, unauthenticated: Option<f64>) -> serde
     entry["statements"] = json!(args.principals * args.statements_per_principal);
     entry["runs_per_second"] = json!(rate);
     entry["fraction_of_unauthenticated"] = json!(ratio);
+    entry["server_cpu_us_per_request"] = json!(cpu);
     entry
+}
+
+/// What an open-loop sender saw.
+struct OpenLoop {
+    ok: Latencies,
+    throttled: usize,
+    failed: usize,
+    elapsed: Duration,
+}
+
+/// StartJobRun at `rate` requests/s for `seconds`, spread over the clients
+/// (open loop: latency counts from when each request was due). Throttled
+/// answers are counted, not fatal.
+async fn open_loop<C>(
+    connections: Vec<sparkvc_proto::EmrContainersClient<C>>,
+    vc: &str,
+    rate: u32,
+    seconds: u64,
+) -> OpenLoop
+where
+    C: tonic::client::GrpcService<tonic::body::Body> + Send + 'static,
+    C::Future: Send,
+    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    C::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <C::ResponseBody as tonic::codegen::Body>::Error:
+        Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    let clients = connections.len();
+    let total = rate as usize * seconds as usize;
+    let every = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let began = tokio::time::Instant::now();
+    let tasks: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut client)| {
+            let vc = vc.to_string();
+            tokio::spawn(async move {
+                let (mut ok, mut throttled, mut failed) = (Latencies::new(), 0, 0);
+                for n in (i..total).step_by(clients) {
+                    let due = began + every * n as u32;
+                    tokio::time::sleep_until(due).await;
+                    match client.start_job_run(start_request(&vc)).await {
+                        Ok(_) => ok.record(due.elapsed()),
+                        Err(s) if s.code() == tonic::Code::ResourceExhausted => throttled += 1,
+                        Err(_) => failed += 1,
+                    }
+                }
+                (ok, throttled, failed)
+            })
+        })
+        .collect();
+    let mut out = OpenLoop {
+        ok: Latencies::new(),
+        throttled: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+    };
+    for t in tasks {
+        let (ok, throttled, failed) = t.await.expect("client task");
+        out.ok.0.add(ok.0).expect("same histogram bounds");
+        out.throttled += throttled;
+        out.failed += failed;
+    }
+    out.elapsed = began.elapsed();
+    out
+}
+
+/// Fair share under a flood: tenant `steady` sends `steady_rate`/s alone,
+/// then again while tenant `flood` offers ten times its rate limit. Both
+/// sign (SigV4) and are held to policies, as on a shared server.
+async fn flood(args: &Args) -> serde_json::Value {
+    use aws_credential_types::Credentials;
+    use sparkvc_cli::client::{SignedChannel, Signer};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let limit = args.flood_limit;
+    let file = format!(
+        r#"
+[[policy]]
+name = "runs"
+document = '{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["emr-containers:CreateVirtualCluster","emr-containers:StartJobRun","iam:PassRole"],"Resource":"*"}}]}}'
+
+[[principal]]
+arn = "arn:aws:iam::123456789012:user/flood"
+policies = ["runs"]
+rate_limit = {{ requests_per_second = {limit}, burst = {limit} }}
+[[principal.access_key]]
+id = "AKIAFLOODEXAMPLE0001"
+secret = "flood-secret"
+
+[[principal]]
+arn = "arn:aws:iam::123456789012:user/steady"
+policies = ["runs"]
+[[principal.access_key]]
+id = "AKIASTEADYEXAMPLE001"
+secret = "steady-secret"
+"#
+    );
+    let path = dir.path().join("identities.toml");
+    std::fs::write(&path, file).expect("identity file");
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--identities", path.to_str().expect("utf-8 path")],
+    );
+    let connect = |key: &'static str, secret: &'static str, n: usize| {
+        let endpoint = server.endpoint();
+        async move {
+            let mut clients = Vec::new();
+            for _ in 0..n {
+                let signer = Signer::new(
+                    Credentials::new(key, secret, None, None, "bench"),
+                    "us-west-2",
+                );
+                let channel = SignedChannel::connect(&endpoint, Some(signer))
+                    .await
+                    .expect("connect");
+                clients.push(sparkvc_proto::EmrContainersClient::new(channel));
+            }
+            clients
+        }
+    };
+    let mut steady = connect("AKIASTEADYEXAMPLE001", "steady-secret", 4).await;
+    let mut flooder = connect("AKIAFLOODEXAMPLE0001", "flood-secret", 32).await;
+    let steady_vc = steady[0]
+        .create_virtual_cluster(sparkvc_e2e::create_vc_request("steady"))
+        .await
+        .expect("CreateVirtualCluster")
+        .into_inner()
+        .id;
+    let flood_vc = flooder[0]
+        .create_virtual_cluster(sparkvc_e2e::create_vc_request("flood"))
+        .await
+        .expect("CreateVirtualCluster")
+        .into_inner()
+        .id;
+    // Let the flooder's bucket refill after the create.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let alone = open_loop(
+        steady.clone(),
+        &steady_vc,
+        args.steady_rate,
+        args.flood_seconds,
+    )
+    .await;
+    let offered = limit * 10;
+    let (during, flooded) = tokio::join!(
+        open_loop(steady, &steady_vc, args.steady_rate, args.flood_seconds),
+        open_loop(flooder, &flood_vc, offered, args.flood_seconds),
+    );
+    let flood_accepted = flooded.ok.0.len() as f64 / flooded.elapsed.as_secs_f64();
+    println!(
+        "\nflood: tenant A offers {offered}/s against its limit of {limit}/s; tenant B sends {}/s ({} s each)",
+        args.steady_rate, args.flood_seconds
+    );
+    println!(
+        "{:>28} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "", "p50 ms", "p99 ms", "max ms", "throttled", "failed"
+    );
+    for (name, r) in [
+        ("tenant B alone", &alone),
+        ("tenant B during the flood", &during),
+    ] {
+        println!(
+            "{name:>28} {:>10.2} {:>10.2} {:>10.2} {:>10} {:>10}",
+            r.ok.ms(0.5),
+            r.ok.ms(0.99),
+            r.ok.0.max() as f64 / 1000.0,
+            r.throttled,
+            r.failed
+        );
+    }
+    println!(
+        "{:>28} {flood_accepted:>10.0}/s accepted, {} throttled, {} failed",
+        "tenant A", flooded.throttled, flooded.failed
+    );
+    json!({
+        "offered_per_second": offered,
+        "limit_per_second": limit,
+        "steady_rate": args.steady_rate,
+        "seconds": args.flood_seconds,
+        "steady_alone": alone.ok.summary(),
+        "steady_alone_throttled": alone.throttled,
+        "steady_during": during.ok.summary(),
+        "steady_during_throttled": during.throttled,
+        "steady_during_failed": during.failed,
+        "flood_accepted_per_second": flood_accepted,
+        "flood_throttled": flooded.throttled,
+        "flood_failed": flooded.failed,
+    })
 }

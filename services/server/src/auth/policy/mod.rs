@@ -71,6 +71,45 @@ pub struct Statement {
 struct Matcher {
     negated: bool,
     patterns: Vec<String>,
+    /// Each pattern compiled once, at parse time; none for a pattern with
+    /// policy variables, which is compiled per call from its context.
+    fixed: Vec<Option<Pattern>>,
+}
+
+impl Matcher {
+    /// Actions are matched case-insensitively (`lowercase`); resource
+    /// patterns with `${…}` in a document with variables wait for a call.
+    fn new(negated: bool, patterns: Vec<String>, lowercase: bool, variables: bool) -> Self {
+        let fixed = patterns
+            .iter()
+            .map(|p| {
+                if lowercase {
+                    Some(Pattern::literal_with_wildcards(&p.to_ascii_lowercase()))
+                } else if variables && p.contains("${") {
+                    None
+                } else {
+                    Some(Pattern::literal_with_wildcards(p))
+                }
+            })
+            .collect();
+        Self {
+            negated,
+            patterns,
+            fixed,
+        }
+    }
+
+    /// Whether any pattern matches the whole of `text`.
+    fn hit(&self, text: &str, variables: Option<&Context>) -> bool {
+        self.patterns
+            .iter()
+            .zip(&self.fixed)
+            .any(|(text_pattern, fixed)| match fixed {
+                Some(pattern) => pattern.matches(text),
+                None => Pattern::compile(text_pattern, variables)
+                    .is_some_and(|pattern| pattern.matches(text)),
+            })
+    }
 }
 
 /// A policy document.
@@ -194,19 +233,24 @@ impl Policy {
                 _ => return Err(err(&at("Effect"), "must be \"Allow\" or \"Deny\"".into())),
             };
             let matcher = |yes: &str, no: &str| -> Result<Matcher, PolicyError> {
+                let lowercase = yes == "Action";
                 match (st.get(yes), st.get(no)) {
-                    (Some(v), None) => Ok(Matcher {
-                        negated: false,
-                        patterns: strings(v).ok_or_else(|| {
+                    (Some(v), None) => Ok(Matcher::new(
+                        false,
+                        strings(v).ok_or_else(|| {
                             err(&at(yes), "must be a string or a list of strings".into())
                         })?,
-                    }),
-                    (None, Some(v)) => Ok(Matcher {
-                        negated: true,
-                        patterns: strings(v).ok_or_else(|| {
+                        lowercase,
+                        variables,
+                    )),
+                    (None, Some(v)) => Ok(Matcher::new(
+                        true,
+                        strings(v).ok_or_else(|| {
                             err(&at(no), "must be a string or a list of strings".into())
                         })?,
-                    }),
+                        lowercase,
+                        variables,
+                    )),
                     _ => Err(err(
                         &at(yes),
                         format!("a statement needs exactly one of {yes} and {no}"),
@@ -297,20 +341,11 @@ pub fn evaluate(policies: &[Policy], question: Question<'_>) -> Decision {
 
 fn applies(policy: &Policy, statement: &Statement, q: Question<'_>) -> bool {
     let action = q.action.to_ascii_lowercase();
-    let action_hit = statement
-        .actions
-        .patterns
-        .iter()
-        .any(|p| Pattern::literal_with_wildcards(&p.to_ascii_lowercase()).matches(&action));
-    if action_hit == statement.actions.negated {
+    if statement.actions.hit(&action, None) == statement.actions.negated {
         return false;
     }
     let variables = policy.variables.then_some(q.context);
-    let resource_hit =
-        statement.resources.patterns.iter().any(|p| {
-            Pattern::compile(p, variables).is_some_and(|pattern| pattern.matches(q.resource))
-        });
-    if resource_hit == statement.resources.negated {
+    if statement.resources.hit(q.resource, variables) == statement.resources.negated {
         return false;
     }
     statement
