@@ -269,6 +269,25 @@ pub fn sparkvc(endpoint: &str, args: &[&str]) -> Output {
         .expect("run sparkvc")
 }
 
+/// Runs the `sparkvc` CLI against `endpoint` with exactly the AWS
+/// variables in `env`: none inherited from this machine, and no `~/.aws`.
+pub fn sparkvc_isolated(endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(cli_binary());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .env("SPARKVC_ENDPOINT_URL", endpoint)
+        .env("HOME", "/nonexistent")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sparkvc")
+}
+
 /// stdout as JSON, asserting the command succeeded.
 pub fn json_of(output: &Output) -> serde_json::Value {
     assert!(

@@ -7,7 +7,7 @@
 
 use sparkvc_e2e::*;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const REGION: &str = "us-west-2";
 const ALICE_ARN: &str = "arn:aws:iam::123456789012:user/alice";
@@ -63,20 +63,7 @@ expires = "2020-01-01T00:00:00Z"
 
 /// The CLI with exactly these AWS variables (none inherited).
 fn cli(endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut command = Command::new(cli_binary());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .args(args)
-        .env("SPARKVC_ENDPOINT_URL", endpoint)
-        .env("HOME", "/nonexistent")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sparkvc")
+    sparkvc_isolated(endpoint, env, args)
 }
 
 fn alice_env() -> Vec<(&'static str, &'static str)> {

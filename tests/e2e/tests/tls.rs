@@ -7,7 +7,7 @@
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use sparkvc_e2e::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,22 +75,12 @@ secret = "{SECRET}"
 
 /// The CLI, signing with the test's key and nothing from this machine.
 fn cli(endpoint: &str, args: &[&str]) -> Output {
-    let mut command = Command::new(cli_binary());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .args(args)
-        .env("SPARKVC_ENDPOINT_URL", endpoint)
-        .env("HOME", "/nonexistent")
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_REGION", "us-west-2")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sparkvc")
+    let env = [
+        ("AWS_ACCESS_KEY_ID", KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_REGION", "us-west-2"),
+    ];
+    sparkvc_isolated(endpoint, &env, args)
 }
 
 fn stderr(output: &Output) -> String {

@@ -10,7 +10,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use sparkvc_cluster_tests::{LocalEnv, TestNamespace};
 use sparkvc_e2e::*;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 const WORKER_ARN: &str = "arn:aws:sts::123456789012:assumed-role/airflow/worker";
 
@@ -65,22 +65,15 @@ async fn token_for(api: &Api<ServiceAccount>, name: &str, audience: &str) -> Str
         .expect("a token")
 }
 
+/// The CLI, sending the token in `token_file` and no AWS credentials.
 fn cli(endpoint: &str, token_file: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(cli_binary());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .args(args)
-        .arg("--bearer-token-file")
-        .arg(token_file)
-        .env("SPARKVC_ENDPOINT_URL", endpoint)
-        .env("HOME", "/nonexistent")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sparkvc")
+    let token_file = token_file.to_str().expect("utf-8 path");
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--bearer-token-file", token_file])
+        .collect();
+    sparkvc_isolated(endpoint, &[], &args)
 }
 
 fn stderr(out: &Output) -> String {
