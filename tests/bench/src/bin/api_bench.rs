@@ -80,12 +80,7 @@ impl Latencies {
 }
 
 /// Sends `total` StartJobRun requests from `clients` clients, each on its
-/// own connection. With no `rate`, a closed loop: each client sends its next
-/// request when the last is answered. With a `rate` (requests/s), an open
-/// loop: request n is due n/rate seconds in, and its latency counts from
-/// then, not from when it was actually sent, so a server that falls behind
-/// cannot hide its queueing by delaying the next request (no coordinated
-/// omission).
+/// own connection (see [`send`] for `rate`).
 async fn start_runs(
     server: &Server,
     vc: &str,
@@ -101,13 +96,52 @@ async fn start_runs(
     run_clients(connections, &vcs, total, rate).await
 }
 
-/// `total` StartJobRuns over `connections` (client i into `vcs[i]`).
+/// `total` StartJobRuns over `connections` (client i into `vcs[i]`), every
+/// one of which must succeed.
 async fn run_clients<C>(
     connections: Vec<sparkvc_proto::EmrContainersClient<C>>,
     vcs: &[String],
     total: usize,
     rate: Option<u32>,
 ) -> (Duration, Latencies)
+where
+    C: tonic::client::GrpcService<tonic::body::Body> + Send + 'static,
+    C::Future: Send,
+    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    C::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <C::ResponseBody as tonic::codegen::Body>::Error:
+        Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    let sent = send(connections, vcs, total, rate).await;
+    assert_eq!(
+        (sent.throttled, sent.failed),
+        (0, 0),
+        "StartJobRun calls were refused"
+    );
+    (sent.elapsed, sent.ok)
+}
+
+/// What a sender saw.
+struct Sent {
+    ok: Latencies,
+    throttled: usize,
+    failed: usize,
+    elapsed: Duration,
+}
+
+/// Sends `total` StartJobRun requests over `connections` (client i into
+/// `vcs[i]`). With no `rate`, a closed loop: each client sends its next
+/// request when the last is answered. With a `rate` (requests/s), an open
+/// loop: request n is due n/rate seconds in, and its latency counts from
+/// then, not from when it was actually sent, so a server that falls behind
+/// cannot hide its queueing by delaying the next request (no coordinated
+/// omission). Throttled and failed calls are counted, not timed.
+async fn send<C>(
+    connections: Vec<sparkvc_proto::EmrContainersClient<C>>,
+    vcs: &[String],
+    total: usize,
+    rate: Option<u32>,
+) -> Sent
 where
     C: tonic::client::GrpcService<tonic::body::Body> + Send + 'static,
     C::Future: Send,
@@ -125,7 +159,7 @@ where
         .map(|(i, mut client)| {
             let vc = vcs[i].clone();
             tokio::spawn(async move {
-                let mut lat = Latencies::new();
+                let (mut ok, mut throttled, mut failed) = (Latencies::new(), 0, 0);
                 for n in (i..total).step_by(clients) {
                     let start = match interval {
                         Some(every) => {
@@ -135,23 +169,33 @@ where
                         }
                         None => tokio::time::Instant::now(),
                     };
-                    client
-                        .start_job_run(start_request(&vc))
-                        .await
-                        .expect("StartJobRun");
-                    lat.record(start.elapsed());
+                    match client.start_job_run(start_request(&vc)).await {
+                        Ok(_) => ok.record(start.elapsed()),
+                        Err(s) if s.code() == tonic::Code::ResourceExhausted => throttled += 1,
+                        Err(s) => {
+                            eprintln!("StartJobRun failed: {s}");
+                            failed += 1;
+                        }
+                    }
                 }
-                lat
+                (ok, throttled, failed)
             })
         })
         .collect();
-    let mut all = Latencies::new();
+    let mut out = Sent {
+        ok: Latencies::new(),
+        throttled: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+    };
     for t in tasks {
-        all.0
-            .add(t.await.expect("client task").0)
-            .expect("same histogram bounds");
+        let (ok, throttled, failed) = t.await.expect("client task");
+        out.ok.0.add(ok.0).expect("same histogram bounds");
+        out.throttled += throttled;
+        out.failed += failed;
     }
-    (began.elapsed(), all)
+    out.elapsed = began.elapsed();
+    out
 }
 
 async fn measure<F, Fut>(n: usize, mut call: F) -> Latencies
@@ -538,71 +582,6 @@ async fn authenticated_start(args: &Args, unauthenticated: Option<f64>) -> serde
     entry
 }
 
-/// What an open-loop sender saw.
-struct OpenLoop {
-    ok: Latencies,
-    throttled: usize,
-    failed: usize,
-    elapsed: Duration,
-}
-
-/// StartJobRun at `rate` requests/s for `seconds`, spread over the clients
-/// (open loop: latency counts from when each request was due). Throttled
-/// answers are counted, not fatal.
-async fn open_loop<C>(
-    connections: Vec<sparkvc_proto::EmrContainersClient<C>>,
-    vc: &str,
-    rate: u32,
-    seconds: u64,
-) -> OpenLoop
-where
-    C: tonic::client::GrpcService<tonic::body::Body> + Send + 'static,
-    C::Future: Send,
-    C::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    C::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
-    <C::ResponseBody as tonic::codegen::Body>::Error:
-        Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-{
-    let clients = connections.len();
-    let total = rate as usize * seconds as usize;
-    let every = Duration::from_secs_f64(1.0 / f64::from(rate));
-    let began = tokio::time::Instant::now();
-    let tasks: Vec<_> = connections
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut client)| {
-            let vc = vc.to_string();
-            tokio::spawn(async move {
-                let (mut ok, mut throttled, mut failed) = (Latencies::new(), 0, 0);
-                for n in (i..total).step_by(clients) {
-                    let due = began + every * n as u32;
-                    tokio::time::sleep_until(due).await;
-                    match client.start_job_run(start_request(&vc)).await {
-                        Ok(_) => ok.record(due.elapsed()),
-                        Err(s) if s.code() == tonic::Code::ResourceExhausted => throttled += 1,
-                        Err(_) => failed += 1,
-                    }
-                }
-                (ok, throttled, failed)
-            })
-        })
-        .collect();
-    let mut out = OpenLoop {
-        ok: Latencies::new(),
-        throttled: 0,
-        failed: 0,
-        elapsed: Duration::ZERO,
-    };
-    for t in tasks {
-        let (ok, throttled, failed) = t.await.expect("client task");
-        out.ok.0.add(ok.0).expect("same histogram bounds");
-        out.throttled += throttled;
-        out.failed += failed;
-    }
-    out.elapsed = began.elapsed();
-    out
-}
-
 /// Fair share under a flood: tenant `steady` sends `steady_rate`/s alone,
 /// then again while tenant `flood` offers ten times its rate limit. Both
 /// sign (SigV4) and are held to policies, as on a shared server.
@@ -674,17 +653,26 @@ secret = "steady-secret"
     // Let the flooder's bucket refill after the create.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let alone = open_loop(
+    let seconds = args.flood_seconds as usize;
+    let steady_vcs = vec![steady_vc; steady.len()];
+    let flood_vcs = vec![flood_vc; flooder.len()];
+    let steady_total = args.steady_rate as usize * seconds;
+    let alone = send(
         steady.clone(),
-        &steady_vc,
-        args.steady_rate,
-        args.flood_seconds,
+        &steady_vcs,
+        steady_total,
+        Some(args.steady_rate),
     )
     .await;
     let offered = limit * 10;
     let (during, flooded) = tokio::join!(
-        open_loop(steady, &steady_vc, args.steady_rate, args.flood_seconds),
-        open_loop(flooder, &flood_vc, offered, args.flood_seconds),
+        send(steady, &steady_vcs, steady_total, Some(args.steady_rate)),
+        send(
+            flooder,
+            &flood_vcs,
+            offered as usize * seconds,
+            Some(offered)
+        ),
     );
     let flood_accepted = flooded.ok.0.len() as f64 / flooded.elapsed.as_secs_f64();
     println!(
