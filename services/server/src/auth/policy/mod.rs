@@ -313,6 +313,13 @@ pub struct Question<'a> {
 
 /// Evaluates `question` against every statement of `policies`.
 pub fn evaluate(policies: &[Policy], question: Question<'_>) -> Decision {
+    // Actions match case-insensitively; the patterns are lowercased at
+    // parse time, the action once per question.
+    let action = question.action.to_ascii_lowercase();
+    let question = Question {
+        action: &action,
+        ..question
+    };
     let mut allow = None;
     for policy in policies {
         for statement in &policy.statements {
@@ -340,8 +347,7 @@ pub fn evaluate(policies: &[Policy], question: Question<'_>) -> Decision {
 }
 
 fn applies(policy: &Policy, statement: &Statement, q: Question<'_>) -> bool {
-    let action = q.action.to_ascii_lowercase();
-    if statement.actions.hit(&action, None) == statement.actions.negated {
+    if statement.actions.hit(q.action, None) == statement.actions.negated {
         return false;
     }
     let variables = policy.variables.then_some(q.context);

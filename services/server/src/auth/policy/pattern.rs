@@ -108,12 +108,15 @@ impl Pattern {
 
     /// Whether the whole of `text` matches.
     pub fn matches(&self, text: &str) -> bool {
-        let text: Vec<char> = text.chars().collect();
+        // Positions are byte offsets into `text`, always on a character
+        // boundary: no copy of the text per call (this runs for every
+        // statement of every call).
+        let next = |t: usize| text[t..].chars().next().map(|c| (c, t + c.len_utf8()));
         let (mut t, mut p) = (0usize, 0usize);
         // The last `*` seen and the text position it was tried at: the
         // classic backtracking wildcard match, linear in practice.
         let mut star: Option<(usize, usize)> = None;
-        while t < text.len() {
+        while let Some((c, after)) = next(t) {
             match self.tokens.get(p) {
                 Some(Token::Star) => {
                     star = Some((p, t));
@@ -121,17 +124,19 @@ impl Pattern {
                 }
                 Some(Token::Question) => {
                     p += 1;
-                    t += 1;
+                    t = after;
                 }
-                Some(Token::Literal(c)) if *c == text[t] => {
+                Some(Token::Literal(l)) if *l == c => {
                     p += 1;
-                    t += 1;
+                    t = after;
                 }
                 _ => match star {
                     Some((sp, st)) => {
+                        // Let the `*` take one more character.
+                        let (_, st_after) = next(st).expect("st is before t");
                         p = sp + 1;
-                        t = st + 1;
-                        star = Some((sp, st + 1));
+                        t = st_after;
+                        star = Some((sp, st_after));
                     }
                     None => return false,
                 },
@@ -165,6 +170,10 @@ mod tests {
         assert!(p("*/jobruns/*").matches("arn:x:/virtualclusters/v/jobruns/r"));
         assert!(p("a*b*c").matches("aXbYbZc"));
         assert!(!p("a*b*c").matches("aXbYbZ"));
+        // Characters, not bytes: `?` is one character of any width.
+        assert!(p("t?m").matches("tém"));
+        assert!(p("*é*").matches("café au lait"));
+        assert!(!p("caf?").matches("café!"));
     }
 
     #[test]
