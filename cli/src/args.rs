@@ -58,6 +58,27 @@ pub struct Cli {
     )]
     pub bearer_token_file: Option<std::path::PathBuf>,
 
+    /// PEM certificate (chain) to present to an https endpoint that asks
+    /// for client certificates (mutual TLS); needs --client-key.
+    #[arg(
+        long,
+        global = true,
+        env = "SPARKVC_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "SPARKVC_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<std::path::PathBuf>,
+
     /// Do not verify an https endpoint's certificate. Anyone between the
     /// CLI and the server can then read and change the calls.
     #[arg(long, global = true)]

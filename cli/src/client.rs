@@ -13,7 +13,7 @@
 
 use crate::args::Cli;
 use crate::error::CliError;
-use crate::tls::{TlsConnector, TlsOptions};
+use crate::tls::{ClientIdentity, TlsConnector, TlsOptions};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use http_body_util::BodyExt;
@@ -57,6 +57,11 @@ impl Target {
             tls: TlsOptions {
                 ca_bundle: cli.ca_bundle.clone(),
                 no_verify: cli.no_verify_ssl,
+                client_identity: cli
+                    .client_cert
+                    .clone()
+                    .zip(cli.client_key.clone())
+                    .map(|(cert, key)| ClientIdentity { cert, key }),
             },
             bearer_token_file: cli.bearer_token_file.clone(),
         }
@@ -89,10 +94,33 @@ pub fn endpoint(url: &str) -> Result<Endpoint, CliError> {
         .map_err(|e| bad(&e.to_string()))
 }
 
+/// A bearer token is a password that works from anywhere until it expires:
+/// it may cross the network only inside TLS. Plain `http://` is allowed to
+/// a loopback address only (a development server on this machine).
+fn refuse_plaintext_token(uri: &http::Uri) -> Result<(), CliError> {
+    if uri.scheme_str() == Some("https") {
+        return Ok(());
+    }
+    let host = uri.host().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare == "localhost"
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "Refusing to send the token of --bearer-token-file in plaintext to \"{host}\": \
+         use an https:// --endpoint-url (plain http:// is allowed only to a loopback address)"
+    )))
+}
+
 /// Opens a connection; failure to reach the server is a [`CliError::Connect`].
 pub async fn connect(target: &Target) -> Result<Client, CliError> {
-    endpoint(&target.url)?;
+    let checked = endpoint(&target.url)?;
     if let Some(path) = &target.bearer_token_file {
+        refuse_plaintext_token(checked.uri())?;
         // Read on every command: projected ServiceAccount tokens rotate.
         let token = std::fs::read_to_string(path).map_err(|e| {
             CliError::Usage(format!(
@@ -347,6 +375,40 @@ mod tests {
         assert!(err.to_string().contains("scheme is missing"), "{err}");
         assert!(endpoint("https://sparkvc.example.com").is_ok());
         assert!(endpoint("ftp://x").is_err());
+    }
+
+    #[test]
+    fn a_bearer_token_goes_in_plaintext_only_to_loopback() {
+        let check = |url: &str| refuse_plaintext_token(endpoint(url).unwrap().uri());
+        for allowed in [
+            "https://sparkvc.example.com",
+            "https://10.0.0.1:50051",
+            "http://127.0.0.1:50051",
+            "http://127.8.0.2:50051",
+            "http://localhost:50051",
+            "http://[::1]:50051",
+        ] {
+            assert!(check(allowed).is_ok(), "{allowed}");
+        }
+        for refused in [
+            "http://10.0.0.1:50051",
+            "http://sparkvc.example.com",
+            "http://[fe80::1]:50051",
+        ] {
+            let err = check(refused).unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::EXIT_USAGE, "{refused}");
+            assert!(err.to_string().contains("https://"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plaintext_token_is_refused_before_the_file_is_read_or_sent() {
+        let target = Target {
+            bearer_token_file: Some("/nonexistent/token".into()),
+            ..Target::unsigned("http://192.0.2.1:50051")
+        };
+        let err = connect(&target).await.unwrap_err();
+        assert!(err.to_string().contains("in plaintext"), "{err}");
     }
 
     #[tokio::test]

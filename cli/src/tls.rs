@@ -2,6 +2,8 @@
 //! trust store, or the CA bundle of `--ca-bundle` / `AWS_CA_BUNDLE`;
 //! `--no-verify-ssl` turns certificate checks off (with a warning on every
 //! command, because it lets anyone on the path read and change the calls).
+//! `--client-cert` and `--client-key` present a certificate to a server
+//! that requires one (mutual TLS).
 
 use crate::error::CliError;
 use hyper_util::rt::TokioIo;
@@ -9,7 +11,7 @@ use rustls::ClientConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -25,6 +27,15 @@ pub struct TlsOptions {
     pub ca_bundle: Option<PathBuf>,
     /// Accept any certificate (`--no-verify-ssl`).
     pub no_verify: bool,
+    /// The certificate and key to present, for mutual TLS.
+    pub client_identity: Option<ClientIdentity>,
+}
+
+/// PEM files of a client certificate (chain, leaf first) and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The rustls client configuration for `options`, offering HTTP/2 (gRPC).
@@ -33,20 +44,66 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, CliError
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| CliError::Usage(format!("TLS set-up failed: {e}")))?;
-    let mut config = if options.no_verify {
+    let builder = if options.no_verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth()
     } else {
         let roots = match &options.ca_bundle {
             Some(path) => bundle_roots(path)?,
             None => system_roots(),
         };
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match &options.client_identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let (chain, key) = load_identity(identity)?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                CliError::Usage(format!(
+                    "Bad value for --client-key \"{}\": it does not fit --client-cert \"{}\": {e}",
+                    identity.key.display(),
+                    identity.cert.display()
+                ))
+            })?
+        }
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+fn load_identity(
+    identity: &ClientIdentity,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CliError> {
+    let bad = |flag: &str, path: &Path, why: String| {
+        CliError::Usage(format!(
+            "Bad value for {flag} \"{}\": {why}",
+            path.display()
+        ))
+    };
+    let pem = std::fs::read(&identity.cert)
+        .map_err(|e| bad("--client-cert", &identity.cert, e.to_string()))?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("--client-cert", &identity.cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(bad(
+            "--client-cert",
+            &identity.cert,
+            "it holds no PEM CERTIFICATE block".into(),
+        ));
+    }
+    // The key's bytes are never put in a message: only the file's name.
+    let pem = std::fs::read(&identity.key)
+        .map_err(|e| bad("--client-key", &identity.key, e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
+        bad(
+            "--client-key",
+            &identity.key,
+            "it holds no PEM private key (PKCS#8, PKCS#1 or SEC1)".into(),
+        )
+    })?;
+    Ok((chain, key))
 }
 
 fn bundle_roots(path: &Path) -> Result<rustls::RootCertStore, CliError> {

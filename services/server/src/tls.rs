@@ -97,6 +97,12 @@ impl ReloadingCert {
 
     /// Reads the files again and serves them if they changed and are good.
     pub fn reload_if_changed(&self) -> Outcome {
+        self.reload(false)
+    }
+
+    /// Reads the files again; with `forced` (a SIGHUP) loads them even if
+    /// they look unchanged, so an operator can retry a failed rotation.
+    pub fn reload(&self, forced: bool) -> Outcome {
         // An unreadable file counts as a change (reported once) through its
         // error text.
         let pair = read_pair(&self.settings);
@@ -105,7 +111,7 @@ impl ReloadingCert {
             Err(err) => err.to_string().into_bytes(),
         };
         let mut seen = self.seen.lock().expect("seen lock");
-        if !seen.is_new(&fingerprint) {
+        if !forced && !seen.is_new(&fingerprint) {
             return Outcome::Unchanged;
         }
         let loaded = pair.and_then(|bytes| certified_key(&self.settings, &bytes, &self.provider));
@@ -227,14 +233,15 @@ impl Tls {
         Arc::new(config)
     }
 
-    /// Re-reads the certificate files every [`POLL_INTERVAL`], telling
-    /// `report` what each change did, until the returned task is aborted.
+    /// Re-reads the certificate files every [`POLL_INTERVAL`] and on every
+    /// SIGHUP, telling `report` what each change did, until the returned
+    /// task is aborted.
     pub fn watch(
         &self,
         report: impl Fn(Outcome) + Send + Sync + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let cert = self.cert.clone();
-        crate::reload::watch(false, move |_| report(cert.reload_if_changed()))
+        crate::reload::watch(true, move |forced| report(cert.reload(forced)))
     }
 }
 

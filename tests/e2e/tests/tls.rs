@@ -1,8 +1,8 @@
 //! TLS on the real server: the `sparkvc` CLI reaches an `https://` endpoint
 //! with a CA bundle (and refuses it without one), client certificates are
-//! required when a client CA is configured, a rotated certificate is served
-//! without a restart, the HTTP endpoint speaks TLS too, and policies see
-//! `aws:SecureTransport`.
+//! required when a client CA is configured (and the CLI presents one), a
+//! rotated certificate is served without a restart (and at once on SIGHUP),
+//! the HTTP endpoint speaks TLS too, and policies see `aws:SecureTransport`.
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use sparkvc_e2e::*;
@@ -363,31 +363,124 @@ fn with_a_client_ca_only_clients_with_its_certificates_are_served() {
     let probe = tempfile::tempdir().unwrap();
     let client_bundle = client_ca.write(&probe.path().join("clients.pem"));
     let tls = start(&ca, &["--tls-client-ca", client_bundle.to_str().unwrap()]);
-    let bundle = ca.write(&tls._dir.path().join("ca.pem"));
-    // The CLI has no client certificate option yet, so it is refused; that
-    // a certificate from the client CA is accepted is proven at the TLS
-    // layer (services/server/src/tls/tests.rs).
-    let out = cli(
+    let dir = tls._dir.path();
+    let bundle = ca.write(&dir.join("ca.pem"));
+    let bundle = bundle.to_str().unwrap();
+    let (good_cert, good_key) = (dir.join("client.crt"), dir.join("client.key"));
+    client_ca.issue_into(&good_cert, &good_key);
+    // A certificate from the server's CA is not one from the client CA.
+    let (wrong_cert, wrong_key) = (dir.join("wrong.crt"), dir.join("wrong.key"));
+    ca.issue_into(&wrong_cert, &wrong_key);
+
+    let with = |cert: &Path, key: &Path| {
+        cli(
+            &tls.https,
+            &[
+                "list-virtual-clusters",
+                "--ca-bundle",
+                bundle,
+                "--client-cert",
+                cert.to_str().unwrap(),
+                "--client-key",
+                key.to_str().unwrap(),
+            ],
+        )
+    };
+    let ok = with(&good_cert, &good_key);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(json_of(&ok)["virtualClusters"], serde_json::json!([]));
+
+    // TLS 1.3 ends the handshake before the server has checked the client,
+    // so a refusal arrives as a closed connection on the first call.
+    let refused = |out: &Output, why: &str| {
+        assert_eq!(out.status.code(), Some(255), "{why}: {}", stderr(out));
+        assert!(
+            stderr(out).contains("Could not connect to the endpoint URL"),
+            "{}",
+            stderr(out)
+        );
+    };
+    let none = cli(
+        &tls.https,
+        &["list-virtual-clusters", "--ca-bundle", bundle],
+    );
+    refused(&none, "a client without a certificate got in");
+    refused(
+        &with(&wrong_cert, &wrong_key),
+        "a certificate from another CA got in",
+    );
+
+    // A key that does not belong to the certificate is named before any
+    // connection, and its bytes are not echoed.
+    let mismatched = with(&good_cert, &wrong_key);
+    assert_eq!(
+        mismatched.status.code(),
+        Some(252),
+        "{}",
+        stderr(&mismatched)
+    );
+    assert!(
+        stderr(&mismatched).contains("--client-key"),
+        "{}",
+        stderr(&mismatched)
+    );
+    let key_pem = std::fs::read_to_string(&wrong_key).unwrap();
+    let key_body = key_pem.lines().nth(1).unwrap();
+    assert!(!stderr(&mismatched).contains(key_body), "the key leaked");
+    // One flag without the other is a usage error.
+    let half = cli(
         &tls.https,
         &[
             "list-virtual-clusters",
-            "--ca-bundle",
-            bundle.to_str().unwrap(),
+            "--client-cert",
+            good_cert.to_str().unwrap(),
         ],
     );
-    // TLS 1.3 ends the handshake before the server has checked the client,
-    // so the refusal arrives as a closed connection on the first call.
-    assert_eq!(
-        out.status.code(),
-        Some(255),
-        "a client without a certificate got in: {}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("Could not connect to the endpoint URL"),
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(half.status.code(), Some(252), "{}", stderr(&half));
+    assert!(stderr(&half).contains("--client-key"), "{}", stderr(&half));
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_at_once() {
+    let ca = Ca::new();
+    let tls = start(&ca, &[]);
+    let url = tls.server.metrics_url.clone().expect("a metrics URL");
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("https://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap();
+    let reloads = || async {
+        let (status, body) = https_get(addr, "/metrics", &ca).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body.lines()
+            .find(|l| {
+                l.starts_with("sparkvc_config_reloads_total")
+                    && l.contains("tls_certificate")
+                    && l.contains("\"ok\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(reloads().await, 0);
+    // The files are unchanged, so polling would never reload them; a SIGHUP
+    // does (an operator's way to say "load it now").
+    let status = Command::new("kill")
+        .args(["-HUP", &tls.server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reloads().await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still serving, with the same certificate.
+    let (status, _) = https_get(addr, "/metrics", &ca).await.unwrap();
+    assert_eq!(status, 200);
 }
 
 #[test]

@@ -151,6 +151,23 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
     assert_eq!(round_trip(addr, client()).await.unwrap(), der(&second.0));
 }
 
+#[test]
+fn a_forced_reload_loads_unchanged_files_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let settings = write_pair(dir.path(), &ca.issue(&["localhost"]));
+    let tls = Tls::load(&settings).unwrap();
+    assert_eq!(tls.cert().reload(false), Outcome::Unchanged);
+    // A SIGHUP: the operator asks for a reload, so it happens and counts.
+    assert_eq!(tls.cert().reload(true), Outcome::Reloaded);
+    assert_eq!(tls.cert().reloads(), 1);
+    // Forced or not, bad files are refused and the old pair stays.
+    std::fs::write(&settings.key_file, "not a key").unwrap();
+    assert_eq!(tls.cert().reload(true), Outcome::Failed);
+    assert_eq!(tls.cert().reload(true), Outcome::Failed);
+    assert_eq!(tls.cert().reloads(), 1);
+}
+
 #[tokio::test]
 async fn the_watch_task_picks_up_a_rotation() {
     let dir = tempfile::tempdir().unwrap();
