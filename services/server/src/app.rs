@@ -5,6 +5,7 @@ use crate::api::Api;
 use crate::app_ui::AppUi;
 use crate::auth::audit::AuditLog;
 use crate::auth::grpc::{AuthLayer, Authenticator};
+use crate::auth::http::HttpGuard;
 use crate::auth::identity_store::IdentityStore;
 use crate::auth::token_review::TokenReviewer;
 use crate::cluster::Clusters;
@@ -159,6 +160,7 @@ pub async fn run(
         );
         app_ui = Some(ui.clone());
         let (metrics, store) = (metrics.clone(), store.clone());
+        let guard = HttpGuard::new(authenticator.clone(), audit.clone(), tls.is_some());
         let routes = crate::app_ui::router(ui);
         let stop = async move {
             let _ = metrics_stop_rx.await;
@@ -166,12 +168,12 @@ pub async fn run(
         let served: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &tls {
             Some(tls) => {
                 let incoming = TlsIncoming::new(listener, tls.server_config(&[b"http/1.1"]))?;
-                Box::pin(crate::metrics::serve(
-                    incoming, metrics, store, routes, stop,
+                Box::pin(crate::http_endpoint::serve(
+                    incoming, metrics, store, guard, routes, stop,
                 ))
             }
-            None => Box::pin(crate::metrics::serve(
-                listener, metrics, store, routes, stop,
+            None => Box::pin(crate::http_endpoint::serve(
+                listener, metrics, store, guard, routes, stop,
             )),
         };
         tokio::spawn(async move {

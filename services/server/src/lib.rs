@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod http_endpoint;
 pub mod ids;
 pub mod log_access;
 pub mod log_reader;

@@ -1,4 +1,5 @@
-//! Prometheus metrics, served as text on `GET /metrics` of the metrics port.
+//! Prometheus metrics, served as text on `GET /metrics` of the metrics port
+//! (by `http_endpoint`, to callers allowed `sparkvc:GetMetrics`).
 //!
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
@@ -216,39 +217,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// Serves `GET /metrics`, and the routes of `more`, until `shutdown`
-/// completes.
-pub async fn serve<L>(
-    listener: L,
-    metrics: Metrics,
-    store: Store,
-    more: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let text = metrics.render(&store);
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    text,
-                )
-            }
-        }),
-    );
-    axum::serve(listener, app.merge(more))
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 #[cfg(test)]

@@ -129,6 +129,38 @@ pub fn http_get_status(url: &str) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// `GET url` signed with SigV4 by curl (`--aws-sigv4`), as an operator's
+/// scraper would send it: the status code and the body. `extra` goes to
+/// curl before the URL (`--cacert FILE` for https).
+pub fn signed_get(
+    url: &str,
+    (key, secret): (&str, &str),
+    region: &str,
+    extra: &[&str],
+) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--aws-sigv4"])
+        .arg(format!("aws:amz:{region}:emr-containers"))
+        .arg("--user")
+        .arg(format!("{key}:{secret}"))
+        .args(["-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').expect("curl wrote the status");
+    (
+        status.trim().parse().expect("an HTTP status"),
+        body.to_string(),
+    )
+}
+
 /// A running `sparkvc-server` process.
 pub struct Server {
     child: Child,

@@ -18,6 +18,9 @@ const WORKER_KEY: &str = "ASIAWORKEREXAMPLE001";
 const WORKER_SECRET: &str = "worker-secret";
 const WORKER_TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLE//token==";
 const EXPIRED_KEY: &str = "ASIAEXPIREDEXAMPLE01";
+const PROMETHEUS_ARN: &str = "arn:aws:iam::123456789012:user/prometheus";
+const PROMETHEUS_KEY: &str = "AKIAPROMEXAMPLE00001";
+const PROMETHEUS_SECRET: &str = "prometheus-secret";
 
 fn write_identities(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("identities.toml");
@@ -29,9 +32,20 @@ fn write_identities(dir: &Path) -> std::path::PathBuf {
 name = "everything"
 document = '{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Action":["emr-containers:*","iam:PassRole"],"Resource":"*"}}}}'
 
+[[policy]]
+name = "scrape"
+document = '{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Action":"sparkvc:GetMetrics","Resource":"*"}}}}'
+
 [[group]]
 name = "admins"
 policies = ["everything"]
+
+[[principal]]
+arn = "{PROMETHEUS_ARN}"
+policies = ["scrape"]
+[[principal.access_key]]
+id = "{PROMETHEUS_KEY}"
+secret = "{PROMETHEUS_SECRET}"
 
 [[principal]]
 arn = "{ALICE_ARN}"
@@ -429,7 +443,13 @@ fn identities_are_reloaded_when_the_file_changes_and_on_sighup() {
     refused_with(&list(&bob), "UnrecognizedClientException");
     assert!(list(&alice_env()).status.success());
 
-    let metrics = http_get(server.metrics_url.as_deref().unwrap());
+    let (status, metrics) = signed_get(
+        server.metrics_url.as_deref().unwrap(),
+        (PROMETHEUS_KEY, PROMETHEUS_SECRET),
+        REGION,
+        &[],
+    );
+    assert_eq!(status, 200, "{metrics}");
     let count = |result: &str| -> u64 {
         metrics
             .lines()
@@ -443,4 +463,90 @@ fn identities_are_reloaded_when_the_file_changes_and_on_sighup() {
     };
     assert!(count("ok") >= 2, "{metrics}");
     assert_eq!(count("error"), 1, "{metrics}");
+}
+
+/// `/metrics` names every tenant's virtual clusters: it is served to a
+/// signed caller whose policy allows `sparkvc:GetMetrics`, and to no one
+/// else (not even one allowed `emr-containers:*`); each answer is audited.
+#[test]
+fn metrics_are_served_only_to_callers_allowed_to_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let identities = write_identities(dir.path());
+    let audit = dir.path().join("audit.log");
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "--identities",
+            identities.to_str().unwrap(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
+    let url = server.metrics_url.clone().expect("a metrics URL");
+
+    let (status, body) = http_get_status(&url);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Missing Authentication Token"), "{body}");
+
+    let (status, body) = signed_get(&url, (ALICE_KEY, ALICE_SECRET), REGION, &[]);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains(&format!(
+            "User: {ALICE_ARN} is not authorized to perform: sparkvc:GetMetrics on resource: *"
+        )),
+        "{body}"
+    );
+
+    let (status, body) = signed_get(&url, (ALICE_KEY, "wrong-secret"), REGION, &[]);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("signature we calculated does not match"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("wrong-secret"),
+        "the secret was echoed: {body}"
+    );
+
+    let (status, body) = signed_get(&url, (PROMETHEUS_KEY, PROMETHEUS_SECRET), REGION, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("sparkvc_store_writable 1"), "{body}");
+
+    // The app-UI routes keep their own signatures: an unsigned request for
+    // a made-up link is refused by the link check, not let through.
+    let base = url.trim_end_matches("/metrics");
+    let (status, _) = http_get_status(&format!("{base}/app-ui/vc/run/1/bad/"));
+    assert_ne!(status, 200);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let records = loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|r: &serde_json::Value| r["operation"] == "/metrics")
+            .collect();
+        if records.len() >= 4 || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let decisions: Vec<&str> = records
+        .iter()
+        .map(|r| r["decision"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            "unauthenticated",
+            "implicit-deny",
+            "unauthenticated",
+            "allow"
+        ],
+        "{records:?}"
+    );
+    assert_eq!(records[3]["principal"], PROMETHEUS_ARN);
+    assert_eq!(records[3]["action"], "sparkvc:GetMetrics");
 }

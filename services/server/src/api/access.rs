@@ -138,29 +138,15 @@ impl Requester<'_> {
             *slot.lock().expect("verdict lock") = Some(crate::auth::audit::Verdict {
                 action: need.action.clone(),
                 resource: need.resource.clone(),
-                decision: match &decision {
-                    Decision::Allow { .. } => "allow",
-                    Decision::ExplicitDeny { .. } => "explicit-deny",
-                    Decision::ImplicitDeny => "implicit-deny",
-                },
+                decision: decision.label(),
                 statement: decision.statement(),
             });
         }
         tracing::debug!(principal = %self.caller.arn, action = %need.action, resource = %need.resource, ?decision, "authorization");
-        let why = match &decision {
-            Decision::Allow { .. } => return Ok(()),
-            Decision::ExplicitDeny { .. } => {
-                "with an explicit deny in an identity-based policy".to_string()
-            }
-            Decision::ImplicitDeny => format!(
-                "because no identity-based policy allows the {} action",
-                need.action
-            ),
-        };
-        Err(ApiError::AccessDenied(format!(
-            "User: {} is not authorized to perform: {} on resource: {} {why}",
-            self.caller.arn, need.action, need.resource
-        )))
+        match decision.denial(&self.caller.arn, &need.action, &need.resource) {
+            None => Ok(()),
+            Some(message) => Err(ApiError::AccessDenied(message)),
+        }
     }
 
     /// All of `needs`, in order; the first refusal is the answer.

@@ -7,6 +7,7 @@
 //! Records go to a file, rotated by size (`audit.log`, then `audit.log.1`
 //! … `audit.log.<keep>`), or to standard error.
 
+use super::{AuthError, Caller};
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
@@ -37,13 +38,25 @@ pub struct Record<'a> {
     pub auth_method: Option<&'a str>,
     pub access_key_id: Option<&'a str>,
     pub source_ip: Option<String>,
-    /// The gRPC method called.
+    /// The gRPC method called, or the HTTP route.
     pub operation: &'a str,
     pub action: Option<&'a str>,
     pub resource: Option<&'a str>,
     pub decision: &'a str,
     pub statement: Option<&'a str>,
     /// The AWS error code, if the call failed.
+    pub error_code: Option<&'a str>,
+}
+
+/// What one call's record says besides the time.
+pub struct Call<'a> {
+    pub request_id: &'a str,
+    pub operation: &'a str,
+    pub caller: Option<&'a Caller>,
+    pub source_ip: Option<std::net::IpAddr>,
+    pub verdict: Option<&'a Verdict>,
+    /// Why the caller was not authenticated, if it was not.
+    pub refusal: Option<&'a AuthError>,
     pub error_code: Option<&'a str>,
 }
 
@@ -89,6 +102,31 @@ impl AuditLog {
                 keep,
             }),
         })
+    }
+
+    /// Records `call`, stamped with the time now.
+    pub fn call(&self, call: Call<'_>) {
+        let decision = match (call.refusal, call.verdict) {
+            (Some(_), _) => "unauthenticated",
+            (None, Some(v)) => v.decision,
+            (None, None) => "none",
+        };
+        self.write(&Record {
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            request_id: call.request_id,
+            principal: call.caller.map(|c| c.arn.as_str()),
+            auth_method: call.caller.map(|c| c.method.as_str()),
+            access_key_id: call.caller.and_then(|c| c.access_key_id.as_deref()),
+            source_ip: call.source_ip.map(|ip| ip.to_string()),
+            operation: call.operation,
+            action: call.verdict.map(|v| v.action.as_str()),
+            resource: call.verdict.map(|v| v.resource.as_str()),
+            decision,
+            statement: call.verdict.and_then(|v| v.statement.as_deref()),
+            error_code: call.refusal.map(|e| e.code()).or(call.error_code),
+        });
     }
 
     pub fn write(&self, record: &Record<'_>) {

@@ -9,7 +9,7 @@
 //! The health and reflection services stay open: probes and tooling need
 //! them, and they reveal no tenant data.
 
-use super::audit::{self, AuditLog, Record, VerdictSlot};
+use super::audit::{self, AuditLog, VerdictSlot};
 use super::identity_store::IdentityStore;
 use super::sigv4::SignedRequest;
 use super::token_review::{TokenReviewer, bearer_token};
@@ -180,41 +180,6 @@ fn transport(extensions: &http::Extensions) -> Transport {
     }
 }
 
-/// What one call's audit record says besides the time.
-struct Audited<'a> {
-    request_id: &'a str,
-    operation: &'a str,
-    caller: Option<&'a Caller>,
-    source_ip: Option<std::net::IpAddr>,
-    verdict: Option<&'a audit::Verdict>,
-    refusal: Option<&'a AuthError>,
-    error_code: Option<&'a str>,
-}
-
-fn audit_record(log: &AuditLog, call: Audited<'_>) {
-    let decision = match (call.refusal, call.verdict) {
-        (Some(_), _) => "unauthenticated",
-        (None, Some(v)) => v.decision,
-        (None, None) => "none",
-    };
-    log.write(&Record {
-        time: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        request_id: call.request_id,
-        principal: call.caller.map(|c| c.arn.as_str()),
-        auth_method: call.caller.map(|c| c.method.as_str()),
-        access_key_id: call.caller.and_then(|c| c.access_key_id.as_deref()),
-        source_ip: call.source_ip.map(|ip| ip.to_string()),
-        operation: call.operation,
-        action: call.verdict.map(|v| v.action.as_str()),
-        resource: call.verdict.map(|v| v.resource.as_str()),
-        decision,
-        statement: call.verdict.and_then(|v| v.statement.as_deref()),
-        error_code: call.refusal.map(|e| e.code()).or(call.error_code),
-    });
-}
-
 impl<S> tower::Layer<S> for AuthLayer {
     type Service = Authenticated<S>;
 
@@ -304,18 +269,15 @@ where
                     if let Some(log) = &audit {
                         let verdict = verdict.lock().expect("verdict lock").take();
                         let code = error_code(&response);
-                        audit_record(
-                            log,
-                            Audited {
-                                request_id: &request_id,
-                                operation: &operation,
-                                caller: Some(&caller),
-                                source_ip,
-                                verdict: verdict.as_ref(),
-                                refusal: None,
-                                error_code: code.as_deref(),
-                            },
-                        );
+                        log.call(audit::Call {
+                            request_id: &request_id,
+                            operation: &operation,
+                            caller: Some(&caller),
+                            source_ip,
+                            verdict: verdict.as_ref(),
+                            refusal: None,
+                            error_code: code.as_deref(),
+                        });
                     }
                     Ok(with_id(response))
                 }
@@ -326,18 +288,15 @@ where
                         "call refused: not authenticated"
                     );
                     if let Some(log) = &audit {
-                        audit_record(
-                            log,
-                            Audited {
-                                request_id: &request_id,
-                                operation: &operation,
-                                caller: None,
-                                source_ip,
-                                verdict: None,
-                                refusal: Some(&err),
-                                error_code: None,
-                            },
-                        );
+                        log.call(audit::Call {
+                            request_id: &request_id,
+                            operation: &operation,
+                            caller: None,
+                            source_ip,
+                            verdict: None,
+                            refusal: Some(&err),
+                            error_code: None,
+                        });
                     }
                     Ok(with_id(refusal(&err).into_http()))
                 }

@@ -4,10 +4,12 @@
 //! identities configured, the one configured development caller.
 //!
 //! This module decides *who*; what the caller may do is decided later, per
-//! call, by the policies. Nothing here writes anything.
+//! call, by the policies (in `api`; for the HTTP endpoint's own routes, in
+//! [`http`]). Nothing here writes anything.
 
 pub mod audit;
 pub mod grpc;
+pub mod http;
 pub mod identities;
 pub mod identity_store;
 pub mod policy;
@@ -155,6 +157,16 @@ impl AuthError {
             AuthError::BadRequest(_) => "ValidationException",
             AuthError::Throttled(_) => "ThrottlingException",
             AuthError::Unavailable(_) => "ServiceUnavailableException",
+        }
+    }
+
+    /// The HTTP status AWS's REST services answer it with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AuthError::BadRequest(_) => 400,
+            AuthError::Throttled(_) => 429,
+            AuthError::Unavailable(_) => 503,
+            _ => 403,
         }
     }
 }

@@ -146,6 +146,32 @@ impl Decision {
             Decision::ImplicitDeny => None,
         }
     }
+
+    /// `allow`, `explicit-deny` or `implicit-deny` (the audit log's words).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Decision::Allow { .. } => "allow",
+            Decision::ExplicitDeny { .. } => "explicit-deny",
+            Decision::ImplicitDeny => "implicit-deny",
+        }
+    }
+
+    /// Why `principal` may not do `action` on `resource`, in IAM's words
+    /// (`AccessDeniedException`), or None if it may.
+    pub fn denial(&self, principal: &str, action: &str, resource: &str) -> Option<String> {
+        let why = match self {
+            Decision::Allow { .. } => return None,
+            Decision::ExplicitDeny { .. } => {
+                "with an explicit deny in an identity-based policy".to_string()
+            }
+            Decision::ImplicitDeny => {
+                format!("because no identity-based policy allows the {action} action")
+            }
+        };
+        Some(format!(
+            "User: {principal} is not authorized to perform: {action} on resource: {resource} {why}"
+        ))
+    }
 }
 
 /// A mistake in a policy document.
