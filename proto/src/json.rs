@@ -10,8 +10,45 @@ pub mod timestamp {
     pub fn serialize<S: Serializer>(ts: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
         match ts {
             None => s.serialize_none(),
+            Some(ts) if WIRE.get() => s.serialize_str(&to_wire(ts)),
             Some(ts) => s.serialize_str(&to_rfc3339(ts)),
         }
+    }
+
+    std::thread_local! {
+        /// Set while a REST response is serialised (serialisation is
+        /// synchronous, so the flag cannot leak to another task).
+        static WIRE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Runs `f` with timestamps written as AWS's REST services write them
+    /// (`2026-01-02T03:04:05.123Z`), which every SDK's parser reads.
+    pub fn in_wire_format<R>(f: impl FnOnce() -> R) -> R {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                WIRE.set(false);
+            }
+        }
+        WIRE.set(true);
+        let _reset = Reset;
+        f()
+    }
+
+    /// `2026-01-02T03:04:05.123Z`: UTC, milliseconds.
+    pub fn to_wire(ts: &Timestamp) -> String {
+        let dt =
+            OffsetDateTime::from_unix_timestamp(ts.seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            u8::from(dt.month()),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            ts.nanos.clamp(0, 999_999_999) / 1_000_000
+        )
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
@@ -54,10 +91,13 @@ pub mod timestamp {
         })
     }
 
-    /// Formats like the aws CLI: `2026-01-02T03:04:05.123000+00:00`.
+    /// Formats like the aws CLI (`cli_timestamp_format = iso8601`):
+    /// `2026-01-02T03:04:05.123000+00:00`. The precision is the wire's,
+    /// milliseconds, so that a time reads the same over gRPC and REST.
     pub fn to_rfc3339(ts: &Timestamp) -> String {
+        let millis = i128::from(ts.nanos.clamp(0, 999_999_999) / 1_000_000);
         let dt = OffsetDateTime::from_unix_timestamp_nanos(
-            i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos),
+            i128::from(ts.seconds) * 1_000_000_000 + millis * 1_000_000,
         )
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let format = time::macros::format_description!(

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod failure;
 pub mod json;
 pub mod limits;
+pub mod rest;
 
 /// Generated from `proto/sparkvc/v1/emr_containers.proto`.
 pub mod v1 {

@@ -204,7 +204,24 @@ pub async fn run(
             let _ = metrics_stop_tx.send(());
         }
     };
+    // gRPC and AWS's REST protocol share the port: gRPC requests go to
+    // their services by path, everything else to the REST routes.
+    let api = Api::new(control, app_ui);
+    let mut routes = tonic::service::RoutesBuilder::default();
+    routes
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            EmrContainersServer::new(api.clone())
+                .max_decoding_message_size(crate::api::limits::MAX_REQUEST_BYTES),
+        );
+    let mut routes = routes.routes();
+    let grpc_routes = std::mem::take(routes.axum_router_mut());
+    *routes.axum_router_mut() =
+        grpc_routes.fallback(move |request| crate::rest::handle(api.clone(), request));
     let router = tonic::transport::Server::builder()
+        // AWS SDKs speak HTTP/1.1; gRPC clients HTTP/2.
+        .accept_http1(true)
         .layer(tower::util::MapResponseLayer::new(
             crate::api::limits::name_oversized_requests,
         ))
@@ -214,16 +231,11 @@ pub async fn run(
             crate::api::limits::MAX_REQUEST_BYTES + 5,
             audit,
         ))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(
-            EmrContainersServer::new(Api::new(control, app_ui))
-                .max_decoding_message_size(crate::api::limits::MAX_REQUEST_BYTES),
-        );
+        .add_routes(routes);
     let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
         match &tls {
             Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
-                TlsIncoming::new(listener, tls.server_config(&[b"h2"]))?,
+                TlsIncoming::new(listener, tls.server_config(&[b"h2", b"http/1.1"]))?,
                 shutdown,
             )),
             // Small request/response pairs: Nagle's algorithm would hold

@@ -9,8 +9,8 @@ use crate::tls::TlsIncoming;
 use axum::body::Body;
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use axum::serve::IncomingStream;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,19 +39,9 @@ struct Scrape {
     guard: HttpGuard,
 }
 
-/// A refusal as AWS's REST services send one: the status, the code in
-/// `x-amzn-ErrorType`, and `{"message": …}`.
+/// A refusal as AWS's REST services send one.
 fn refused(refusal: Refusal) -> Response {
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
-    let body = serde_json::json!({ "message": refusal.message }).to_string();
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert("x-amzn-errortype", HeaderValue::from_static(refusal.code));
-    response
+    crate::aws_error::response(refusal.status, refusal.code, &refusal.message)
 }
 
 async fn get_metrics(

@@ -149,9 +149,31 @@ impl AuthLayer {
     }
 }
 
-/// The gRPC status of a response, as the AWS error code (None: success).
-fn error_code(response: &http::Response<Body>) -> Option<String> {
+/// A refusal in the protocol the request spoke: a gRPC status, or AWS's
+/// REST error (status, `x-amzn-ErrorType`, JSON message).
+fn refused(err: &AuthError, grpc: bool) -> http::Response<Body> {
+    if grpc {
+        return refusal(err).into_http();
+    }
+    crate::aws_error::response::<String>(err.http_status(), err.code(), &err.to_string())
+        .map(|text| Body::new(Full::new(bytes::Bytes::from(text))))
+}
+
+/// The AWS error code of a failed response (None: success).
+fn error_code(response: &http::Response<Body>, grpc: bool) -> Option<String> {
     let headers = response.headers();
+    if !grpc {
+        if response.status().is_success() {
+            return None;
+        }
+        return Some(
+            headers
+                .get(ERROR_TYPE_METADATA)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("HTTP {}", response.status().as_u16())),
+        );
+    }
     let status = headers.get("grpc-status")?;
     if status.as_bytes() == b"0" {
         return None;
@@ -229,12 +251,18 @@ where
             {
                 return inner.call(request).await;
             }
+            let grpc = crate::aws_error::is_grpc(request.headers());
             let (mut parts, body) = request.into_parts();
             let request_id = audit::request_id();
             let transport = transport(&parts.extensions);
             parts.extensions.insert(transport);
             let source_ip = transport.remote.map(|a| a.ip());
-            let operation = parts.uri.path().to_string();
+            // A gRPC path names the operation; a REST one needs its method.
+            let operation = if grpc {
+                parts.uri.path().to_string()
+            } else {
+                format!("{} {}", parts.method, parts.uri.path())
+            };
             let verdict: VerdictSlot = Default::default();
             parts.extensions.insert(verdict.clone());
             let with_id = |mut response: http::Response<Body>| {
@@ -251,11 +279,17 @@ where
                         let bytes = collected.to_bytes();
                         (Body::new(Full::new(bytes.clone())), bytes)
                     }
+                    Err(_) if !grpc => {
+                        return Ok(with_id(
+                            crate::aws_error::too_large::<String>(max_body_bytes)
+                                .map(|text| Body::new(Full::new(bytes::Bytes::from(text)))),
+                        ));
+                    }
                     Err(_) => {
                         let err = AuthError::BadRequest(format!(
                             "1 validation error detected: the request is larger than the {max_body_bytes} bytes a request may have, or its body could not be read"
                         ));
-                        return Ok(with_id(refusal(&err).into_http()));
+                        return Ok(with_id(refused(&err, grpc)));
                     }
                 }
             } else {
@@ -268,7 +302,7 @@ where
                     let response = inner.call(http::Request::from_parts(parts, body)).await?;
                     if let Some(log) = &audit {
                         let verdict = verdict.lock().expect("verdict lock").take();
-                        let code = error_code(&response);
+                        let code = error_code(&response, grpc);
                         log.call(audit::Call {
                             request_id: &request_id,
                             operation: &operation,
@@ -298,7 +332,7 @@ where
                             error_code: None,
                         });
                     }
-                    Ok(with_id(refusal(&err).into_http()))
+                    Ok(with_id(refused(&err, grpc)))
                 }
             }
         })
