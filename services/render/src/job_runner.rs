@@ -37,7 +37,7 @@ use super::classifications::JobSubmitterConfig;
 use super::names;
 use super::names::{USER_LOG_DIR, USER_LOG_VOLUME};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, EmptyDirVolumeSource, KeyToPath, Pod, PodSpec,
+    ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath, Pod, PodSpec,
     ResourceRequirements, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -64,6 +64,11 @@ pub const KEY_SPARK_DEFAULTS: &str = "spark-defaults.conf";
 pub const KEY_DRIVER_TEMPLATE: &str = "driver-pod-template.json";
 pub const KEY_EXECUTOR_TEMPLATE: &str = "executor-pod-template.json";
 pub const KEY_SQL_RUNNER: &str = "run_sql.py";
+/// The `spark-log4j2` classification's file. spark-submit ships the files of
+/// its configuration directory to the driver and the executors (Spark's
+/// `spark.kubernetes` conf-dir propagation), so in [`CONF_DIR`] it reaches
+/// every JVM of the run.
+pub const KEY_LOG4J2: &str = "log4j2.properties";
 
 pub const DEFAULT_CPU_REQUEST: &str = "500m";
 pub const DEFAULT_MEMORY: &str = "512Mi";
@@ -179,6 +184,10 @@ pub struct JobRunnerInputs<'a> {
     /// The log sidecar and its configuration volume, when the job-runner
     /// ships its logs (see `render::logging`).
     pub log_capture: Option<super::logging::LogCapture>,
+    /// ConfigMap keys beside `spark-defaults.conf` that go into
+    /// [`CONF_DIR`] under their own name (such as [`KEY_LOG4J2`]); with any,
+    /// `SPARK_CONF_DIR` points spark-submit there.
+    pub conf_files: &'a [&'static str],
 }
 
 /// The job-runner pod.
@@ -188,12 +197,10 @@ pub fn render_job_runner(inputs: &JobRunnerInputs<'_>) -> Pod {
     labels.extend(inputs.labels.clone());
     labels.insert(names::COMPONENT.into(), names::COMPONENT_JOB_RUNNER.into());
 
-    let (conf_volume, conf_mount) = config_map_volume(
-        "spark-conf",
-        inputs.config_map,
-        &[(KEY_SPARK_DEFAULTS, "spark-defaults.conf")],
-        CONF_DIR,
-    );
+    let mut conf_items = vec![(KEY_SPARK_DEFAULTS, "spark-defaults.conf")];
+    conf_items.extend(inputs.conf_files.iter().map(|key| (*key, *key)));
+    let (conf_volume, conf_mount) =
+        config_map_volume("spark-conf", inputs.config_map, &conf_items, CONF_DIR);
     let (template_volume, template_mount) = config_map_volume(
         "pod-templates",
         inputs.config_map,
@@ -226,6 +233,13 @@ pub fn render_job_runner(inputs: &JobRunnerInputs<'_>) -> Pod {
             super::logging::capture_argv(CONTAINER_NAME, inputs.argv)
         }
     };
+    if !inputs.conf_files.is_empty() {
+        env.get_or_insert_with(Vec::new).push(EnvVar {
+            name: "SPARK_CONF_DIR".into(),
+            value: Some(CONF_DIR.into()),
+            ..EnvVar::default()
+        });
+    }
     let (command, args) = argv.split_first().expect("argv has argv[0]");
 
     let container = Container {
@@ -363,6 +377,7 @@ mod tests {
             argv: &argv,
             submitter,
             log_capture: None,
+            conf_files: &[],
         })
     }
 

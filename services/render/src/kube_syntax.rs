@@ -18,7 +18,7 @@ pub fn check_quantity(field: &str, value: &str) -> Result<(), RenderError> {
     } else {
         Err(RenderError::user(
             field,
-            format!("{field}: {value:?} is not a Kubernetes quantity (such as 500m or 512Mi)"),
+            format!("{field}: the value is not a Kubernetes quantity (such as 500m or 512Mi)"),
         ))
     }
 }
@@ -38,7 +38,9 @@ pub fn check_label(field: &str, key: &str, value: &str) -> Result<(), RenderErro
     if !VALUE.is_match(value) {
         return Err(RenderError::user(
             field,
-            format!("{field}: {value:?} is not a valid label value"),
+            format!(
+                "{field}: the value is not a valid label value (at most 63 characters: letters, digits, -, _ and ., beginning and ending with a letter or digit)"
+            ),
         ));
     }
     Ok(())

@@ -295,6 +295,23 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
             job_runner::SQL_RUNNER.to_string(),
         );
     }
+    let mut conf_files = Vec::new();
+    if let Some(log4j2) = &classes.log4j2 {
+        if let Some(key) = log4j2.keys().find(|k| k.contains(['\n', '\r'])) {
+            return Err(RenderError::user(
+                "applicationConfiguration",
+                format!("spark-log4j2: the key {key:?} contains a line break"),
+            ));
+        }
+        data.insert(
+            job_runner::KEY_LOG4J2.to_string(),
+            spark_conf::properties_file(
+                "# Written by sparkvc from the job run's spark-log4j2 classification.\n",
+                log4j2,
+            ),
+        );
+        conf_files.push(job_runner::KEY_LOG4J2);
+    }
     if let Some(plan) = &logs {
         for source in [logging::LogSource::JobRunner, logging::LogSource::Spark] {
             data.insert(
@@ -335,6 +352,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
             logs.as_ref().and_then(|plan| plan.job_runner.as_ref()),
             logging::LogSource::JobRunner,
         ),
+        conf_files: &conf_files,
     });
     Ok(RenderedJobRun {
         service_accounts: identity.service_accounts,

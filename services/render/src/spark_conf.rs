@@ -221,7 +221,16 @@ pub fn user_pod_template_files(
 /// `spark-defaults.conf` text: one `key value` line per setting, sorted by key,
 /// escaped for `java.util.Properties`.
 pub fn to_properties_text(conf: &BTreeMap<String, String>) -> String {
-    let mut out = String::from("# Written by sparkvc; the job run's merged Spark configuration.\n");
+    properties_file(
+        "# Written by sparkvc; the job run's merged Spark configuration.\n",
+        conf,
+    )
+}
+
+/// A `java.util.Properties` file: `header`, then one escaped `key value`
+/// line per entry, sorted by key.
+pub fn properties_file(header: &str, conf: &BTreeMap<String, String>) -> String {
+    let mut out = String::from(header);
     for (key, value) in conf {
         out.push_str(&escape(key, true));
         out.push(' ');

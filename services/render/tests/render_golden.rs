@@ -342,6 +342,65 @@ spec:
     );
 }
 
+/// A StartJobRun payload as EMR on EKS users send it, every classification
+/// they use: Spark properties, environment variables through `spark-env`'s
+/// nested `export`, a log4j2 configuration, Hive and Hadoop settings, and
+/// metrics sinks.
+#[test]
+fn emr_on_eks_application_configuration() {
+    let run = run(json!({
+        "name": "replayed-from-emr",
+        "jobDriver": {"sparkSubmitJobDriver": {
+            "entryPoint": "local:///opt/spark/examples/src/main/python/pi.py"
+        }},
+        "configurationOverrides": {"applicationConfiguration": [
+            {"classification": "spark-defaults", "properties": {"spark.executor.instances": "2"}},
+            {"classification": "spark-env", "configurations": [
+                {"classification": "export", "properties": {
+                    "PYSPARK_PYTHON": "/usr/bin/python3",
+                    "TZ": "UTC"
+                }}
+            ]},
+            {"classification": "spark-log4j2", "properties": {
+                "rootLogger.level": "warn",
+                "logger.spark.name": "org.apache.spark",
+                "logger.spark.level": "info"
+            }},
+            {"classification": "spark-hive-site", "properties": {
+                "hive.metastore.client.factory.class": "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
+            }},
+            {"classification": "core-site", "properties": {"fs.s3a.connection.maximum": "200"}},
+            {"classification": "spark-metrics", "properties": {
+                "*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+                "*.sink.prometheusServlet.path": "/metrics/prometheus"
+            }}
+        ]}
+    }));
+    let rendered = render(&run, None, None).unwrap();
+    let data = &rendered["configMap"]["data"];
+    let defaults = data["spark-defaults.conf"].as_str().unwrap();
+    for line in [
+        "spark.executor.instances 2",
+        "spark.kubernetes.driverEnv.PYSPARK_PYTHON /usr/bin/python3",
+        "spark.executorEnv.PYSPARK_PYTHON /usr/bin/python3",
+        "spark.executorEnv.TZ UTC",
+        "spark.hadoop.hive.metastore.client.factory.class com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
+        "spark.hadoop.fs.s3a.connection.maximum 200",
+        "spark.metrics.conf.*.sink.prometheusServlet.class org.apache.spark.metrics.sink.PrometheusServlet",
+    ] {
+        assert!(
+            defaults.lines().any(|l| l == line),
+            "{line:?} not in:\n{defaults}"
+        );
+    }
+    let log4j2 = data["log4j2.properties"].as_str().unwrap();
+    assert!(
+        log4j2.lines().any(|l| l == "rootLogger.level warn"),
+        "{log4j2}"
+    );
+    check_golden("emr_on_eks_configuration", &rendered);
+}
+
 #[test]
 fn spark_sql_file() {
     let run = run(json!({

@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import sys
+import urllib.parse
 
 import boto3
 import botocore.exceptions
@@ -219,6 +220,36 @@ check(cancelled == {**cancelled, "id": run_id, "virtualClusterId": vc_id}, f"Can
 state = a.describe_job_run(id=run_id, virtualClusterId=vc_id)["jobRun"]["state"]
 check(state in ("CANCEL_PENDING", "CANCELLED"), f"a cancelled run is {state}")
 
+# A payload replayed from EMR on EKS: spark-env's nested export, log4j2,
+# Hive and Hadoop settings, metrics.
+replayed = {
+    "applicationConfiguration": [
+        {"classification": "spark-defaults", "properties": {"spark.executor.instances": "2"}},
+        {"classification": "spark-env", "configurations": [
+            {"classification": "export", "properties": {"PYSPARK_PYTHON": "/usr/bin/python3"}}]},
+        {"classification": "spark-log4j2", "properties": {"rootLogger.level": "warn"}},
+        {"classification": "spark-hive-site", "properties": {"hive.metastore.uris": "thrift://metastore:9083"}},
+        {"classification": "core-site", "properties": {"fs.s3a.connection.maximum": "200"}},
+        {"classification": "spark-metrics", "properties": {"*.sink.console.class": "org.apache.spark.metrics.sink.ConsoleSink"}},
+    ]
+}
+nested_run = a.start_job_run(
+    name="replayed", virtualClusterId=vc_id, clientToken="replayed", executionRoleArn=role_a,
+    releaseLabel="emr-7.2.0-latest", jobDriver=driver, configurationOverrides=replayed, tags={"team": "a"},
+)
+got = a.describe_job_run(id=nested_run["id"], virtualClusterId=vc_id)["jobRun"]["configurationOverrides"]
+check(got == replayed, f"nested applicationConfiguration came back as {got}")
+secret = "s3cr3t-" + "p" * 1100
+err = expect_error(
+    "ValidationException", a.start_job_run, name="secret", virtualClusterId=vc_id, clientToken="secret",
+    executionRoleArn=role_a, releaseLabel="emr-7.2.0-latest", jobDriver=driver, tags={"team": "a"},
+    configurationOverrides={"applicationConfiguration": [
+        {"classification": "spark-defaults", "properties": {"spark.hadoop.fs.s3a.secret.key": secret}}]},
+)
+message = err.response["Error"]["Message"]
+check("s3cr3t" not in message and "spark.hadoop.fs.s3a.secret.key" in message, f"a property value was echoed: {message}")
+a.cancel_job_run(id=nested_run["id"], virtualClusterId=vc_id)
+
 # --- Job templates ------------------------------------------------------
 template = a.create_job_template(
     name="pi-template",
@@ -367,6 +398,10 @@ status, headers, data = raw("GET", logs, query="container=DRIVER&stream=STDOUT")
 check(status == 400 and "ships no logs" in json.loads(data)["message"], f"GetJobRunLogs over REST: {status} {data!r}")
 expect_raw(403, "AccessDeniedException", "GET", logs, team="b")
 expect_raw(400, "ValidationException", "GET", logs, query="container=DRIVER&container=JOB_RUNNER")
+# TagResource without tags, UntagResource without tagKeys: AWS's required members.
+tags_path = "/tags/" + urllib.parse.quote(vc_arn, safe="")
+expect_raw(400, "ValidationException", "POST", tags_path, body=b"{}", headers=json_type)
+expect_raw(400, "ValidationException", "DELETE", tags_path)
 after = len(a.list_job_runs(virtualClusterId=vc_id, maxResults=50)["jobRuns"])
 check(after == before, f"bad input stored something: {before} runs before, {after} after")
 

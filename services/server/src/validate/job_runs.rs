@@ -142,7 +142,9 @@ pub(super) fn configurations(
     depth: usize,
 ) -> ApiResult<()> {
     count(field, list.len(), MAX_CONFIGURATIONS)?;
-    if depth > 2 {
+    // Two levels, as the model's documentation says (EMR's `spark-env` with
+    // its nested `export`); an entry's own empty list is not a third level.
+    if depth > 2 && !list.is_empty() {
         return Err(ApiError::validation(format!(
             "{field} is nested too deeply: at most 2 levels of configurations are allowed."
         )));
@@ -159,7 +161,7 @@ pub(super) fn configurations(
             &c.properties,
             100,
             STRING_1024,
-            STRING_1024,
+            PROPERTY_VALUE,
         )?;
         configurations(&format!("{f}.configurations"), &c.configurations, depth + 1)?;
     }

@@ -95,7 +95,12 @@ pub fn resource_arn(arn: &str) -> ApiResult<()> {
     required("resourceArn", arn, RESOURCE_ARN)
 }
 
+/// UntagResource's `tagKeys`: required, as in AWS (an empty list is how an
+/// absent one arrives over gRPC and REST alike).
 pub fn tag_keys(keys: &[String]) -> ApiResult<()> {
+    if keys.is_empty() {
+        return Err(rules::missing("tagKeys"));
+    }
     count("tagKeys", keys.len(), 50)?;
     for key in keys {
         required("tagKeys.member", key, TAG_KEY)?;
@@ -103,6 +108,10 @@ pub fn tag_keys(keys: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
+/// TagResource's `tags`: required, as in AWS.
 pub fn tag_map(map: &BTreeMap<String, String>) -> ApiResult<()> {
+    if map.is_empty() {
+        return Err(rules::missing("tags"));
+    }
     tags("tags", map)
 }

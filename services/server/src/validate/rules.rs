@@ -63,6 +63,9 @@ pub const ENTRY_POINT: StringShape = secret(1, 256, NON_BLANK);
 pub const ENTRY_POINT_ARGUMENT: StringShape = secret(1, 10280, NON_BLANK);
 pub const SPARK_PARAMETERS: StringShape = secret(1, 102_400, NON_BLANK);
 pub const STRING_1024: StringShape = shape(1, 1024, NON_BLANK);
+/// A value of a configuration's `properties` (the model's
+/// SensitivePropertiesMap): it may be a password, so never echoed.
+pub const PROPERTY_VALUE: StringShape = secret(1, 1024, NON_BLANK);
 pub const STRING_256: StringShape = shape(1, 256, NON_BLANK);
 pub const LOG_GROUP_NAME: StringShape = shape(1, 512, r"[\.\-_/#A-Za-z0-9]+");
 pub const PARAMETRIC_LOG_GROUP_NAME: StringShape = shape(1, 512, r"[\.\-_/#A-Za-z0-9\$\{\}]+");

@@ -428,3 +428,62 @@ fn virtual_clusters_need_an_eks_provider_with_a_namespace() {
         "{err}"
     );
 }
+
+fn configuration(classification: &str, nested: Vec<pb::Configuration>) -> pb::Configuration {
+    pb::Configuration {
+        classification: classification.into(),
+        properties: [("K".to_string(), "v".to_string())].into(),
+        configurations: nested,
+    }
+}
+
+#[test]
+fn configurations_nest_two_levels_and_never_echo_a_property_value() {
+    let with = |configs: Vec<pb::Configuration>| {
+        let mut r = start_request();
+        r.configuration_overrides = Some(pb::ConfigurationOverrides {
+            application_configuration: configs,
+            monitoring_configuration: None,
+        });
+        check_start(&r)
+    };
+    // spark-env with its nested export: two levels, as the model documents.
+    with(vec![configuration(
+        "spark-env",
+        vec![configuration("export", vec![])],
+    )])
+    .unwrap();
+    let deep = with(vec![configuration(
+        "a",
+        vec![configuration("b", vec![configuration("c", vec![])])],
+    )])
+    .unwrap_err()
+    .to_string();
+    assert!(deep.contains("at most 2 levels"), "{deep}");
+
+    let mut bad = configuration("spark-defaults", vec![]);
+    bad.properties = [(
+        "spark.password".to_string(),
+        format!("hunter2{}", " ".repeat(2000)),
+    )]
+    .into();
+    let err = with(vec![bad]).unwrap_err().to_string();
+    assert!(err.contains("spark.password"), "{err}");
+    assert!(!err.contains("hunter2"), "the value was echoed: {err}");
+}
+
+#[test]
+fn tag_resource_needs_tags_and_untag_resource_needs_tag_keys() {
+    assert!(
+        super::tag_map(&Default::default())
+            .unwrap_err()
+            .to_string()
+            .contains("Value null at 'tags'")
+    );
+    assert!(
+        super::tag_keys(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("Value null at 'tagKeys'")
+    );
+}
