@@ -102,6 +102,7 @@ fn rest_routes(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
         .ok_or("no extension sparkvc.v1.unimplemented")?;
     let mut routes = String::new();
     let mut arms = String::new();
+    let mut decode_arms = String::new();
     for method in service.methods() {
         let name = method.name();
         let options = method.options();
@@ -152,6 +153,11 @@ fn rest_routes(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
             "    Route {{ operation: {name:?}, method: {verb:?}, path: {path:?}, members: &[{members}], lists: &{lists:?}, maps: &{maps:?} }},"
         )?;
         writeln!(
+            decode_arms,
+            "        {name:?} => decode::<crate::v1::{input}>({name:?}, input).map(drop),",
+            input = input.name(),
+        )?;
+        writeln!(
             arms,
             "        {name:?} => {{\n            let request: crate::v1::{input} = decode({name:?}, input)?;\n            let response = service.{snake}(tonic::Request::from_parts(Default::default(), extensions, request)).await?;\n            encode(response.get_ref())\n        }}",
             input = input.name(),
@@ -177,7 +183,9 @@ fn rest_routes(pool: &DescriptorPool) -> Result<String, Box<dyn Error>> {
          pub static UNIMPLEMENTED: &[Unimplemented] = &[\n{stubs}];\n\n\
          /// Calls `operation` of `service` with the request that `input` (the\n\
          /// request's JSON shape) decodes to, and gives its response's JSON shape.\n\
-         pub async fn dispatch<S: crate::EmrContainers>(\n    service: &S,\n    operation: &str,\n    input: serde_json::Value,\n    extensions: tonic::Extensions,\n) -> Result<serde_json::Value, tonic::Status> {{\n    match operation {{\n{arms}        other => Err(tonic::Status::unimplemented(format!(\"no operation {{other}}\"))),\n    }}\n}}\n"
+         pub async fn dispatch<S: crate::EmrContainers>(\n    service: &S,\n    operation: &str,\n    input: serde_json::Value,\n    extensions: tonic::Extensions,\n) -> Result<serde_json::Value, tonic::Status> {{\n    match operation {{\n{arms}        other => Err(tonic::Status::unimplemented(format!(\"no operation {{other}}\"))),\n    }}\n}}\n\n\
+         /// Decodes `input` as `operation`'s request and drops it: what [`dispatch`] checks before it calls.\n\
+         pub fn decode_only(operation: &str, input: serde_json::Value) -> Result<(), tonic::Status> {{\n    match operation {{\n{decode_arms}        other => Err(tonic::Status::unimplemented(format!(\"no operation {{other}}\"))),\n    }}\n}}\n"
     ))
 }
 

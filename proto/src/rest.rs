@@ -78,12 +78,22 @@ fn decode<T: DeserializeOwned>(
         let at = if path == "." {
             String::new()
         } else {
-            format!(" at '{path}'")
+            format!(" at '{}'", bounded(&path, 200))
         };
         validation_status(format!(
-            "1 validation error detected: the {operation} request is not valid{at}: {rule}"
+            "1 validation error detected: the {operation} request is not valid{at}: {}",
+            bounded(&rule, 400)
         ))
     })
+}
+
+/// `text` cut to `max` characters: paths and rules name the caller's keys,
+/// which may be of any length.
+fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 /// serde's complaint without the value it quotes.

@@ -95,7 +95,7 @@ fn http_status(code: &str, fallback: tonic::Code) -> u16 {
 /// What a path matched.
 #[derive(Debug, PartialEq, Eq)]
 enum Matched {
-    Route(&'static Route, Vec<(&'static str, String)>),
+    Route(&'static Route, Labels),
     Unimplemented(&'static str),
     /// The path exists, but not for this method.
     WrongMethod,
@@ -153,7 +153,7 @@ fn find(method: &str, path: &str) -> Matched {
 /// Pure: every refusal names the member and the rule.
 fn input(
     route: &Route,
-    labels: Vec<(&'static str, String)>,
+    labels: Labels,
     query: Option<&str>,
     content_type: Option<&str>,
     body: &[u8],
@@ -284,6 +284,51 @@ fn bounded(text: &str) -> String {
     }
 }
 
+/// A path's labels, decoded: (member, value) in path order.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// The route `method path` names, with its decoded labels, or the AWS
+/// error for a path that names none.
+pub fn route(method: &str, path: &str) -> Result<(&'static Route, Labels), RestError> {
+    match find(method, path) {
+        Matched::Route(route, labels) => Ok((route, labels)),
+        Matched::Unimplemented(operation) => Err(RestError::validation(format!(
+            "{operation} is not supported: sparkvc does not implement managed endpoints (EMR Studio interactive endpoints)"
+        ))),
+        Matched::WrongMethod => Err(RestError::new(
+            405,
+            "UnknownOperationException",
+            format!("{} does not take {method}", bounded(path)),
+        )),
+        Matched::None => Err(RestError::new(
+            404,
+            "UnknownOperationException",
+            format!(
+                "no emr-containers operation is served at {method} {}",
+                bounded(path)
+            ),
+        )),
+    }
+}
+
+/// Everything the REST side reads from a request, up to the typed request
+/// message: route, labels, query string, body, and their decoding into the
+/// operation's request shape. Pure, for tests and the fuzzer; `handle` runs
+/// the same steps, reading the body only once the route is known.
+pub fn parse(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<&'static Route, RestError> {
+    let (route, labels) = route(method, path)?;
+    let value = input(route, labels, query, content_type, body)?;
+    sparkvc_proto::rest::decode_only(route.operation, value)
+        .map_err(|status| RestError::from_status(&status))?;
+    Ok(route)
+}
+
 /// Answers one REST request.
 pub async fn handle(api: Api, request: Request) -> Response {
     if crate::aws_error::is_grpc(request.headers()) {
@@ -293,33 +338,9 @@ pub async fn handle(api: Api, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let method = parts.method.as_str();
     let path = parts.uri.path();
-    let (route, labels) = match find(method, path) {
-        Matched::Route(route, labels) => (route, labels),
-        Matched::Unimplemented(operation) => {
-            return RestError::validation(format!(
-                "{operation} is not supported: sparkvc does not implement managed endpoints (EMR Studio interactive endpoints)"
-            ))
-            .into_response();
-        }
-        Matched::WrongMethod => {
-            return RestError::new(
-                405,
-                "UnknownOperationException",
-                format!("{path} does not take {method}"),
-            )
-            .into_response();
-        }
-        Matched::None => {
-            return RestError::new(
-                404,
-                "UnknownOperationException",
-                format!(
-                    "no emr-containers operation is served at {method} {}",
-                    bounded(path)
-                ),
-            )
-            .into_response();
-        }
+    let (route, labels) = match route(method, path) {
+        Ok(found) => found,
+        Err(err) => return err.into_response(),
     };
     let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
