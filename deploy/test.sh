@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 trap 'deploy/local/down' EXIT
 deploy/local/up
 deploy/local/spark-env >/dev/null  # Apache Spark for tests/cluster/tests/spark_submit.rs
+deploy/local/airflow-env >/dev/null  # Apache Airflow for tests/e2e/tests/rest_airflow.rs
 # shellcheck disable=SC1091
 source deploy/local/.run/env
 # The end-to-end harness builds these two itself (without the tests'

@@ -19,7 +19,7 @@ state sets and polling loop); this script only wires it up and reports.
   ``EmrContainerOperator.on_kill()`` (cancel_job_run, then the operator's own
   poll until terminal); exit 0 only on CANCEL_PENDING or CANCELLED.
 
-Each mode prints one JSON line on stdout (Airflow's logs go to stderr):
+Each mode prints one JSON line on stdout (Airflow's logs are sent to stderr):
 ``{"jobId": ..., "state": ...}`` (plus ``"failureReason"`` in ``fail``), and
 exits 0 or 1 as above. A call that raises (sparkvc's error answer, no
 connection, a job Airflow reports not found, on_kill timing out) prints
@@ -34,10 +34,14 @@ Environment:
     SPARKVC_REGION                e.g. us-west-2
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
     SPARKVC_VIRTUAL_CLUSTER_ID, SPARKVC_EXECUTION_ROLE_ARN, SPARKVC_RELEASE_LABEL
-    SPARKVC_FAILING_ENTRY_POINT   (fail mode only)
+    SPARKVC_FAILING_ENTRY_POINT   (fail mode) the entry point of the run that must fail
+    SPARKVC_FAILING_SUBMIT_PARAMETERS (fail mode, optional) its sparkSubmitParameters
+    SPARKVC_CONFIGURATION_OVERRIDES   optional JSON: configurationOverrides of every run
     SPARKVC_POLL_INTERVAL         seconds between describe_job_run calls (default 2)
     SPARKVC_MAX_POLLING_ATTEMPTS  poll_query_status's max_polling_attempts (default 150);
                                   when reached, Airflow returns the last, non-terminal state
+    SPARKVC_CANCEL_WHEN_RUNNING   1: in cancel mode, wait until the run has left
+                                  PENDING/SUBMITTED before killing (needs Kubernetes)
     SPARKVC_KILL_TIMEOUT          seconds on_kill may take (default 120): Airflow's
                                   on_kill polls with no attempt limit, so a cancel that
                                   never reaches a terminal state would hang without it
@@ -58,10 +62,15 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 
 MODE = sys.argv[1] if len(sys.argv) == 2 else None
 if MODE not in ("complete", "fail", "cancel"):
     sys.exit(f"usage: {sys.argv[0]} complete|fail|cancel")
+
+# Airflow's logs are written to stdout; the one result line keeps stdout to itself.
+RESULT = sys.stdout
+sys.stdout = sys.stderr
 
 # Airflow reads its configuration and connections at import time: set them first.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="sparkvc-airflow-")
@@ -103,24 +112,30 @@ KILL_TIMEOUT = int(os.environ.get("SPARKVC_KILL_TIMEOUT", "120"))
 PI = "local:///opt/spark/examples/src/main/python/pi.py"
 
 
-def job_driver(entry_point):
+OVERRIDES = json.loads(os.environ.get("SPARKVC_CONFIGURATION_OVERRIDES") or "null")
+
+
+def job_driver(entry_point, submit_parameters):
     return {
         "sparkSubmitJobDriver": {
             "entryPoint": entry_point,
             "entryPointArguments": ["10"],
-            "sparkSubmitParameters": "--conf spark.executor.instances=1",
+            "sparkSubmitParameters": submit_parameters,
         }
     }
 
 
-def job_parameters(entry_point):
+def job_parameters(entry_point, submit_parameters="--conf spark.executor.instances=1"):
     """What both the hook's submit_job and the operator take."""
-    return {
+    parameters = {
         "name": f"airflow-{MODE}",
         "execution_role_arn": EXECUTION_ROLE_ARN,
         "release_label": RELEASE_LABEL,
-        "job_driver": job_driver(entry_point),
+        "job_driver": job_driver(entry_point, submit_parameters),
     }
+    if OVERRIDES is not None:
+        parameters["configuration_overrides"] = OVERRIDES
+    return parameters
 
 
 def poll(hook, job_id):
@@ -130,7 +145,7 @@ def poll(hook, job_id):
 
 
 def report(result, ok):
-    print(json.dumps(result), flush=True)
+    print(json.dumps(result), file=RESULT, flush=True)
     sys.exit(0 if ok else 1)
 
 
@@ -147,7 +162,10 @@ def main():
         report({"jobId": job_id, "state": state}, state == "COMPLETED")
 
     if MODE == "fail":
-        job_id = hook.submit_job(**job_parameters(os.environ["SPARKVC_FAILING_ENTRY_POINT"]))
+        failing = [os.environ["SPARKVC_FAILING_ENTRY_POINT"]]
+        if os.environ.get("SPARKVC_FAILING_SUBMIT_PARAMETERS"):
+            failing.append(os.environ["SPARKVC_FAILING_SUBMIT_PARAMETERS"])
+        job_id = hook.submit_job(**job_parameters(*failing))
         state = poll(hook, job_id)
         # Airflow returns "<failureReason> - <stateDetails>", or None (and logs
         # an error) when describe_job_run lacks either field.
@@ -159,6 +177,12 @@ def main():
 
     if MODE == "cancel":
         job_id = hook.submit_job(**job_parameters(PI))
+        if os.environ.get("SPARKVC_CANCEL_WHEN_RUNNING") == "1":
+            # Kill the task while the Spark driver runs, not while it is queued.
+            for _ in range(MAX_POLLING_ATTEMPTS):
+                if hook.check_query_status(job_id) not in ("PENDING", "SUBMITTED"):
+                    break
+                time.sleep(POLL_INTERVAL)
         operator = EmrContainerOperator(
             task_id="sparkvc_cancel",
             aws_conn_id=CONN_ID,
@@ -192,5 +216,5 @@ if __name__ == "__main__":
     try:
         main()
     except (ClientError, BotoCoreError, AirflowException, TimeoutError) as e:
-        print(json.dumps({"error": error_line(e)}), flush=True)
+        print(json.dumps({"error": error_line(e)}), file=RESULT, flush=True)
         sys.exit(2)
