@@ -57,6 +57,10 @@ struct Args {
     /// The steady tenant's rate (requests/s), within its limit.
     #[arg(long, default_value_t = 50)]
     steady_rate: u32,
+    /// Also measure StartJobRun over the REST protocol (AWS SDK for Rust) on
+    /// the authenticated server, against its gRPC figure.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    rest: bool,
     /// Where to write the figures.
     #[arg(long, default_value = "target/bench-results/api-bench.json")]
     output: PathBuf,
@@ -578,6 +582,116 @@ async fn authenticated_start(args: &Args, unauthenticated: Option<f64>) -> serde
     entry["statements"] = json!(args.principals * args.statements_per_principal);
     entry["runs_per_second"] = json!(rate);
     entry["fraction_of_unauthenticated"] = json!(ratio);
+    entry["server_cpu_us_per_request"] = json!(cpu);
+    if args.rest {
+        entry["rest"] = rest_start(&server, &vcs, args.requests, rate).await;
+    }
+    entry
+}
+
+/// The same StartJobRuns over AWS's REST protocol, on the same server, as
+/// the same principals, each client the AWS SDK for Rust signing with
+/// SigV4 (what a service using the SDK sends), compared with the gRPC
+/// figure just measured.
+async fn rest_start(
+    server: &Server,
+    vcs: &[String],
+    total: usize,
+    grpc_rate: f64,
+) -> serde_json::Value {
+    use aws_sdk_emrcontainers as emr;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let clients: Vec<emr::Client> = (0..vcs.len())
+        .map(|i| {
+            emr::Client::from_conf(
+                emr::Config::builder()
+                    .behavior_version(emr::config::BehaviorVersion::latest())
+                    .endpoint_url(server.endpoint())
+                    .region(emr::config::Region::new("us-west-2"))
+                    .credentials_provider(emr::config::Credentials::new(
+                        format!("AKIABENCH{i:011}"),
+                        format!("secret-{i}"),
+                        None,
+                        None,
+                        "bench",
+                    ))
+                    // Each client its own connection pool, as separate services have.
+                    .http_client(http.clone())
+                    .retry_config(emr::config::retry::RetryConfig::disabled())
+                    .build(),
+            )
+        })
+        .collect();
+    let n = clients.len();
+    let cpu_before = cpu_seconds(server.pid());
+    let began = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, client)| {
+            let vc = vcs[i].clone();
+            tokio::spawn(async move {
+                let mut lat = Latencies::new();
+                for k in (i..total).step_by(n) {
+                    let start = Instant::now();
+                    client
+                        .start_job_run()
+                        .virtual_cluster_id(&vc)
+                        .name("pi")
+                        .client_token(format!("rest-{k}"))
+                        .execution_role_arn("arn:aws:iam::123456789012:role/spark")
+                        .release_label(sparkvc_e2e::RELEASE)
+                        .job_driver(
+                            emr::types::JobDriver::builder()
+                                .spark_submit_job_driver(
+                                    emr::types::SparkSubmitJobDriver::builder()
+                                        .entry_point(
+                                            "local:///opt/spark/examples/src/main/python/pi.py",
+                                        )
+                                        .build()
+                                        .expect("entry point set"),
+                                )
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .expect("REST StartJobRun");
+                    lat.record(start.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat = Latencies::new();
+    for t in tasks {
+        lat.0
+            .add(t.await.expect("client task").0)
+            .expect("same histogram bounds");
+    }
+    let elapsed = began.elapsed();
+    let cpu = per_request_us(cpu_before, cpu_seconds(server.pid()), total);
+    let rate = total as f64 / elapsed.as_secs_f64();
+    let ratio = rate / grpc_rate;
+    println!("\nStartJobRun over REST (AWS SDK for Rust, SigV4 + the same policies), {n} clients");
+    println!(
+        "{:>8} {:>12} {:>10} {:>10} {:>10} {:>12} {:>22}",
+        "clients", "runs/s", "p50 ms", "p99 ms", "max ms", "server µs/op", "of gRPC (same server)"
+    );
+    println!(
+        "{n:>8} {rate:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>12} {:>22}",
+        lat.ms(0.5),
+        lat.ms(0.99),
+        lat.0.max() as f64 / 1000.0,
+        cpu.map_or("-".into(), |us| format!("{us:.0}")),
+        format!("{:.0}%", ratio * 100.0)
+    );
+    let mut entry = lat.summary();
+    entry["clients"] = json!(n);
+    entry["runs_per_second"] = json!(rate);
+    entry["fraction_of_grpc"] = json!(ratio);
     entry["server_cpu_us_per_request"] = json!(cpu);
     entry
 }
