@@ -614,3 +614,31 @@ pub fn aws_error(status: &tonic::Status) -> String {
         .unwrap_or("<none>")
         .to_string()
 }
+
+/// Waits (up to a minute) for a line of the file `log` that has every one
+/// of `words`.
+pub async fn wait_for_line(log: &Path, words: &[&str]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.lines().any(|l| words.iter().all(|w| l.contains(w))) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no line with {words:?} in {}:\n{text}",
+            log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A child process that is killed when the test lets go of it.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1071,33 +1071,6 @@ async fn metrics_report_runs_latencies_and_kubernetes_calls() {
     );
 }
 
-/// Waits up to a minute for a line of `log` that contains all of `words`.
-async fn wait_for_line(log: &std::path::Path, words: &[&str]) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.lines().any(|l| words.iter().all(|w| l.contains(w))) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no line with {words:?} in {}:\n{text}",
-            log.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Kills the child process when dropped, so a failed test leaves none behind.
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// With `retryPolicyConfiguration.maxAttempts` 2, a failed driver gets a
 /// second attempt after the 10 s backoff, under names of its own, and the
 /// first attempt's job-runner is deleted. Run `retried` then succeeds; run

@@ -23,15 +23,6 @@ const KEY: &str = "AKIAAIRFLOWEXAMPLE01";
 const SECRET: &str = "airflow-secret";
 const ROLE: &str = "arn:aws:iam::123456789012:role/airflow-spark";
 
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn identities(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("identities.toml");
     std::fs::write(
@@ -57,22 +48,6 @@ secret = "{SECRET}"
     )
     .unwrap();
     path
-}
-
-async fn wait_for_line(log: &Path, words: &[&str]) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.lines().any(|l| words.iter().all(|w| l.contains(w))) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no line with {words:?} in {}:\n{text}",
-            log.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
