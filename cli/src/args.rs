@@ -84,6 +84,22 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_verify_ssl: bool,
 
+    /// How responses are printed, as in the aws CLI.
+    #[arg(
+        long,
+        global = true,
+        env = "AWS_DEFAULT_OUTPUT",
+        value_enum,
+        default_value = "json",
+        value_name = "FORMAT"
+    )]
+    pub output: crate::output::Format,
+
+    /// A JMESPath expression applied to every response before it is
+    /// printed (e.g. `jobRuns[].id`, `jobRun.state`).
+    #[arg(long, global = true, value_name = "EXPRESSION")]
+    pub query: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

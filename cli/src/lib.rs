@@ -32,6 +32,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Err(err) = output::configure(cli.output, cli.query.as_deref()) {
+        eprintln!("{err}");
+        return ExitCode::from(err.exit_code());
+    }
     if cli.no_verify_ssl && cli.endpoint_url.starts_with("https://") {
         eprintln!(
             "warning: --no-verify-ssl: the server's certificate is not checked; anyone on the path can read and change this call"

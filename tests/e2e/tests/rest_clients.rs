@@ -172,14 +172,12 @@ async fn boto3_drives_every_operation_paginator_and_error() {
 /// `aws emr-containers …` with `--endpoint-url`.
 fn aws(endpoint: &str, home: &Path, args: &[&str]) -> Output {
     Command::new(venv_bin("aws"))
-        .args([
-            "--endpoint-url",
-            endpoint,
-            "--region",
-            REGION,
-            "--output",
-            "json",
-        ])
+        .args(["--endpoint-url", endpoint, "--region", REGION])
+        .args(if args.contains(&"--output") {
+            &[][..]
+        } else {
+            &["--output", "json"][..]
+        })
         .arg("emr-containers")
         .args(args)
         .env_clear()
@@ -307,6 +305,37 @@ fn the_aws_cli_runs_the_emr_on_eks_workflow() {
         .remove("stateHistory");
     assert!(history.is_some(), "the sparkvc CLI shows the state history");
     assert_eq!(described, ours, "the AWS CLI and the sparkvc CLI disagree");
+
+    // --query and --output text print the same in both CLIs.
+    let describe = [
+        "describe-job-run",
+        "--virtual-cluster-id",
+        &vc_id,
+        "--id",
+        &run_id,
+    ];
+    let list = ["list-job-runs", "--virtual-cluster-id", &vc_id];
+    for (query, args) in [
+        (
+            "jobRun.{id:id,name:name,state:state,createdAt:createdAt,driver:jobDriver.sparkSubmitJobDriver.entryPoint}",
+            &describe[..],
+        ),
+        ("jobRuns[].[id,state,tags.team]", &list[..]),
+        (
+            "virtualClusters[?state=='RUNNING'].name | [0]",
+            &["list-virtual-clusters"][..],
+        ),
+    ] {
+        let mut with = args.to_vec();
+        with.extend(["--query", query, "--output", "text"]);
+        let theirs = succeeded("aws --output text", &aws(&endpoint, home, &with));
+        let ours = succeeded(
+            "sparkvc --output text",
+            &sparkvc_isolated(&endpoint, &env, &with),
+        );
+        assert_eq!(theirs, ours, "--query {query} --output text");
+        assert!(!ours.trim().is_empty());
+    }
 
     let listed = aws_json(
         &endpoint,
