@@ -100,6 +100,25 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "EXPRESSION")]
     pub query: Option<String>,
 
+    /// Print the JSON skeleton of the command's request (`input`, the
+    /// default: fill it in and pass it to `--cli-input-json`) or of its
+    /// response (`output`), and call nothing.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        num_args = 0..=1,
+        default_missing_value = "input",
+        value_name = "input|output"
+    )]
+    pub generate_cli_skeleton: Option<crate::skeleton::Kind>,
+
+    /// Log what the CLI does on stderr: credentials found (never a secret),
+    /// each call with its request (sensitive members hidden), the server's
+    /// answer, request ID and time taken.
+    #[arg(long, global = true)]
+    pub debug: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -154,6 +173,36 @@ pub enum Command {
     UntagResource(UntagResource),
     /// Show the tags of a resource.
     ListTagsForResource(ResourceArn),
+}
+
+impl Command {
+    /// The API operation the command calls, as the proto's service names it.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Command::CreateVirtualCluster(_) => "CreateVirtualCluster",
+            Command::DescribeVirtualCluster(_) => "DescribeVirtualCluster",
+            Command::ListVirtualClusters(_) => "ListVirtualClusters",
+            Command::UpdateVirtualCluster(_) => "UpdateVirtualCluster",
+            Command::DeleteVirtualCluster(_) => "DeleteVirtualCluster",
+            Command::StartJobRun(_) => "StartJobRun",
+            Command::DescribeJobRun(_) => "DescribeJobRun",
+            Command::ListJobRuns(_) => "ListJobRuns",
+            Command::CancelJobRun(_) => "CancelJobRun",
+            Command::GetJobRunLogs(_) => "GetJobRunLogs",
+            Command::GetJobRunAppUiUrl(_) => "GetJobRunAppUiUrl",
+            Command::CreateJobTemplate(_) => "CreateJobTemplate",
+            Command::DescribeJobTemplate(_) => "DescribeJobTemplate",
+            Command::ListJobTemplates(_) => "ListJobTemplates",
+            Command::DeleteJobTemplate(_) => "DeleteJobTemplate",
+            Command::CreateSecurityConfiguration(_) => "CreateSecurityConfiguration",
+            Command::DescribeSecurityConfiguration(_) => "DescribeSecurityConfiguration",
+            Command::ListSecurityConfigurations(_) => "ListSecurityConfigurations",
+            Command::DeleteSecurityConfiguration(_) => "DeleteSecurityConfiguration",
+            Command::TagResource(_) => "TagResource",
+            Command::UntagResource(_) => "UntagResource",
+            Command::ListTagsForResource(_) => "ListTagsForResource",
+        }
+    }
 }
 
 /// `--cli-input-json`, accepted by every command.

@@ -222,8 +222,17 @@ impl Signer {
                     crate::error::innermost(&err)
                 )));
             }
-            Err(_) => return Ok(None),
+            Err(err) => {
+                tracing::debug!(reason = %crate::error::innermost(&err), "no credentials: calls go unsigned");
+                return Ok(None);
+            }
         };
+        tracing::debug!(
+            access_key_id = credentials.access_key_id(),
+            temporary = credentials.session_token().is_some(),
+            %region,
+            "found credentials"
+        );
         Ok(Some(Self::new(credentials, region)))
     }
 
@@ -341,24 +350,50 @@ impl tower::Service<http::Request<Body>> for SignedChannel {
         let authority = self.authority.clone();
         let bearer = self.bearer.clone();
         Box::pin(async move {
-            if let Some(bearer) = bearer {
+            let path = request.uri().path().to_string();
+            let started = std::time::Instant::now();
+            let request = if let Some(bearer) = bearer {
+                tracing::debug!(%path, "sending with a Kubernetes bearer token");
                 let mut request = request;
                 request
                     .headers_mut()
                     .insert(http::header::AUTHORIZATION, bearer);
-                return inner.call(request).await.map_err(Into::into);
-            }
-            let Some(signer) = signer else {
-                return inner.call(request).await.map_err(Into::into);
+                request
+            } else if let Some(signer) = signer {
+                let (parts, body) = request.into_parts();
+                let bytes = body.collect().await?.to_bytes();
+                let mut request = http::Request::from_parts(parts, Body::empty());
+                signer.sign(&mut request, &authority, &bytes)?;
+                tracing::debug!(
+                    %path,
+                    body_bytes = bytes.len(),
+                    access_key_id = signer.credentials.access_key_id(),
+                    region = %signer.region,
+                    "sending, signed with SigV4"
+                );
+                let (parts, _) = request.into_parts();
+                http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)))
+            } else {
+                tracing::debug!(%path, "sending unsigned");
+                request
             };
-            let (parts, body) = request.into_parts();
-            let bytes = body.collect().await?.to_bytes();
-            let mut request = http::Request::from_parts(parts, Body::empty());
-            signer.sign(&mut request, &authority, &bytes)?;
-            let (parts, _) = request.into_parts();
-            let request =
-                http::Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes)));
-            inner.call(request).await.map_err(Into::into)
+            let result = inner.call(request).await;
+            match &result {
+                Ok(response) => tracing::debug!(
+                    %path,
+                    status = response.status().as_u16(),
+                    headers = %crate::debug::response_headers(response.headers()),
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "response"
+                ),
+                Err(err) => tracing::debug!(
+                    %path,
+                    error = %err,
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "no response"
+                ),
+            }
+            result.map_err(Into::into)
         })
     }
 }

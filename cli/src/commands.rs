@@ -5,18 +5,21 @@
 
 use crate::args::{Cli, Command};
 use crate::client;
+use crate::debug;
 use crate::error::CliError;
 use crate::output::{self, Keyed};
 use crate::paginate::{Collector, Resume};
 use crate::requests;
+use crate::skeleton;
 use crate::wait;
 use sparkvc_proto::v1::DescribeJobRunRequest;
 use std::time::Duration;
 
 /// One call whose response is printed as is.
 macro_rules! simple_call {
-    ($target:expr, $operation:literal, $method:ident, $request:expr) => {{
+    ($target:expr, $operation:expr, $method:ident, $request:expr) => {{
         let request = $request?;
+        debug::request($operation, &request);
         let mut client = client::connect($target).await?;
         let response = client
             .$method(request)
@@ -29,8 +32,9 @@ macro_rules! simple_call {
 
 /// A list call, paginated as described in `paginate`.
 macro_rules! list_call {
-    ($target:expr, $operation:literal, $method:ident, $request:expr, $paging:expr, $items:ident, $key:literal) => {{
+    ($target:expr, $operation:expr, $method:ident, $request:expr, $paging:expr, $items:ident, $key:literal) => {{
         let request = $request?;
+        debug::request($operation, &request);
         let paging = $paging;
         let mut client = client::connect($target).await?;
         if paging.no_paginate {
@@ -73,24 +77,32 @@ macro_rules! list_call {
 }
 
 pub async fn run(cli: &Cli) -> Result<(), CliError> {
+    let op = cli.command.operation();
+    if let Some(kind) = cli.generate_cli_skeleton {
+        let skeleton = skeleton::Api::sparkvc()
+            .and_then(|api| api.skeleton(op, kind))
+            .map_err(|e| CliError::Internal(format!("--generate-cli-skeleton: {e}")))?;
+        output::print_skeleton(&skeleton);
+        return Ok(());
+    }
     let target = &client::Target::from_cli(cli);
     let url = target.url.as_str();
     match &cli.command {
         Command::CreateVirtualCluster(a) => simple_call!(
             target,
-            "CreateVirtualCluster",
+            op,
             create_virtual_cluster,
             requests::create_virtual_cluster(a)
         ),
         Command::DescribeVirtualCluster(a) => simple_call!(
             target,
-            "DescribeVirtualCluster",
+            op,
             describe_virtual_cluster,
             requests::describe_virtual_cluster(a)
         ),
         Command::ListVirtualClusters(a) => list_call!(
             target,
-            "ListVirtualClusters",
+            op,
             list_virtual_clusters,
             requests::list_virtual_clusters(a),
             &a.paging,
@@ -99,24 +111,25 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
         ),
         Command::UpdateVirtualCluster(a) => simple_call!(
             target,
-            "UpdateVirtualCluster",
+            op,
             update_virtual_cluster,
             requests::update_virtual_cluster(a)
         ),
         Command::DeleteVirtualCluster(a) => simple_call!(
             target,
-            "DeleteVirtualCluster",
+            op,
             delete_virtual_cluster,
             requests::delete_virtual_cluster(a)
         ),
         Command::StartJobRun(a) => {
             let request = requests::start_job_run(a)?;
+            debug::request(op, &request);
             let mut client = client::connect(target).await?;
             let virtual_cluster_id = request.virtual_cluster_id.clone();
             let response = client
                 .start_job_run(request)
                 .await
-                .map_err(|status| CliError::from_status("StartJobRun", url, &status))?
+                .map_err(|status| CliError::from_status(op, url, &status))?
                 .into_inner();
             if !a.wait {
                 output::print(&response);
@@ -143,12 +156,13 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
         }
         Command::GetJobRunAppUiUrl(a) => simple_call!(
             target,
-            "GetJobRunAppUiUrl",
+            op,
             get_job_run_app_ui_url,
             requests::get_job_run_app_ui_url(a)
         ),
         Command::GetJobRunLogs(a) => {
             let request = requests::get_job_run_logs(a)?;
+            debug::request(op, &request);
             let mut client = client::connect(target).await?;
             let describe = DescribeJobRunRequest {
                 id: request.id.clone(),
@@ -174,7 +188,7 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
                 let page = client
                     .get_job_run_logs(request.clone())
                     .await
-                    .map_err(|status| CliError::from_status("GetJobRunLogs", url, &status))?
+                    .map_err(|status| CliError::from_status(op, url, &status))?
                     .into_inner();
                 if !shown_location {
                     eprintln!("logs from {}", page.location);
@@ -195,42 +209,36 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
                 request.next_token = page.next_token;
             }
         }
-        Command::DescribeJobRun(a) => simple_call!(
-            target,
-            "DescribeJobRun",
-            describe_job_run,
-            requests::describe_job_run(a)
-        ),
+        Command::DescribeJobRun(a) => {
+            simple_call!(target, op, describe_job_run, requests::describe_job_run(a))
+        }
         Command::ListJobRuns(a) => list_call!(
             target,
-            "ListJobRuns",
+            op,
             list_job_runs,
             requests::list_job_runs(a),
             &a.paging,
             job_runs,
             "jobRuns"
         ),
-        Command::CancelJobRun(a) => simple_call!(
-            target,
-            "CancelJobRun",
-            cancel_job_run,
-            requests::cancel_job_run(a)
-        ),
+        Command::CancelJobRun(a) => {
+            simple_call!(target, op, cancel_job_run, requests::cancel_job_run(a))
+        }
         Command::CreateJobTemplate(a) => simple_call!(
             target,
-            "CreateJobTemplate",
+            op,
             create_job_template,
             requests::create_job_template(a)
         ),
         Command::DescribeJobTemplate(a) => simple_call!(
             target,
-            "DescribeJobTemplate",
+            op,
             describe_job_template,
             requests::describe_job_template(a)
         ),
         Command::ListJobTemplates(a) => list_call!(
             target,
-            "ListJobTemplates",
+            op,
             list_job_templates,
             requests::list_job_templates(a),
             &a.paging,
@@ -239,25 +247,25 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
         ),
         Command::DeleteJobTemplate(a) => simple_call!(
             target,
-            "DeleteJobTemplate",
+            op,
             delete_job_template,
             requests::delete_job_template(a)
         ),
         Command::CreateSecurityConfiguration(a) => simple_call!(
             target,
-            "CreateSecurityConfiguration",
+            op,
             create_security_configuration,
             requests::create_security_configuration(a)
         ),
         Command::DescribeSecurityConfiguration(a) => simple_call!(
             target,
-            "DescribeSecurityConfiguration",
+            op,
             describe_security_configuration,
             requests::describe_security_configuration(a)
         ),
         Command::ListSecurityConfigurations(a) => list_call!(
             target,
-            "ListSecurityConfigurations",
+            op,
             list_security_configurations,
             requests::list_security_configurations(a),
             &a.paging,
@@ -266,31 +274,24 @@ pub async fn run(cli: &Cli) -> Result<(), CliError> {
         ),
         Command::DeleteSecurityConfiguration(a) => simple_call!(
             target,
-            "DeleteSecurityConfiguration",
+            op,
             delete_security_configuration,
             requests::delete_security_configuration(a)
         ),
         Command::TagResource(a) => {
-            simple_call!(
-                target,
-                "TagResource",
-                tag_resource,
-                requests::tag_resource(a)
-            )
+            simple_call!(target, op, tag_resource, requests::tag_resource(a))
         }
-        Command::UntagResource(a) => simple_call!(
-            target,
-            "UntagResource",
-            untag_resource,
-            requests::untag_resource(a)
-        ),
+        Command::UntagResource(a) => {
+            simple_call!(target, op, untag_resource, requests::untag_resource(a))
+        }
         Command::ListTagsForResource(a) => {
             let request = requests::list_tags_for_resource(a)?;
+            debug::request(op, &request);
             let mut client = client::connect(target).await?;
             let response = client
                 .list_tags_for_resource(request)
                 .await
-                .map_err(|status| CliError::from_status("ListTagsForResource", url, &status))?
+                .map_err(|status| CliError::from_status(op, url, &status))?
                 .into_inner();
             output::print(&Keyed::new("tags", &response.tags));
         }

@@ -60,6 +60,11 @@ pub enum CliError {
     /// `start-job-run --wait` saw the job run end FAILED or CANCELLED.
     #[error("{0}")]
     JobRunUnsuccessful(String),
+
+    /// A defect of the CLI itself (e.g. its built-in API description does
+    /// not decode).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl CliError {
@@ -76,7 +81,7 @@ impl CliError {
         match self {
             Self::Param { .. } | Self::MissingArguments(_) | Self::Usage(_) => EXIT_USAGE,
             Self::Service { .. } => EXIT_SERVICE,
-            Self::Connect { .. } => EXIT_OTHER,
+            Self::Connect { .. } | Self::Internal(_) => EXIT_OTHER,
             Self::JobRunUnsuccessful(_) => EXIT_JOB_RUN_UNSUCCESSFUL,
         }
     }

@@ -5,12 +5,14 @@
 pub mod args;
 pub mod client;
 pub mod commands;
+pub mod debug;
 pub mod error;
 pub mod input;
 pub mod output;
 pub mod paginate;
 pub mod requests;
 pub mod shorthand;
+pub mod skeleton;
 pub mod tls;
 pub mod wait;
 
@@ -32,6 +34,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if cli.debug {
+        debug::init();
+        tracing::debug!(
+            version = env!("CARGO_PKG_VERSION"),
+            operation = cli.command.operation(),
+            endpoint = %cli.endpoint_url,
+            "sparkvc CLI"
+        );
+    }
     if let Err(err) = output::configure(cli.output, cli.query.as_deref()) {
         eprintln!("{err}");
         return ExitCode::from(err.exit_code());

@@ -92,6 +92,21 @@ pub fn print<T: Serialize + ?Sized>(response: &T) {
     }
 }
 
+/// Prints a `--generate-cli-skeleton` shape as the aws CLI does: JSON with a
+/// 4-space indent, members in the API's order, whatever `--output` says.
+pub fn print_skeleton(skeleton: &crate::skeleton::Node) {
+    let mut text = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut text, formatter);
+    if serde::Serialize::serialize(skeleton, &mut serializer).is_ok() {
+        let mut out = std::io::stdout().lock();
+        let _ = out
+            .write_all(&text)
+            .and_then(|()| writeln!(out))
+            .and_then(|()| out.flush());
+    }
+}
+
 /// A scalar as the aws CLI's text and table output show it (Python's
 /// `str()`: `True`, `None`).
 fn scalar(value: &Value) -> String {

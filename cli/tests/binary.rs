@@ -409,3 +409,134 @@ fn parse_errors_exit_252_before_any_call() {
     let out = sparkvc(&["list-job-runs", "--bogus"]);
     assert_eq!(out.status.code(), Some(252));
 }
+
+/// A URL where nothing listens: a command that tried to call would fail 255.
+fn dead_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn generate_cli_skeleton_prints_the_request_calls_nothing_and_reads_back() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sparkvc"))
+        .args(["start-job-run", "--generate-cli-skeleton"])
+        .env("SPARKVC_ENDPOINT_URL", dead_url())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The aws CLI's layout: 4-space indent, members in the model's order.
+    assert!(
+        text.starts_with("{\n    \"name\": \"\",\n    \"virtualClusterId\": \"\",\n"),
+        "{text}"
+    );
+    let mut skeleton = stdout_json(&out);
+    assert_eq!(skeleton["tags"], serde_json::json!({"KeyName": ""}));
+
+    // Filled in, it is a request the CLI sends.
+    skeleton["name"] = "fromskeleton".into();
+    skeleton["virtualClusterId"] = "vc0".into();
+    skeleton["releaseLabel"] = "emr-7.0.0".into();
+    let dir = tempfile_dir();
+    let path = dir.join("skeleton.json");
+    std::fs::write(&path, skeleton.to_string()).unwrap();
+    let out = sparkvc(&[
+        "start-job-run",
+        "--cli-input-json",
+        &format!("file://{}", path.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["id"], "jrfromskeleton");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_sparkvc"))
+        .args(["describe-job-run", "--generate-cli-skeleton", "output"])
+        .env("SPARKVC_ENDPOINT_URL", dead_url())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let output = stdout_json(&out);
+    assert_eq!(output["jobRun"]["createdAt"], "1970-01-01T00:00:00");
+    assert_eq!(output["jobRun"]["state"], "");
+
+    let out = sparkvc(&["list-job-runs", "--generate-cli-skeleton", "sideways"]);
+    assert_eq!(out.status.code(), Some(252));
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sparkvc-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn debug_logs_the_call_and_its_answer_but_no_secret() {
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let out = Command::new(env!("CARGO_BIN_EXE_sparkvc"))
+        .args([
+            "--debug",
+            "start-job-run",
+            "--virtual-cluster-id",
+            "vc0",
+            "--name",
+            "debugged",
+            "--release-label",
+            "emr-7.0.0",
+            "--job-driver",
+            r#"{"sparkSubmitJobDriver": {"entryPoint": "s3://b/app.py", "entryPointArguments": ["--password", "hunter2"]}}"#,
+        ])
+        .env("SPARKVC_ENDPOINT_URL", server_url())
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLEDEBUG0001")
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_SESSION_TOKEN", "session-token-that-must-not-show")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout_json(&out)["id"],
+        "jrdebugged",
+        "stdout stays the answer"
+    );
+    let log = stderr(&out);
+    for expected in [
+        "operation=\"StartJobRun\"",
+        "found credentials",
+        "AKIDEXAMPLEDEBUG0001",
+        "making request",
+        "debugged",
+        "/sparkvc.v1.EmrContainers/StartJobRun",
+        "sending, signed with SigV4",
+        "response",
+        "status=200",
+    ] {
+        assert!(log.contains(expected), "{expected:?} not in:\n{log}");
+    }
+    for secret_part in [
+        secret,
+        "session-token-that-must-not-show",
+        "hunter2",
+        "app.py",
+        "Signature=",
+    ] {
+        assert!(!log.contains(secret_part), "{secret_part:?} leaked:\n{log}");
+    }
+
+    // An error's outcome is in the log too; without --debug nothing is.
+    let out = Command::new(env!("CARGO_BIN_EXE_sparkvc"))
+        .args(["--debug", "describe-virtual-cluster", "--id", "nope"])
+        .env("SPARKVC_ENDPOINT_URL", server_url())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254));
+    let log = stderr(&out);
+    assert!(
+        log.contains("x-amzn-errortype=ResourceNotFoundException"),
+        "{log}"
+    );
+    let out = sparkvc(&["describe-virtual-cluster", "--id", "nope"]);
+    assert!(!stderr(&out).contains("DEBUG"), "{}", stderr(&out));
+}

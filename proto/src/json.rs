@@ -71,7 +71,9 @@ pub mod timestamp {
     }
 
     /// Parses an ISO 8601 / RFC 3339 timestamp (`2026-01-02T03:04:05Z`), a
-    /// plain date (`2026-01-02`, midnight UTC) or seconds since the epoch.
+    /// plain date (`2026-01-02`, midnight UTC), a date and time with no
+    /// offset (UTC, as botocore reads it; the aws CLI's skeletons hold
+    /// `1970-01-01T00:00:00`) or seconds since the epoch.
     pub fn parse(text: &str) -> Result<Timestamp, String> {
         let text = text.trim();
         if let Ok(secs) = text.parse::<f64>() {
@@ -82,6 +84,7 @@ pub mod timestamp {
         }
         let parsed = OffsetDateTime::parse(text, &Rfc3339)
             .or_else(|_| OffsetDateTime::parse(&format!("{text}T00:00:00Z"), &Rfc3339))
+            .or_else(|_| OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339))
             .map_err(|_| {
                 format!("invalid timestamp {text:?}: expected ISO 8601, e.g. 2026-01-02T03:04:05Z")
             })?;
@@ -129,6 +132,19 @@ mod tests {
         let monitoring: MonitoringConfiguration =
             serde_json::from_str(r#"{"persistentAppUI": "ENABLED"}"#).unwrap();
         assert_eq!(monitoring.persistent_app_ui, "ENABLED");
+    }
+
+    #[test]
+    fn timestamps_read_in_the_forms_the_aws_cli_accepts() {
+        use super::timestamp::parse;
+        let midnight = parse("2026-01-02T00:00:00Z").unwrap();
+        assert_eq!(parse("2026-01-02").unwrap(), midnight);
+        // No offset: UTC, as botocore reads it (the aws CLI's skeletons).
+        assert_eq!(parse("2026-01-02T00:00:00").unwrap(), midnight);
+        assert_eq!(parse("2026-01-02T01:00:00+01:00").unwrap(), midnight);
+        assert_eq!(parse(&midnight.seconds.to_string()).unwrap(), midnight);
+        assert!(parse("2026-01-02 00:00").is_err());
+        assert!(parse("yesterday").is_err());
     }
 
     #[test]
