@@ -48,19 +48,67 @@ pub fn fingerprint(files: &[PathBuf]) -> Vec<u8> {
     out
 }
 
-/// The fingerprints last loaded and last refused.
+/// What the file system says about `files` without reading them: size,
+/// modification and change times and inode of each (an atomic rename, as
+/// Kubernetes does for a mounted ConfigMap, gives a new inode).
+pub fn stamp(files: &[PathBuf]) -> Vec<u8> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for file in files {
+        match std::fs::metadata(file) {
+            Ok(m) => {
+                for n in [
+                    m.len() as i64,
+                    m.mtime(),
+                    m.mtime_nsec(),
+                    m.ctime(),
+                    m.ctime_nsec(),
+                    m.ino() as i64,
+                ] {
+                    out.extend(n.to_le_bytes());
+                }
+            }
+            Err(err) => out.extend(format!("unreadable {}: {err}", file.display()).into_bytes()),
+        }
+        out.push(0);
+    }
+    out
+}
+
+/// How many looks in a row may trust an unchanged [`stamp`] before the
+/// files are read and compared anyway (a rewrite of the same size within
+/// one tick of the file system's clock keeps its stamp).
+const LOOKS_BETWEEN_READS: u32 = 30;
+
+/// The fingerprints last loaded and last refused, and the files' stamp at
+/// the last look.
 #[derive(Debug, Default)]
 pub struct Seen {
     loaded: Vec<u8>,
     failed: Vec<u8>,
+    stamp: Vec<u8>,
+    looks_on_stamp: u32,
 }
 
 impl Seen {
     pub fn new(loaded: Vec<u8>) -> Self {
         Self {
             loaded,
-            failed: Vec::new(),
+            ..Self::default()
         }
+    }
+
+    /// Whether the files may be taken as unchanged without reading them:
+    /// their stamp is the one seen at the last look, and that has not been
+    /// trusted too many looks in a row. Records `stamp` for the next look.
+    pub fn same_stamp(&mut self, stamp: Vec<u8>) -> bool {
+        if stamp == self.stamp && self.looks_on_stamp < LOOKS_BETWEEN_READS {
+            self.looks_on_stamp += 1;
+            return true;
+        }
+        self.stamp = stamp;
+        self.looks_on_stamp = 0;
+        false
     }
 
     /// Whether `fingerprint` is neither what is loaded nor what last failed.
@@ -114,6 +162,31 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unchanged_stamp_is_trusted_for_a_while_then_the_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("identities.toml");
+        std::fs::write(&file, "a").unwrap();
+        let files = [file.clone()];
+        let mut seen = Seen::default();
+        assert!(!seen.same_stamp(stamp(&files)), "the first look reads");
+        for _ in 0..LOOKS_BETWEEN_READS {
+            assert!(seen.same_stamp(stamp(&files)));
+        }
+        assert!(!seen.same_stamp(stamp(&files)), "then a read, to be sure");
+        assert!(seen.same_stamp(stamp(&files)));
+        // A new file in its place (as a ConfigMap update does it).
+        let next = dir.path().join("next.toml");
+        std::fs::write(&next, "a").unwrap();
+        std::fs::rename(&next, &file).unwrap();
+        assert!(!seen.same_stamp(stamp(&files)));
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            !seen.same_stamp(stamp(&files)),
+            "a missing file is a change"
+        );
+    }
 
     #[test]
     fn a_failed_change_is_not_retried_until_the_files_change_again() {

@@ -12,12 +12,13 @@
 //! Only reads happen here: resource tags come from the control plane's
 //! describe calls.
 
-use crate::auth::policy::{self, Decision, Question};
+use crate::auth::policy::{self, Context, Decision, Question};
 use crate::auth::{Access, Caller};
 use crate::control::ControlPlane;
 use crate::error::{ApiError, ApiResult};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The caller of one call, and where it came from.
 #[derive(Debug)]
@@ -30,6 +31,9 @@ pub struct Requester<'a> {
     /// The call's audit verdict: the last permission checked (the refusal,
     /// or the last of the needs that were all allowed).
     pub verdict: Option<&'a crate::auth::audit::VerdictSlot>,
+    /// The caller's context for this call, made at the first question and
+    /// shared by the rest (StartJobRun asks two or three).
+    pub call_context: std::cell::OnceCell<Arc<Context>>,
 }
 
 /// `emr-containers:<operation>`.
@@ -84,11 +88,12 @@ impl Requester<'_> {
                 sid: None,
             };
         };
-        let mut context = self.caller.context(self.source_ip, self.secure_transport);
-        {
-            for (key, value) in &need.resource_tags {
-                context.set(&format!("aws:ResourceTag/{key}"), value.clone());
-            }
+        let call = self
+            .call_context
+            .get_or_init(|| Arc::new(self.caller.context(self.source_ip, self.secure_transport)));
+        let mut context = Context::over(call.clone());
+        for (key, value) in &need.resource_tags {
+            context.set(&format!("aws:ResourceTag/{key}"), value.clone());
         }
         if let Some(tags) = need.request_tags.as_ref().filter(|t| !t.is_empty()) {
             for (key, value) in tags {

@@ -74,6 +74,7 @@ impl Api {
             secure_transport: who.transport.tls,
             control: &self.control,
             verdict: who.verdict.as_ref(),
+            call_context: Default::default(),
         }
     }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// What the authorization step learned about a call, filled in by `api`
 /// through the request's extensions.
@@ -71,9 +71,77 @@ enum Sink {
     },
 }
 
-/// Where records go.
+impl Sink {
+    /// Writes whole lines, rotating the file before a line that would take
+    /// it past `max_bytes` (a file holds at least one line).
+    fn write_lines(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        let Sink::File {
+            path,
+            file,
+            written,
+            max_bytes,
+            keep,
+        } = self
+        else {
+            return std::io::stderr().write_all(lines);
+        };
+        let mut rest = lines;
+        while !rest.is_empty() {
+            // As many lines as fit before the next rotation, at least one.
+            let mut take = 0;
+            for line in rest.split_inclusive(|b| *b == b'\n') {
+                let fits = *written + (take + line.len()) as u64 <= *max_bytes;
+                if !fits && (take > 0 || *written > 0) {
+                    break;
+                }
+                take += line.len();
+            }
+            if take == 0 {
+                match rotate(path, *keep) {
+                    Ok(fresh) => {
+                        *file = fresh;
+                        *written = 0;
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "cannot rotate the audit log");
+                        // Keep writing to the old file rather than lose records.
+                        *written = 0;
+                    }
+                }
+                continue;
+            }
+            file.write_all(&rest[..take])?;
+            *written += take as u64;
+            rest = &rest[take..];
+        }
+        Ok(())
+    }
+}
+
+/// Lines waiting for the writer thread, and how far it has got.
+#[derive(Default)]
+struct Queue {
+    lines: Vec<u8>,
+    /// Records queued and records written, for [`AuditLog::flush`].
+    queued: u64,
+    written: u64,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// The writer waits here for lines; `flush` waits here for the writer.
+    changed: Condvar,
+}
+
+/// Where records go. A call only appends its line to a queue in memory;
+/// one thread writes what has queued up with one `write` (one system call
+/// for many records under load, instead of one per call on the request
+/// path), so a record reaches the file microseconds after its call. Dropping
+/// the log writes what is queued.
 pub struct AuditLog {
-    sink: Mutex<Sink>,
+    shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -84,24 +152,60 @@ impl std::fmt::Debug for AuditLog {
 
 impl AuditLog {
     pub fn stderr() -> Self {
-        Self {
-            sink: Mutex::new(Sink::Stderr),
-        }
+        Self::start(Sink::Stderr)
     }
 
     /// Appends to `path`, rotating when it passes `max_bytes`.
     pub fn file(path: &Path, max_bytes: u64, keep: u32) -> std::io::Result<Self> {
         let file = open_append(path)?;
         let written = file.metadata()?.len();
-        Ok(Self {
-            sink: Mutex::new(Sink::File {
-                path: path.to_path_buf(),
-                file,
-                written,
-                max_bytes,
-                keep,
-            }),
-        })
+        Ok(Self::start(Sink::File {
+            path: path.to_path_buf(),
+            file,
+            written,
+            max_bytes,
+            keep,
+        }))
+    }
+
+    fn start(mut sink: Sink) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            changed: Condvar::new(),
+        });
+        let theirs = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("sparkvc-audit".into())
+            .spawn(move || {
+                let mut batch = Vec::new();
+                loop {
+                    let (count, closed) = {
+                        let mut queue = theirs.queue.lock().expect("audit queue lock");
+                        while queue.lines.is_empty() && !queue.closed {
+                            queue = theirs.changed.wait(queue).expect("audit queue lock");
+                        }
+                        std::mem::swap(&mut batch, &mut queue.lines);
+                        (queue.queued, queue.closed)
+                    };
+                    if !batch.is_empty() {
+                        if let Err(err) = sink.write_lines(&batch) {
+                            tracing::error!(%err, "cannot write the audit log");
+                        }
+                        batch.clear();
+                    }
+                    let mut queue = theirs.queue.lock().expect("audit queue lock");
+                    queue.written = count;
+                    theirs.changed.notify_all();
+                    if closed && queue.lines.is_empty() {
+                        return;
+                    }
+                }
+            })
+            .expect("start the audit log's writer thread");
+        Self {
+            shared,
+            writer: Some(writer),
+        }
     }
 
     /// Records `call`, stamped with the time now.
@@ -129,40 +233,41 @@ impl AuditLog {
         });
     }
 
+    /// Queues `record` for the writer thread.
     pub fn write(&self, record: &Record<'_>) {
-        let mut line = match serde_json::to_vec(record) {
-            Ok(line) => line,
-            Err(err) => {
-                tracing::error!(%err, "cannot encode an audit record");
-                return;
-            }
-        };
-        line.push(b'\n');
-        let mut sink = self.sink.lock().expect("audit log lock");
-        let result = match &mut *sink {
-            Sink::Stderr => std::io::stderr().write_all(&line),
-            Sink::File {
-                path,
-                file,
-                written,
-                max_bytes,
-                keep,
-            } => {
-                if *written + line.len() as u64 > *max_bytes && *written > 0 {
-                    match rotate(path, *keep) {
-                        Ok(fresh) => {
-                            *file = fresh;
-                            *written = 0;
-                        }
-                        Err(err) => tracing::error!(%err, "cannot rotate the audit log"),
-                    }
-                }
-                *written += line.len() as u64;
-                file.write_all(&line)
-            }
-        };
-        if let Err(err) = result {
-            tracing::error!(%err, "cannot write the audit log");
+        let mut queue = self.shared.queue.lock().expect("audit queue lock");
+        let was_empty = queue.lines.is_empty();
+        if let Err(err) = serde_json::to_writer(&mut queue.lines, record) {
+            tracing::error!(%err, "cannot encode an audit record");
+            return;
+        }
+        queue.lines.push(b'\n');
+        queue.queued += 1;
+        // A writer busy with the last batch finds this one when it looks
+        // again: only an idle one needs waking (a system call).
+        if was_empty {
+            self.shared.changed.notify_all();
+        }
+    }
+
+    /// Waits until every record queued so far is written.
+    pub fn flush(&self) {
+        let mut queue = self.shared.queue.lock().expect("audit queue lock");
+        let target = queue.queued;
+        while queue.written < target {
+            queue = self.shared.changed.wait(queue).expect("audit queue lock");
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if let Ok(mut queue) = self.shared.queue.lock() {
+            queue.closed = true;
+            self.shared.changed.notify_all();
+        }
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
         }
     }
 }
@@ -191,28 +296,23 @@ fn rotate(path: &Path, keep: u32) -> std::io::Result<File> {
     open_append(path)
 }
 
-/// A request ID in AWS's shape (a UUID).
+/// A request ID in AWS's shape (a random, version-4 UUID).
 pub fn request_id() -> String {
-    let b: [u8; 16] = rand::random();
-    format!(
-        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        b[0],
-        b[1],
-        b[2],
-        b[3],
-        b[4],
-        b[5],
-        b[6] & 0x0f | 0x40,
-        b[7],
-        b[8] & 0x3f | 0x80,
-        b[9],
-        b[10],
-        b[11],
-        b[12],
-        b[13],
-        b[14],
-        b[15]
-    )
+    let mut b: [u8; 16] = rand::random();
+    b[6] = b[6] & 0x0f | 0x40;
+    b[8] = b[8] & 0x3f | 0x80;
+    let hex = hex::encode(b);
+    let mut id = String::with_capacity(36);
+    for (i, range) in [0..8, 8..12, 12..16, 16..20, 20..32]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            id.push('-');
+        }
+        id.push_str(&hex[range]);
+    }
+    id
 }
 
 #[cfg(test)]
@@ -243,6 +343,8 @@ mod tests {
         let log = AuditLog::file(&path, 600, 2).unwrap();
         for i in 0..10 {
             log.write(&record(&format!("id-{i}")));
+            // One line per batch, so that rotation is tested line by line.
+            log.flush();
         }
         let current = std::fs::read_to_string(&path).unwrap();
         let first: serde_json::Value =
@@ -269,10 +371,51 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_split_at_line_boundaries_and_dropping_the_log_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::file(&path, 600, 50).unwrap();
+        for i in 0..40 {
+            log.write(&record(&format!("id-{i}")));
+        }
+        drop(log);
+        let mut ids = Vec::new();
+        for n in (1..=50).rev() {
+            let old = dir.path().join(format!("audit.log.{n}"));
+            if let Ok(text) = std::fs::read_to_string(&old) {
+                assert!(
+                    text.len() <= 600,
+                    "{} is {} bytes",
+                    old.display(),
+                    text.len()
+                );
+                ids.extend(text.lines().map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["request_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                }));
+            }
+        }
+        let current = std::fs::read_to_string(&path).unwrap();
+        ids.extend(current.lines().map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["request_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }));
+        let expected: Vec<String> = (0..40).map(|i| format!("id-{i}")).collect();
+        assert_eq!(ids, expected, "every record, once, in order");
+    }
+
+    #[test]
     fn request_ids_look_like_uuids() {
         let id = request_id();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+        let dashes: Vec<usize> = id.match_indices('-').map(|(i, _)| i).collect();
+        assert_eq!(dashes, [8, 13, 18, 23]);
         assert_ne!(id, request_id());
     }
 }

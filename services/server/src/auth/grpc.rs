@@ -46,6 +46,7 @@ pub enum Authenticator {
 impl Authenticator {
     pub fn development(arn: String) -> Self {
         Authenticator::Development(Caller {
+            principal_context: Caller::principal_context(&arn, &Default::default()),
             arn,
             tags: Default::default(),
             groups: Vec::new(),

@@ -30,7 +30,7 @@
 //! Secrets never leave this module: they are compared here and their
 //! `Debug` output is redacted.
 
-use super::policy::{Policy, PolicyError};
+use super::policy::{Context, Policy, PolicyError};
 use super::rate_limit::Limit;
 use super::sigv4::{self, KeySecret, SignedRequest};
 use super::{Access, AuthError, AuthMethod, Caller};
@@ -216,6 +216,9 @@ pub struct Identities {
     access: Vec<Arc<[Policy]>>,
     /// Each principal's request-rate limit, by index.
     limits: Vec<Limit>,
+    /// Each principal's own condition keys, by index (made once here, not
+    /// per call).
+    contexts: Vec<Arc<Context>>,
     keys: HashMap<String, AccessKey>,
     /// The files this was read from: the identity file, then its policy
     /// files (what a reload watches).
@@ -383,6 +386,8 @@ impl Identities {
                     .unwrap_or(default_limit)
             });
             out.limits.push(limit);
+            out.contexts
+                .push(Caller::principal_context(&principal.arn, &principal.tags));
             out.principals.push(principal);
         }
         out.token_review = file.token_review;
@@ -452,8 +457,7 @@ impl Identities {
     /// `kubernetes-namespace`), for policies that scope by them.
     pub fn kubernetes_caller(&self, username: &str) -> Option<Caller> {
         let index = *self.kubernetes.get(username)?;
-        let mut caller = self.caller(&self.principals[index].arn)?;
-        caller.method = AuthMethod::KubernetesToken;
+        let mut caller = self.caller_at(index, AuthMethod::KubernetesToken, None);
         caller
             .tags
             .insert("kubernetes-username".into(), username.to_string());
@@ -464,6 +468,7 @@ impl Identities {
                 .tags
                 .insert("kubernetes-namespace".into(), namespace.to_string());
         }
+        caller.principal_context = Caller::principal_context(&caller.arn, &caller.tags);
         Some(caller)
     }
 
@@ -479,16 +484,22 @@ impl Identities {
     /// `sparkvc-policy simulate`).
     pub fn caller(&self, arn: &str) -> Option<Caller> {
         let index = self.principals.iter().position(|p| p.arn == arn)?;
+        Some(self.caller_at(index, AuthMethod::SigV4, None))
+    }
+
+    /// The principal at `index` as a caller.
+    fn caller_at(&self, index: usize, method: AuthMethod, access_key_id: Option<String>) -> Caller {
         let principal = &self.principals[index];
-        Some(Caller {
+        Caller {
             arn: principal.arn.clone(),
             tags: principal.tags.clone(),
             groups: principal.groups.clone(),
-            method: AuthMethod::SigV4,
-            access_key_id: None,
+            method,
+            access_key_id,
             access: Access::Policies(self.access[index].clone()),
             rate_limit: Some(self.limits[index]),
-        })
+            principal_context: self.contexts[index].clone(),
+        }
     }
 
     /// Authenticates a SigV4-signed request.
@@ -519,16 +530,11 @@ impl Identities {
             }
             _ => return Err(AuthError::UnrecognizedClient),
         }
-        let principal = &self.principals[key.principal];
-        Ok(Caller {
-            arn: principal.arn.clone(),
-            tags: principal.tags.clone(),
-            groups: principal.groups.clone(),
-            method: AuthMethod::SigV4,
-            access_key_id: Some(verified.access_key_id),
-            access: Access::Policies(self.access[key.principal].clone()),
-            rate_limit: Some(self.limits[key.principal]),
-        })
+        Ok(self.caller_at(
+            key.principal,
+            AuthMethod::SigV4,
+            Some(verified.access_key_id),
+        ))
     }
 }
 

@@ -57,38 +57,75 @@ pub struct Caller {
     pub access: Access,
     /// How many calls it may make (none: no limit, the development caller).
     pub rate_limit: Option<rate_limit::Limit>,
+    /// The principal's condition keys, made from `arn` and `tags` (see
+    /// [`Caller::principal_context`]); shared, since they are the same for
+    /// every call of the principal.
+    pub principal_context: Arc<policy::Context>,
 }
 
 impl Caller {
-    /// The caller's part of every authorization context: principal, tags,
-    /// source address, transport, time.
+    /// The condition keys that depend only on who the principal is: its
+    /// ARN and user name, its tags and their keys.
+    pub fn principal_context(arn: &str, tags: &BTreeMap<String, String>) -> Arc<policy::Context> {
+        let mut c = policy::Context::default();
+        c.set("aws:PrincipalArn", arn);
+        c.set("aws:userid", arn);
+        if let Some((_, path)) = arn.rsplit_once(":user/") {
+            c.set("aws:username", path.rsplit('/').next().unwrap_or(path));
+        }
+        for (key, value) in tags {
+            c.set(&format!("aws:PrincipalTag/{key}"), value.clone());
+        }
+        c.set_many("aws:PrincipalTagKeys", tags.keys().cloned().collect());
+        Arc::new(c)
+    }
+
+    /// The caller's part of every authorization context: the principal's
+    /// keys, and the call's source address, transport and time.
     pub fn context(
         &self,
         source_ip: Option<std::net::IpAddr>,
         secure_transport: bool,
     ) -> policy::Context {
-        let mut c = policy::Context::default();
-        c.set("aws:PrincipalArn", self.arn.clone());
-        c.set("aws:userid", self.arn.clone());
-        if let Some((_, path)) = self.arn.rsplit_once(":user/") {
-            c.set("aws:username", path.rsplit('/').next().unwrap_or(path));
-        }
-        for (key, value) in &self.tags {
-            c.set(&format!("aws:PrincipalTag/{key}"), value.clone());
-        }
-        c.set_many("aws:PrincipalTagKeys", self.tags.keys().cloned().collect());
+        let mut c = policy::Context::over(self.principal_context.clone());
         if let Some(ip) = source_ip {
             c.set("aws:SourceIp", ip.to_string());
         }
-        c.set("aws:SecureTransport", secure_transport.to_string());
-        let now = time::OffsetDateTime::now_utc();
         c.set(
-            "aws:CurrentTime",
-            now.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            "aws:SecureTransport",
+            if secure_transport { "true" } else { "false" },
         );
-        c.set("aws:EpochTime", now.unix_timestamp().to_string());
+        let (current_time, epoch_time) = clock::now_texts();
+        c.set("aws:CurrentTime", current_time);
+        c.set("aws:EpochTime", epoch_time);
         c
+    }
+}
+
+/// The time keys' texts, made once a second rather than once a question.
+mod clock {
+    use std::cell::RefCell;
+
+    std::thread_local! {
+        static LAST: RefCell<(i64, String, String)> = const { RefCell::new((i64::MIN, String::new(), String::new())) };
+    }
+
+    /// `aws:CurrentTime` (RFC 3339, whole seconds, UTC) and `aws:EpochTime`.
+    pub fn now_texts() -> (String, String) {
+        let now = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let second = now.unix_timestamp();
+        LAST.with_borrow_mut(|(at, current, epoch)| {
+            if *at != second {
+                *at = second;
+                *current = now
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                *epoch = second.to_string();
+            }
+            (current.clone(), epoch.clone())
+        })
     }
 }
 

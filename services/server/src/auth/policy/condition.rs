@@ -50,6 +50,7 @@ pub struct Condition {
     negated: bool,
     if_exists: bool,
     set: Set,
+    /// Lower-cased once here: context keys are case-insensitive.
     key: String,
     values: Vec<String>,
 }
@@ -144,7 +145,7 @@ pub fn parse(block: &Value) -> Result<Vec<Condition>, ParseError> {
                 negated,
                 if_exists,
                 set,
-                key: key.clone(),
+                key: key.to_ascii_lowercase(),
                 values,
             });
         }

@@ -24,15 +24,31 @@ use condition::Condition;
 pub use pattern::Pattern;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The request context: condition keys (lower-cased) and their values.
 /// Single-valued keys have one value; `aws:TagKeys` may have many.
-#[derive(Debug, Clone, Default)]
+///
+/// A context may sit on top of a shared one (its `parent`) whose keys it
+/// sees unless it sets them itself: a principal's own keys are made once
+/// when the identity store loads, a call's (source address, time) once per
+/// call, and only each permission's keys (resource tags, request tags) per
+/// question.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
     values: BTreeMap<String, Vec<String>>,
+    parent: Option<Arc<Context>>,
 }
 
 impl Context {
+    /// An empty context that sees `parent`'s keys.
+    pub fn over(parent: Arc<Context>) -> Self {
+        Self {
+            values: BTreeMap::new(),
+            parent: Some(parent),
+        }
+    }
+
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.values
             .insert(key.to_ascii_lowercase(), vec![value.into()]);
@@ -44,9 +60,18 @@ impl Context {
 
     /// The values of `key` (case-insensitive); None when absent.
     pub fn get(&self, key: &str) -> Option<&[String]> {
-        self.values
-            .get(&key.to_ascii_lowercase())
-            .map(Vec::as_slice)
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.lookup(&key.to_ascii_lowercase())
+        } else {
+            self.lookup(key)
+        }
+    }
+
+    fn lookup(&self, lowercase_key: &str) -> Option<&[String]> {
+        match self.values.get(lowercase_key) {
+            Some(values) => Some(values),
+            None => self.parent.as_deref()?.lookup(lowercase_key),
+        }
     }
 }
 
