@@ -118,6 +118,11 @@ impl Sink {
     }
 }
 
+/// How long the writer lets records gather after the first of a batch:
+/// long enough that a busy server makes one `write` for many calls, short
+/// enough that a record is in the file a moment after its call.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Lines waiting for the writer thread, and how far it has got.
 #[derive(Default)]
 struct Queue {
@@ -125,6 +130,10 @@ struct Queue {
     /// Records queued and records written, for [`AuditLog::flush`].
     queued: u64,
     written: u64,
+    /// The writer is waiting for a first record (only then is it woken).
+    idle: bool,
+    /// Someone waits in [`AuditLog::flush`]: write without gathering.
+    hurry: bool,
     closed: bool,
 }
 
@@ -135,10 +144,12 @@ struct Shared {
 }
 
 /// Where records go. A call only appends its line to a queue in memory;
-/// one thread writes what has queued up with one `write` (one system call
-/// for many records under load, instead of one per call on the request
-/// path), so a record reaches the file microseconds after its call. Dropping
-/// the log writes what is queued.
+/// one thread writes what has gathered for a few milliseconds with one
+/// `write`: under load one system call for many records, instead of one per
+/// call on the request path (and no wake-up per call either). A record
+/// reaches the file at most a few milliseconds after its call; dropping the
+/// log writes what is queued. A `kill -9` in that moment loses those
+/// records, which a `write` per call would have left in the page cache.
 pub struct AuditLog {
     shared: Arc<Shared>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -182,7 +193,14 @@ impl AuditLog {
                     let (count, closed) = {
                         let mut queue = theirs.queue.lock().expect("audit queue lock");
                         while queue.lines.is_empty() && !queue.closed {
+                            queue.idle = true;
                             queue = theirs.changed.wait(queue).expect("audit queue lock");
+                        }
+                        queue.idle = false;
+                        if !queue.closed && !queue.hurry {
+                            drop(queue);
+                            std::thread::sleep(GATHER);
+                            queue = theirs.queue.lock().expect("audit queue lock");
                         }
                         std::mem::swap(&mut batch, &mut queue.lines);
                         (queue.queued, queue.closed)
@@ -243,9 +261,10 @@ impl AuditLog {
         }
         queue.lines.push(b'\n');
         queue.queued += 1;
-        // A writer busy with the last batch finds this one when it looks
-        // again: only an idle one needs waking (a system call).
-        if was_empty {
+        // A writer that is gathering or writing finds this line when it
+        // looks again: only an idle one needs waking (a system call).
+        if was_empty && queue.idle {
+            queue.idle = false;
             self.shared.changed.notify_all();
         }
     }
@@ -254,9 +273,12 @@ impl AuditLog {
     pub fn flush(&self) {
         let mut queue = self.shared.queue.lock().expect("audit queue lock");
         let target = queue.queued;
+        queue.hurry = true;
+        self.shared.changed.notify_all();
         while queue.written < target {
             queue = self.shared.changed.wait(queue).expect("audit queue lock");
         }
+        queue.hurry = false;
     }
 }
 
