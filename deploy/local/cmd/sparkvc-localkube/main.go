@@ -1,7 +1,8 @@
 // Command sparkvc-localkube is a multicall binary that runs the real upstream
 // components of the sparkvc local Kubernetes environment: etcd,
-// kube-apiserver, kube-controller-manager, kube-scheduler and kwok, linked
-// once from their upstream Go modules (see go.mod for the pinned versions).
+// kube-apiserver, kube-controller-manager, kube-scheduler and kwok, and for
+// the optional real node kubelet, kube-proxy and CoreDNS, linked once from
+// their upstream Go modules (see go.mod for the pinned versions).
 //
 // The first argument selects the component; the remaining arguments are that
 // component's own flags, exactly as for the upstream binary:
@@ -45,6 +46,9 @@ var components = map[string]func() int{
 	"kube-controller-manager": func() int { return cli.Run(controllermanager.NewControllerManagerCommand()) },
 	"kube-scheduler":          func() int { return cli.Run(scheduler.NewSchedulerCommand()) },
 	"kwok":                    runKwok,
+	"kubelet":                 runKubelet,
+	"kube-proxy":              runKubeProxy,
+	"coredns":                 runCoreDNS,
 	"pki":                     runPKI,
 	"nodes":                   runNodes,
 	"check":                   runCheck,
