@@ -9,7 +9,7 @@
 //
 //	sparkvc-localkube kube-apiserver --secure-port=26443 ...
 //
-// A few small helper subcommands (pki, nodes, check) are used by
+// A few small helper subcommands (pki, nodes, check, cri) are used by
 // deploy/local/up to prepare certificates and kubeconfigs, register the fake
 // nodes and probe readiness without needing kubectl on the machine.
 package main
@@ -52,6 +52,7 @@ var components = map[string]func() int{
 	"pki":                     runPKI,
 	"nodes":                   runNodes,
 	"check":                   runCheck,
+	"cri":                     runCRI,
 	"version": func() int {
 		printVersions()
 		return 0

@@ -124,15 +124,17 @@ func runNodes() int {
 //	check readyz     --kubeconfig K       API server /readyz
 //	check default-sa --kubeconfig K       default/default ServiceAccount exists
 //	check nodes      --kubeconfig K --count N   N local nodes are Ready
+//	check node       --kubeconfig K --name N    node N (the real node) is Ready
 func runCheck() int {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: check readyz|default-sa|nodes --kubeconfig K [--count N]")
+		fmt.Fprintln(os.Stderr, "usage: check readyz|default-sa|nodes|node --kubeconfig K [--count N] [--name N]")
 		return 2
 	}
 	what := os.Args[1]
 	fs := flag.NewFlagSet("check", flag.ExitOnError)
 	kubeconfig := fs.String("kubeconfig", "", "admin kubeconfig")
 	count := fs.Int("count", 4, "expected Ready nodes (nodes)")
+	name := fs.String("name", "", "node name (node)")
 	_ = fs.Parse(os.Args[2:])
 
 	cs, err := clientFor(*kubeconfig)
@@ -172,6 +174,23 @@ func runCheck() int {
 			fmt.Fprintf(os.Stderr, "nodes: %d/%d Ready\n", ready, *count)
 			return 1
 		}
+	case "node":
+		n, err := cs.CoreV1().Nodes().Get(ctx, *name, metav1.GetOptions{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "node:", err)
+			return 1
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				if c.Status == corev1.ConditionTrue {
+					return 0
+				}
+				fmt.Fprintf(os.Stderr, "node %s: Ready=%s: %s\n", *name, c.Status, c.Message)
+				return 1
+			}
+		}
+		fmt.Fprintf(os.Stderr, "node %s: no Ready condition yet\n", *name)
+		return 1
 	default:
 		fmt.Fprintln(os.Stderr, "check: unknown probe", what)
 		return 2

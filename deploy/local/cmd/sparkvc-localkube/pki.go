@@ -28,15 +28,37 @@ import (
 // the API server's bootstrap RBAC policy binds to exactly the permissions they
 // need. kwok has no bootstrap role; it runs as a cluster admin (as kwokctl
 // does), which is acceptable for a node simulator on a loopback-only cluster.
-var clients = []struct {
+type client struct {
 	file   string
 	cn     string
 	groups []string
-}{
+}
+
+var clients = []client{
 	{"admin", "sparkvc-admin", []string{"system:masters"}},
 	{"kube-controller-manager", "system:kube-controller-manager", nil},
 	{"kube-scheduler", "system:kube-scheduler", nil},
 	{"kwok", "sparkvc-kwok", []string{"system:masters"}},
+	// The API server's client identity towards kubelets (logs, exec,
+	// port-forward, metrics). deploy/local/up binds it to the bootstrap
+	// ClusterRole system:kubelet-api-admin; kubelets authorize it through
+	// the API server (webhook mode) like any other caller.
+	{"apiserver-kubelet-client", "sparkvc-apiserver-kubelet-client", nil},
+}
+
+// nodeClients are the identities of the real node's components (only with
+// pki --node). The kubelet's user name system:node:<node> in group
+// system:nodes is what the API server's Node authorizer and the bootstrap
+// RBAC policy expect; system:kube-proxy is bound by the bootstrap policy to
+// system:node-proxier. CoreDNS has no bootstrap role: up gives its user a
+// ClusterRole with exactly list/watch on services, endpointslices and
+// namespaces (what the kubernetes plugin watches).
+func nodeClients(node string) []client {
+	return []client{
+		{"kubelet", "system:node:" + node, []string{"system:nodes"}},
+		{"kube-proxy", "system:kube-proxy", nil},
+		{"coredns", "sparkvc-coredns", nil},
+	}
 }
 
 // runPKI creates, if absent, the cluster CA, the API server serving
@@ -48,19 +70,25 @@ func runPKI() int {
 	dir := fs.String("dir", "", "directory for certificates and kubeconfigs")
 	server := fs.String("server", "https://127.0.0.1:26443", "API server URL written into the kubeconfigs")
 	contextName := fs.String("context", "sparkvc-local", "kubeconfig context/cluster name")
+	node := fs.String("node", "", "also create the real node's identities (kubelet, kube-proxy, CoreDNS) for this node name")
+	nodeIP := fs.String("node-ip", "", "the real node's IP, for the kubelet's serving certificate (with --node)")
 	_ = fs.Parse(os.Args[1:])
 	if *dir == "" {
 		fmt.Fprintln(os.Stderr, "pki: --dir is required")
 		return 2
 	}
-	if err := pki(*dir, *server, *contextName); err != nil {
+	if *node != "" && net.ParseIP(*nodeIP) == nil {
+		fmt.Fprintln(os.Stderr, "pki: --node needs --node-ip")
+		return 2
+	}
+	if err := pki(*dir, *server, *contextName, *node, net.ParseIP(*nodeIP)); err != nil {
 		fmt.Fprintln(os.Stderr, "pki:", err)
 		return 1
 	}
 	return 0
 }
 
-func pki(dir, server, contextName string) error {
+func pki(dir, server, contextName, node string, nodeIP net.IP) error {
 	pkiDir := filepath.Join(dir, "pki")
 	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
 		return err
@@ -106,8 +134,33 @@ func pki(dir, server, contextName string) error {
 		}
 	}
 
-	for _, c := range clients {
+	all := clients
+	if node != "" {
+		all = append(all, nodeClients(node)...)
+		// The kubelet's serving certificate, so the API server can verify
+		// the kubelet it talks to (--kubelet-certificate-authority). The
+		// API server dials the node's InternalIP; the name is for humans.
+		// Reissued when the node name or IP changes.
+		crt := p("kubelet-server.crt")
+		if old, err := readCert(crt); err != nil || len(old.IPAddresses) == 0 ||
+			!old.IPAddresses[0].Equal(nodeIP) || len(old.DNSNames) == 0 || old.DNSNames[0] != node {
+			tmpl := &x509.Certificate{
+				Subject:     pkix.Name{CommonName: node},
+				ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+				DNSNames:    []string{node, "localhost"},
+				IPAddresses: []net.IP{nodeIP, net.ParseIP("127.0.0.1")},
+			}
+			if err := issue(tmpl, caCert, caKey, crt, p("kubelet-server.key")); err != nil {
+				return err
+			}
+		}
+	}
+	for _, c := range all {
 		crt, key := p(c.file+".crt"), p(c.file+".key")
+		// A certificate made for another node name is replaced.
+		if old, err := readCert(crt); err == nil && old.Subject.CommonName != c.cn {
+			_ = os.Remove(crt)
+		}
 		if !exists(crt) {
 			tmpl := &x509.Certificate{
 				Subject:     pkix.Name{CommonName: c.cn, Organization: c.groups},
