@@ -20,8 +20,25 @@ SCHEDULER_PORT="${SPARKVC_SCHEDULER_PORT:-26445}"
 MOTO_PORT="${SPARKVC_MOTO_PORT:-25000}"
 NODES="${SPARKVC_NODES:-4}"
 
+# The optional real node (SPARKVC_REAL_NODE=1; see real-node.sh and the
+# README). Its addresses are fixed host-only ones (a dummy interface and a
+# bridge that only this node uses), so only one real node can run on a
+# machine at a time; its ports can move like the others.
+REAL_NODE="${SPARKVC_REAL_NODE:-0}"
+REAL_NODE_NAME="${SPARKVC_REAL_NODE_NAME:-real-node-0}"
+KUBELET_PORT="${SPARKVC_KUBELET_PORT:-26450}"
+KUBELET_HEALTHZ_PORT="${SPARKVC_KUBELET_HEALTHZ_PORT:-26451}"
+KUBE_PROXY_METRICS_PORT="${SPARKVC_KUBE_PROXY_METRICS_PORT:-26452}"
+KUBE_PROXY_HEALTHZ_PORT="${SPARKVC_KUBE_PROXY_HEALTHZ_PORT:-26453}"
+DNS_PORT="${SPARKVC_DNS_PORT:-26454}"
+DNS_HEALTH_PORT="${SPARKVC_DNS_HEALTH_PORT:-26455}"
+DNS_READY_PORT="${SPARKVC_DNS_READY_PORT:-26456}"
+
 # Start order; down stops them in reverse.
 COMPONENTS=(moto etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+# The real node's processes, in start order (down stops them in reverse,
+# before the control plane).
+REAL_COMPONENTS=(containerd kubelet kube-proxy coredns apiserver-proxy)
 
 log() { printf '[sparkvc-local] %s\n' "$*" >&2; }
 die() {
@@ -54,6 +71,30 @@ alive() {
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# stop NAME [GRACE]: SIGTERM the recorded process for NAME (only while the
+# PID still names the process that was started), SIGKILL after GRACE seconds.
+stop() {
+  local name=$1 grace=${2:-10} f="$PID_DIR/$1.pid" pid deadline
+  [[ -f $f ]] || return 0
+  if ! alive "$name"; then
+    rm -f "$f"
+    return 0
+  fi
+  read -r pid _ <"$f"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$(( $(date +%s) + grace ))
+  while alive "$name" && (( $(date +%s) < deadline )); do
+    sleep 0.2
+  done
+  if alive "$name"; then
+    log "$name (pid $pid) did not stop in ${grace}s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while alive "$name"; do sleep 0.1; done
+  fi
+  rm -f "$f"
+  log "stopped $name (pid $pid)"
+}
 
 # start NAME PORT CMD...: start CMD detached, logging to logs/NAME.log and
 # recording "PID STARTTIME" in pids/NAME.pid, unless NAME is already running.
@@ -144,5 +185,13 @@ export AWS_ACCESS_KEY_ID='testing'
 export AWS_SECRET_ACCESS_KEY='testing'
 export AWS_EC2_METADATA_DISABLED='true'
 EOF
+  if [[ $REAL_NODE == 1 && -f $RUN_DIR/real-node/images.env ]]; then
+    # shellcheck disable=SC1091
+    source "$RUN_DIR/real-node/images.env"
+    cat >>"$RUN_DIR/env.tmp" <<EOF
+export SPARKVC_REAL_NODE='$REAL_NODE_NAME'
+export SPARKVC_REAL_NODE_PROBE_IMAGE='$PROBE_REF'
+EOF
+  fi
   mv -f "$RUN_DIR/env.tmp" "$RUN_DIR/env"
 }

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""A small Kubernetes client for deploy/local (the machine has no kubectl):
+only the Python standard library, the admin client certificate from
+RUN_DIR/pki, and the API server on 127.0.0.1.
+
+  kube.py --run-dir D --server URL apply < objects.json
+      server-side apply (field manager sparkvc-local-up) of a JSON list of
+      objects; idempotent, so up can run it on every start.
+  kube.py --run-dir D --server URL dns --server IP --port P --name N --want IP
+      one DNS query (A record, over UDP) to CoreDNS; exit 0 if the answer
+      contains the wanted address.
+  kube.py --run-dir D --server URL probe --image REF [--timeout S]
+      the real node's end-to-end check: runs a pod on the real node that
+      (a) resolves a headless Service name through CoreDNS to its own pod IP
+      and (b) gets an HTTP answer from https://kubernetes.default.svc:443
+      (through kube-proxy's Service rules), then reads the pod's log through
+      the API server (which fetches it from the kubelet) and deletes the
+      namespace. Exit status 0 only if both checks passed.
+"""
+import argparse
+import json
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+FIELD_MANAGER = "sparkvc-local-up"
+
+# kind -> (API path prefix, plural, namespaced)
+RESOURCES = {
+    "Namespace": ("/api/v1", "namespaces", False),
+    "Service": ("/api/v1", "services", True),
+    "Pod": ("/api/v1", "pods", True),
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices", True),
+    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+}
+
+
+class Client:
+    def __init__(self, run_dir, server):
+        self.server = server.rstrip("/")
+        ctx = ssl.create_default_context(cafile=f"{run_dir}/pki/ca.crt")
+        ctx.load_cert_chain(f"{run_dir}/pki/admin.crt", f"{run_dir}/pki/admin.key")
+        self.ctx = ctx
+
+    def request(self, method, path, body=None, content_type="application/json", raw=False):
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        req.add_header("Accept", "application/json")
+        with urllib.request.urlopen(req, context=self.ctx, timeout=30) as resp:
+            out = resp.read()
+        return out.decode() if raw else json.loads(out or b"{}")
+
+    def path(self, obj, name=True):
+        prefix, plural, namespaced = RESOURCES[obj["kind"]]
+        p = prefix
+        if namespaced:
+            p += "/namespaces/" + obj["metadata"].get("namespace", "default")
+        p += "/" + plural
+        if name:
+            p += "/" + obj["metadata"]["name"]
+        return p
+
+    def apply(self, obj):
+        q = urllib.parse.urlencode({"fieldManager": FIELD_MANAGER, "force": "true"})
+        return self.request("PATCH", self.path(obj) + "?" + q, obj, "application/apply-patch+yaml")
+
+    def get(self, obj):
+        return self.request("GET", self.path(obj))
+
+    def delete(self, obj):
+        try:
+            self.request("DELETE", self.path(obj))
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+
+
+def cmd_apply(c, _args):
+    for obj in json.load(sys.stdin):
+        try:
+            c.apply(obj)
+        except urllib.error.HTTPError as e:
+            print(f"apply {obj['kind']} {obj['metadata']['name']}: HTTP {e.code}: {e.read().decode()}", file=sys.stderr)
+            return 1
+        print(f"applied {obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}",
+              file=sys.stderr)
+
+
+# Runs inside the probe pod (python3 from Debian's packages; busybox-static's
+# wget segfaults in a container on this kernel, see the README).
+PROBE_SCRIPT = r'''
+import json, os, socket, ssl, sys, time, urllib.request, urllib.error
+name = os.environ["HEADLESS"]
+pod_ip = os.environ["POD_IP"]
+ok = True
+ips, deadline = [], time.time() + 60
+while time.time() < deadline:
+    try:
+        ips = sorted({ai[4][0] for ai in socket.getaddrinfo(name, None, socket.AF_INET)})
+        if pod_ip in ips:
+            break
+    except socket.gaierror as e:
+        ips = [str(e)]
+    time.sleep(1)
+print("dns", name, "->", ips, "pod ip", pod_ip, "OK" if pod_ip in ips else "FAIL", flush=True)
+ok &= pod_ip in ips
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+ctx = ssl.create_default_context(cafile=sa + "/ca.crt")
+req = urllib.request.Request("https://kubernetes.default.svc:443/version")
+req.add_header("Authorization", "Bearer " + open(sa + "/token").read().strip())
+try:
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        status, body = r.status, r.read().decode()
+except urllib.error.HTTPError as e:
+    status, body = e.code, e.read().decode()
+except Exception as e:
+    status, body = 0, repr(e)
+print("https://kubernetes.default.svc:443/version ->", status, body.replace("\n", " ")[:200], flush=True)
+ok &= status in (200, 401, 403)
+print("PROBE", "OK" if ok else "FAIL", flush=True)
+sys.exit(0 if ok else 1)
+'''
+
+
+def cmd_probe(c, args):
+    ns, name = "sparkvc-probe", "sparkvc-probe"
+    nsobj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": {"sparkvc.io/node": "real"},
+            "tolerations": [{"key": "sparkvc.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "probe", "image": args.image, "imagePullPolicy": "Never",
+                "command": ["python3", "-c", PROBE_SCRIPT],
+                "env": [
+                    {"name": "HEADLESS", "value": name},  # short name: resolv.conf search path
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                ],
+                "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}},
+            }],
+        },
+    }
+    svc = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"clusterIP": "None", "selector": {"app": name}, "publishNotReadyAddresses": True,
+                 "ports": [{"name": "none", "port": 80}]},
+    }
+    t0 = time.time()
+    c.delete(pod)
+    while True:  # a previous probe's pod may still be terminating
+        try:
+            c.get(pod)
+            time.sleep(0.5)
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                break
+            raise
+    c.apply(nsobj)
+    # The namespace's default ServiceAccount (for the token) comes from the
+    # controller-manager a moment after the namespace.
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}
+    for _ in range(60):
+        try:
+            c.get(sa)
+            break
+        except urllib.error.HTTPError:
+            time.sleep(0.5)
+    c.apply(svc)
+    c.apply(pod)
+    phase, status = "", {}
+    deadline = t0 + args.timeout
+    while time.time() < deadline:
+        status = c.get(pod).get("status", {})
+        phase = status.get("phase", "")
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(1)
+    elapsed = time.time() - t0
+    try:
+        log = c.request("GET", c.path(pod) + "/log", raw=True)
+    except urllib.error.HTTPError as e:
+        log = f"(pod log not available: HTTP {e.code} {e.read().decode()[:300]})"
+    print(log.rstrip())
+    print(f"probe pod phase {phase or '?'} after {elapsed:.1f}s", file=sys.stderr)
+    if phase != "Succeeded":
+        print(json.dumps(status, indent=1)[:3000], file=sys.stderr)
+    if not args.keep:
+        c.delete(nsobj)
+    return 0 if phase == "Succeeded" and "PROBE OK" in log else 1
+
+
+def cmd_dns(_c, args):
+    import random
+    import socket
+    import struct
+    qid = random.randrange(65536)
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in args.name.rstrip(".").split(".")) + b"\0"
+    q += struct.pack(">HH", 1, 1)  # A, IN
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(q, (args.dns_server, args.port))
+    resp = s.recv(4096)
+    rid, flags, _qd, an, _ns, _ar = struct.unpack(">HHHHHH", resp[:12])
+    if rid != qid or flags & 0xF:
+        print(f"dns: rcode {flags & 0xF}", file=sys.stderr)
+        return 1
+    # The answers' A records are the 4-byte rdata fields; scan them.
+    ips, off = [], len(q)
+    for _ in range(an):
+        off += 2 if resp[off] & 0xC0 == 0xC0 else resp.index(b"\0", off) + 1 - off
+        typ, _cls, _ttl, rdlen = struct.unpack(">HHIH", resp[off:off + 10])
+        off += 10
+        if typ == 1 and rdlen == 4:
+            ips.append(socket.inet_ntoa(resp[off:off + 4]))
+        off += rdlen
+    print(f"dns: {args.name} -> {ips}", file=sys.stderr)
+    return 0 if args.want in ips else 1
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--server", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("apply")
+    p = sub.add_parser("probe")
+    p.add_argument("--image", required=True)
+    p.add_argument("--timeout", type=float, default=180)
+    p.add_argument("--keep", action="store_true", help="keep the probe namespace")
+    p = sub.add_parser("dns")
+    p.add_argument("--server", dest="dns_server", required=True)
+    p.add_argument("--port", type=int, default=53)
+    p.add_argument("--name", required=True)
+    p.add_argument("--want", required=True)
+    args = ap.parse_args()
+    c = Client(args.run_dir, args.server)
+    sys.exit({"apply": cmd_apply, "probe": cmd_probe, "dns": cmd_dns}[args.cmd](c, args) or 0)
+
+
+if __name__ == "__main__":
+    main()
