@@ -72,6 +72,9 @@ save_host_state() {
     for p in "${HOST_PATHS[@]}"; do
       [[ -e $p ]] && echo "existed $p"
     done
+    # nf_tables tables (iptables-nft creates ip6 filter/nat/mangle when the
+    # kubelet and kube-proxy first use ip6tables).
+    nft list tables 2>/dev/null | sed 's/^table /nft /'
   } >"$RN_DIR/host-state.tmp"
   mv "$RN_DIR/host-state.tmp" "$RN_DIR/host-state"
 }
@@ -404,6 +407,13 @@ real_node_up() {
       log "imported $ref"
     fi
   done <<<"$images"
+  # Older builds of our images (containerd's root survives down): remove
+  # them, the kubelet's image GC never would (threshold 100%).
+  while read -r ref; do
+    if ! awk '{print $1}' <<<"$images" | grep -qxF "$ref"; then
+      ctr_ images rm "$ref" >/dev/null && log "removed old image $ref"
+    fi
+  done < <(ctr_ images ls -q | grep '^localhost/sparkvc/' || true)
 
   python3 "$LOCAL_DIR/node/kube.py" --run-dir "$RUN_DIR" --server "https://127.0.0.1:$APISERVER_PORT" apply \
     < <(real_node_objects) 2>>"$LOG_DIR/real-node-objects.log" ||
@@ -450,11 +460,11 @@ real_node_up() {
 
   if [[ ${SPARKVC_REAL_NODE_PROBE:-1} == 1 ]]; then
     python3 "$LOCAL_DIR/node/kube.py" --run-dir "$RUN_DIR" --server "https://127.0.0.1:$APISERVER_PORT" \
-      probe --image "$PROBE_REF" >"$LOG_DIR/real-node-probe.log" 2>&1 || {
+      probe --image "$PROBE_REF" --node-ip "$NODE_IP" >"$LOG_DIR/real-node-probe.log" 2>&1 || {
       cat "$LOG_DIR/real-node-probe.log" >&2
-      die "the real node's probe pod failed (DNS or kubernetes.default.svc); log: $LOG_DIR/real-node-probe.log"
+      die "the real node's probe pod failed (DNS, kubernetes.default.svc or isolation); log: $LOG_DIR/real-node-probe.log"
     }
-    log "probe pod on $REAL_NODE_NAME: headless Service DNS and https://kubernetes.default.svc:443 OK ($(( $(date +%s) - t0 ))s)"
+    log "probe pod on $REAL_NODE_NAME: headless Service DNS, https://kubernetes.default.svc:443 and isolation OK ($(( $(date +%s) - t0 ))s)"
   fi
 }
 
@@ -563,6 +573,11 @@ real_node_down() {
       sysctl) echo "$line" >"/proc/sys/$val" 2>/dev/null || log "could not restore $val=$line" ;;
     esac
   done <"$RN_DIR/host-state"
+  while read -r fam table; do
+    if ! grep -qxF "nft $fam $table" "$RN_DIR/host-state"; then
+      nft delete table "$fam" "$table" 2>/dev/null || log "could not delete nft table $fam $table"
+    fi
+  done < <(nft list tables 2>/dev/null | awk '$1 == "table" {print $2, $3}')
   for m in "${HOST_PATHS[@]}"; do
     if [[ -e $m ]] && ! grep -qxF "existed $m" "$RN_DIR/host-state"; then
       rm -rf "$m"

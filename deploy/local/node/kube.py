@@ -11,9 +11,11 @@ RUN_DIR/pki, and the API server on 127.0.0.1.
       contains the wanted address.
   kube.py --run-dir D --server URL probe --image REF [--timeout S]
       the real node's end-to-end check: runs a pod on the real node that
-      (a) resolves a headless Service name through CoreDNS to its own pod IP
-      and (b) gets an HTTP answer from https://kubernetes.default.svc:443
-      (through kube-proxy's Service rules), then reads the pod's log through
+      (a) resolves a headless Service name through CoreDNS to its own pod IP,
+      (b) gets an HTTP answer from https://kubernetes.default.svc:443
+      (through kube-proxy's Service rules) and (c) reaches neither the
+      host's gateway, nor the host's own address, nor a host port on the
+      node IP, nor resolves an outside name; then reads the pod's log through
       the API server (which fetches it from the kubelet) and deletes the
       namespace. Exit status 0 only if both checks passed.
 """
@@ -124,9 +126,56 @@ except Exception as e:
     status, body = 0, repr(e)
 print("https://kubernetes.default.svc:443/version ->", status, body.replace("\n", " ")[:200], flush=True)
 ok &= status in (200, 401, 403)
+# Isolation: nothing outside the cluster answers. Each target must time out
+# or be refused (DROP gives a timeout); connecting in parallel keeps it short.
+import concurrent.futures
+def reach(target):
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1.5).close()
+        return target, "CONNECTED"
+    except OSError as e:
+        return target, type(e).__name__
+targets = [t for t in os.environ.get("OUTSIDE", "").split(",") if t]
+with concurrent.futures.ThreadPoolExecutor(max(1, len(targets))) as ex:
+    for target, res in ex.map(reach, targets):
+        print("isolation", target, "->", res, "OK" if res != "CONNECTED" else "FAIL", flush=True)
+        ok &= res != "CONNECTED"
+try:
+    outside = socket.getaddrinfo("deb.debian.org", 80)
+    print("isolation dns deb.debian.org ->", outside[0][4][0], "FAIL", flush=True)
+    ok = False
+except socket.gaierror as e:
+    print("isolation dns deb.debian.org ->", e, "OK", flush=True)
 print("PROBE", "OK" if ok else "FAIL", flush=True)
 sys.exit(0 if ok else 1)
 '''
+
+
+def outside_targets(args):
+    """Addresses a pod must not reach: the host's default gateway (a
+    forwarded packet), the host's own address on that interface and a host
+    port on the node IP that is not the API server relay or DNS (local
+    delivery: process_api listens on 0.0.0.0:2024 on these machines)."""
+    import socket
+    import struct
+    targets = []
+    with open("/proc/net/route") as f:
+        for line in f.readlines()[1:]:
+            iface, dest, gw = line.split()[:3]
+            if dest == "00000000":
+                gw_ip = socket.inet_ntoa(struct.pack("<L", int(gw, 16)))
+                targets.append(f"{gw_ip}:53")
+                try:
+                    import fcntl
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    addr = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", iface.encode()[:15]))  # SIOCGIFADDR
+                    targets.append(f"{socket.inet_ntoa(addr[20:24])}:{args.host_port}")
+                except OSError:
+                    pass
+                break
+    targets.append(f"{args.node_ip}:{args.host_port}")
+    return targets
 
 
 def cmd_probe(c, args):
@@ -146,6 +195,7 @@ def cmd_probe(c, args):
                 "env": [
                     {"name": "HEADLESS", "value": name},  # short name: resolv.conf search path
                     {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "OUTSIDE", "value": ",".join(outside_targets(args))},
                 ],
                 "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}},
             }],
@@ -158,8 +208,22 @@ def cmd_probe(c, args):
                  "ports": [{"name": "none", "port": 80}]},
     }
     t0 = time.time()
-    c.delete(pod)
-    while True:  # a previous probe's pod may still be terminating
+    # A previous probe's namespace may still be terminating: objects cannot
+    # be created in it until it is gone.
+    while True:
+        try:
+            if c.get(nsobj).get("status", {}).get("phase") != "Terminating":
+                c.delete(pod)
+                break
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+            break
+        if time.time() > t0 + args.timeout:
+            print(f"namespace {ns} still terminating", file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+    while True:  # and its pod may still be there
         try:
             c.get(pod)
             time.sleep(0.5)
@@ -240,6 +304,9 @@ def main():
     p.add_argument("--image", required=True)
     p.add_argument("--timeout", type=float, default=180)
     p.add_argument("--keep", action="store_true", help="keep the probe namespace")
+    p.add_argument("--node-ip", default="10.254.0.1")
+    p.add_argument("--host-port", type=int, default=2024,
+                   help="a port that listens on the host's addresses (0.0.0.0) but must not be reachable from pods")
     p = sub.add_parser("dns")
     p.add_argument("--server", dest="dns_server", required=True)
     p.add_argument("--port", type=int, default=53)
