@@ -189,7 +189,7 @@ EOF
     # shellcheck disable=SC1091
     source "$RUN_DIR/real-node/images.env"
     cat >>"$RUN_DIR/env.tmp" <<EOF
-export SPARKVC_REAL_NODE='$REAL_NODE_NAME'
+export SPARKVC_REAL_NODE_NAME='$REAL_NODE_NAME'
 export SPARKVC_REAL_NODE_PROBE_IMAGE='$PROBE_REF'
 EOF
   fi
