@@ -13,7 +13,8 @@ RUN_DIR/pki, and the API server on 127.0.0.1.
       the real node's end-to-end check: runs a pod on the real node that
       (a) resolves a headless Service name through CoreDNS to its own pod IP,
       (b) gets an HTTP answer from https://kubernetes.default.svc:443
-      (through kube-proxy's Service rules) and (c) reaches neither the
+      (through kube-proxy's Service rules), (c) calls itself through a
+      ClusterIP Service by name, and (d) reaches neither the
       host's gateway, nor the host's own address, nor a host port on the
       node IP, nor resolves an outside name; then reads the pod's log through
       the API server (which fetches it from the kubelet) and deletes the
@@ -102,6 +103,21 @@ import json, os, socket, ssl, sys, time, urllib.request, urllib.error
 name = os.environ["HEADLESS"]
 pod_ip = os.environ["POD_IP"]
 ok = True
+# A tiny HTTP server in this pod, the endpoint of a ClusterIP Service that
+# the pod then calls by name: DNS for a ClusterIP Service, kube-proxy's DNAT
+# and the bridge's hairpin back into the same pod.
+import http.server, threading
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("hello from " + pod_ip).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Hello)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
 ips, deadline = [], time.time() + 60
 while time.time() < deadline:
     try:
@@ -126,6 +142,18 @@ except Exception as e:
     status, body = 0, repr(e)
 print("https://kubernetes.default.svc:443/version ->", status, body.replace("\n", " ")[:200], flush=True)
 ok &= status in (200, 401, 403)
+svc = os.environ["CLUSTERIP_SVC"]
+answer, deadline = "", time.time() + 30
+while time.time() < deadline:
+    try:
+        with urllib.request.urlopen(f"http://{svc}/", timeout=3) as r:
+            answer = r.read().decode()
+        break
+    except Exception as e:
+        answer = repr(e)
+        time.sleep(1)
+print(f"http://{svc}/ (ClusterIP) ->", answer, "OK" if answer == "hello from " + pod_ip else "FAIL", flush=True)
+ok &= answer == "hello from " + pod_ip
 # Isolation: nothing outside the cluster answers. Each target must time out
 # or be refused (DROP gives a timeout); connecting in parallel keeps it short.
 import concurrent.futures
@@ -194,6 +222,7 @@ def cmd_probe(c, args):
                 "command": ["python3", "-c", PROBE_SCRIPT],
                 "env": [
                     {"name": "HEADLESS", "value": name},  # short name: resolv.conf search path
+                    {"name": "CLUSTERIP_SVC", "value": name + "-svc"},
                     {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                     {"name": "OUTSIDE", "value": ",".join(outside_targets(args))},
                 ],
@@ -206,6 +235,12 @@ def cmd_probe(c, args):
         "metadata": {"name": name, "namespace": ns},
         "spec": {"clusterIP": "None", "selector": {"app": name}, "publishNotReadyAddresses": True,
                  "ports": [{"name": "none", "port": 80}]},
+    }
+    svc_ip = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name + "-svc", "namespace": ns},
+        "spec": {"selector": {"app": name}, "publishNotReadyAddresses": True,
+                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
     }
     t0 = time.time()
     # A previous probe's namespace may still be terminating: objects cannot
@@ -242,6 +277,7 @@ def cmd_probe(c, args):
         except urllib.error.HTTPError:
             time.sleep(0.5)
     c.apply(svc)
+    c.apply(svc_ip)
     c.apply(pod)
     phase, status = "", {}
     deadline = t0 + args.timeout
