@@ -372,15 +372,21 @@ real_node_objects() {
 EOF
 }
 
-# real_node_up BIN: start (or check) the real node. Needs root.
-real_node_up() {
-  local bin=$1 t0 owner ref archive
-  t0=$(date +%s)
+# real_node_preflight: fail before anything starts if the real node cannot.
+real_node_preflight() {
+  local owner
   [[ $(id -u) == 0 ]] || die "the real node needs root (network set-up, cgroups, containerd)"
   owner="$(cat "$REAL_NODE_OWNER" 2>/dev/null || true)"
   if [[ -n $owner && $owner != "$RUN_DIR" && -f $owner/real-node/host-state ]]; then
     die "a real node from $owner is running on this machine; stop it with its down first (only one fits)"
   fi
+}
+
+# real_node_up BIN: start (or check) the real node. Needs root.
+real_node_up() {
+  local bin=$1 t0 ref archive
+  t0=$(date +%s)
+  real_node_preflight
   real_node_packages
   mkdir -p "$RN_DIR"
   echo "$RUN_DIR" >"$REAL_NODE_OWNER"
