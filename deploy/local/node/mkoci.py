@@ -29,8 +29,8 @@ ap.add_argument("name", help="full image reference, e.g. localhost/sparkvc/pause
 ap.add_argument("--entrypoint", nargs="*", default=None)
 ap.add_argument("--cmd", nargs="*", default=None)
 ap.add_argument("--user", default="")
-ap.add_argument("--env", action="append",
-                default=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+ap.add_argument("--env", action="append", default=[],
+                help="K=V; replaces the default PATH or an earlier --env of the same K")
 ap.add_argument("--workdir", default="/")
 a = ap.parse_args()
 
@@ -69,10 +69,14 @@ if os.path.isdir(a.rootfs):
 else:
     with open(a.rootfs, "rb") as f:
         layer = f.read()
+env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+for kv in a.env:
+    k, _, v = kv.partition("=")
+    env[k] = v
 config = {
     "architecture": "amd64",
     "os": "linux",
-    "config": {"Env": a.env, "WorkingDir": a.workdir},
+    "config": {"Env": [f"{k}={v}" for k, v in env.items()], "WorkingDir": a.workdir},
     # Uncompressed layer: its diff_id is the digest of the blob itself.
     "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
     "history": [{"created_by": "deploy/local/node/mkoci.py"}],
