@@ -191,6 +191,7 @@ EOF
     cat >>"$RUN_DIR/env.tmp" <<EOF
 export SPARKVC_REAL_NODE_NAME='$REAL_NODE_NAME'
 export SPARKVC_REAL_NODE_PROBE_IMAGE='$PROBE_REF'
+export SPARKVC_REAL_NODE_SPARK_IMAGE='${SPARK_REF:-}'
 EOF
   fi
   mv -f "$RUN_DIR/env.tmp" "$RUN_DIR/env"

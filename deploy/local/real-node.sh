@@ -398,19 +398,29 @@ real_node_up() {
 
   # Images (cached by input hash; imported only if containerd lacks them).
   local images
-  images="$(SPARKVC_CACHE="$CACHE_DIR" "$LOCAL_DIR/node/images")" || die "building the node images failed"
+  # The Spark image (~1 GB unpacked, minutes to build cold) only when wanted.
+  local wanted=(pause probe)
+  [[ ${SPARKVC_REAL_NODE_SPARK:-1} == 1 ]] && wanted+=(spark)
+  images="$(SPARKVC_CACHE="$CACHE_DIR" "$LOCAL_DIR/node/images" "${wanted[@]}")" || die "building the node images failed"
   PAUSE_REF="$(awk '$1 ~ /pause/ {print $1}' <<<"$images")"
   PROBE_REF="$(awk '$1 ~ /probe/ {print $1}' <<<"$images")"
-  printf 'PAUSE_REF=%s\nPROBE_REF=%s\n' "$PAUSE_REF" "$PROBE_REF" >"$RN_DIR/images.env"
+  SPARK_REF="$(awk '$1 ~ /\/spark:/ {print $1}' <<<"$images")"
+  printf 'PAUSE_REF=%s\nPROBE_REF=%s\nSPARK_REF=%s\n' "$PAUSE_REF" "$PROBE_REF" "$SPARK_REF" >"$RN_DIR/images.env"
   log "node images ready ($(( $(date +%s) - t0 ))s)"
 
   write_containerd_config
   start containerd "" containerd --config "$RN_DIR/containerd.toml"
   wait_for containerd 60 ctr --address "$CTR_SOCK" version
+  # Import unless containerd holds exactly this build: the same reference
+  # with the archive's manifest digest (the Spark image keeps its tag across
+  # rebuilds, the others carry their input hash in the tag).
+  local want have
   while read -r ref archive; do
-    if ! ctr_ images ls -q | grep -xF "$ref" >/dev/null; then
+    want="$(tar -xOf "$archive" index.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifests"][0]["digest"])')"
+    have="$(ctr_ images ls | awk -v r="$ref" '$1 == r {print $3}')"
+    if [[ $have != "$want" ]]; then
       ctr_ images import "$archive" >/dev/null || die "importing $archive into containerd failed"
-      log "imported $ref"
+      log "imported $ref ($want)"
     fi
   done <<<"$images"
   # Older builds of our images (containerd's root survives down): remove

@@ -6,6 +6,11 @@ RUN_DIR/pki, and the API server on 127.0.0.1.
   kube.py --run-dir D --server URL apply < objects.json
       server-side apply (field manager sparkvc-local-up) of a JSON list of
       objects; idempotent, so up can run it on every start.
+  kube.py --run-dir D --server URL get PATH
+      GET an API path (e.g. /api/v1/namespaces/NS/pods?labelSelector=...)
+      and print the body (JSON, or text for .../log).
+  kube.py --run-dir D --server URL delete PATH
+      DELETE an API path (404 is fine).
   kube.py --run-dir D --server URL dns --server IP --port P --name N --want IP
       one DNS query (A record, over UDP) to CoreDNS; exit 0 if the answer
       contains the wanted address.
@@ -37,6 +42,9 @@ RESOURCES = {
     "Service": ("/api/v1", "services", True),
     "Pod": ("/api/v1", "pods", True),
     "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "ConfigMap": ("/api/v1", "configmaps", True),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices", True),
     "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
     "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
@@ -301,6 +309,24 @@ def cmd_probe(c, args):
     return 0 if phase == "Succeeded" and "PROBE OK" in log else 1
 
 
+def cmd_get(c, args):
+    try:
+        body = c.request("GET", args.path, raw=True)
+    except urllib.error.HTTPError as e:
+        print(f"GET {args.path}: HTTP {e.code}: {e.read().decode()[:500]}", file=sys.stderr)
+        return 1
+    sys.stdout.write(body if body.endswith("\n") else body + "\n")
+
+
+def cmd_delete(c, args):
+    try:
+        c.request("DELETE", args.path)
+    except urllib.error.HTTPError as e:
+        if e.code != 404:
+            print(f"DELETE {args.path}: HTTP {e.code}: {e.read().decode()[:500]}", file=sys.stderr)
+            return 1
+
+
 def cmd_dns(_c, args):
     import random
     import socket
@@ -343,6 +369,8 @@ def main():
     p.add_argument("--node-ip", default="10.254.0.1")
     p.add_argument("--host-port", type=int, default=2024,
                    help="a port that listens on the host's addresses (0.0.0.0) but must not be reachable from pods")
+    sub.add_parser("get").add_argument("path")
+    sub.add_parser("delete").add_argument("path")
     p = sub.add_parser("dns")
     p.add_argument("--server", dest="dns_server", required=True)
     p.add_argument("--port", type=int, default=53)
@@ -350,7 +378,8 @@ def main():
     p.add_argument("--want", required=True)
     args = ap.parse_args()
     c = Client(args.run_dir, args.server)
-    sys.exit({"apply": cmd_apply, "probe": cmd_probe, "dns": cmd_dns}[args.cmd](c, args) or 0)
+    sys.exit({"apply": cmd_apply, "probe": cmd_probe, "dns": cmd_dns, "get": cmd_get,
+              "delete": cmd_delete}[args.cmd](c, args) or 0)
 
 
 if __name__ == "__main__":
