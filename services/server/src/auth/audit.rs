@@ -392,6 +392,15 @@ mod tests {
         assert!(current.contains("id-9"));
     }
 
+    fn request_ids(text: &str) -> Vec<String> {
+        text.lines()
+            .map(|l| {
+                let record: serde_json::Value = serde_json::from_str(l).unwrap();
+                record["request_id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    }
+
     #[test]
     fn a_batch_is_split_at_line_boundaries_and_dropping_the_log_writes_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -411,21 +420,10 @@ mod tests {
                     old.display(),
                     text.len()
                 );
-                ids.extend(text.lines().map(|l| {
-                    serde_json::from_str::<serde_json::Value>(l).unwrap()["request_id"]
-                        .as_str()
-                        .unwrap()
-                        .to_string()
-                }));
+                ids.extend(request_ids(&text));
             }
         }
-        let current = std::fs::read_to_string(&path).unwrap();
-        ids.extend(current.lines().map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["request_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }));
+        ids.extend(request_ids(&std::fs::read_to_string(&path).unwrap()));
         let expected: Vec<String> = (0..40).map(|i| format!("id-{i}")).collect();
         assert_eq!(ids, expected, "every record, once, in order");
     }
