@@ -428,20 +428,17 @@ async fn tenants_reach_only_their_own_resources() {
     // Records reach the file from the log's writer thread just after their
     // calls: wait a little for the last ones (and for any extra ones).
     let audit = dir.path().join("data/audit.log");
-    let read = || -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&audit)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
+    let read = || std::fs::read_to_string(&audit).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while read().len() < calls && std::time::Instant::now() < deadline {
+    while read().lines().count() < calls && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let records = read();
-    let text = std::fs::read_to_string(&audit).unwrap();
+    let text = read();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(records.len(), calls, "one record per call");
     let count =
         |pred: &dyn Fn(&serde_json::Value) -> bool| records.iter().filter(|r| pred(r)).count();
