@@ -18,7 +18,8 @@
 //!   array (no shell ever parses user text), the restricted security context.
 //! - The ConfigMap is mounted twice: `spark-defaults.conf` under
 //!   [`CONF_DIR`], the pod templates under [`POD_TEMPLATE_DIR`].
-//! - Placement, labels, annotations and resources from `emr-job-submitter`;
+//! - Placement, labels, annotations and resources from `emr-job-submitter`
+//!   (the cluster's own placement of job pods over it, see [`super::scheduling`]);
 //!   resources default to [`DEFAULT_CPU_REQUEST`] / [`DEFAULT_MEMORY`].
 //!
 //! ## Spark SQL
@@ -188,6 +189,9 @@ pub struct JobRunnerInputs<'a> {
     /// [`CONF_DIR`] under their own name (such as [`KEY_LOG4J2`]); with any,
     /// `SPARK_CONF_DIR` points spark-submit there.
     pub conf_files: &'a [&'static str],
+    /// The operator's node selector and tolerations for job pods, applied
+    /// over `jobsubmitter.node.selector.*`.
+    pub scheduling: &'a super::scheduling::JobPodScheduling,
 }
 
 /// The job-runner pod.
@@ -256,7 +260,7 @@ pub fn render_job_runner(inputs: &JobRunnerInputs<'_>) -> Pod {
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Container::default()
     };
-    let spec = PodSpec {
+    let mut spec = PodSpec {
         containers: vec![container],
         restart_policy: Some("Never".into()),
         service_account_name: Some(inputs.service_account.into()),
@@ -265,6 +269,7 @@ pub fn render_job_runner(inputs: &JobRunnerInputs<'_>) -> Pod {
         init_containers,
         ..PodSpec::default()
     };
+    inputs.scheduling.apply(&mut spec);
     Pod {
         metadata: ObjectMeta {
             name: Some(inputs.name.into()),
@@ -378,6 +383,7 @@ mod tests {
             submitter,
             log_capture: None,
             conf_files: &[],
+            scheduling: &Default::default(),
         })
     }
 

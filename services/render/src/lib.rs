@@ -23,6 +23,7 @@ pub mod logging;
 pub mod names;
 pub mod pod_template;
 pub mod release;
+pub mod scheduling;
 pub mod security;
 pub mod spark_conf;
 pub mod tenancy;
@@ -105,6 +106,8 @@ pub struct JobRunInputs<'a> {
     /// The server's app-UI event log directory, if configured (see
     /// [`log_destinations::event_log_dir`]).
     pub event_log_dir: Option<&'a str>,
+    /// The cluster's node selector and tolerations for every pod of the run.
+    pub scheduling: &'a scheduling::JobPodScheduling,
 }
 
 /// The objects of one job run.
@@ -208,6 +211,25 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
         }
     }
 
+    // A run may not move its pods off the nodes the operator chose.
+    for (name, value) in &driver.args.conf {
+        inputs
+            .scheduling
+            .check_run_setting(driver.args_field, name, value)?;
+    }
+    let app_config = "applicationConfiguration";
+    for (name, value) in &classes.spark_defaults {
+        inputs
+            .scheduling
+            .check_run_setting(app_config, name, value)?;
+    }
+    for (key, value) in &classes.job_submitter.node_selector {
+        let name = format!("jobsubmitter.node.selector.{key}");
+        inputs
+            .scheduling
+            .check_run_setting(app_config, &name, value)?;
+    }
+
     let identity = tenancy::render_role_identity(
         inputs.namespace,
         vc,
@@ -272,6 +294,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
                 }),
                 logging::LogSource::Spark,
             ),
+            scheduling: inputs.scheduling,
         })?;
         pod_template::to_json(&pod)
     };
@@ -353,6 +376,7 @@ pub fn render_job_run(inputs: &JobRunInputs<'_>) -> Result<RenderedJobRun, Rende
             logging::LogSource::JobRunner,
         ),
         conf_files: &conf_files,
+        scheduling: inputs.scheduling,
     });
     Ok(RenderedJobRun {
         service_accounts: identity.service_accounts,

@@ -21,7 +21,9 @@
 //!   which sparkvc does not replace.
 //! - sparkvc's labels are set over the user's; the `/var/log/spark/user`
 //!   emptyDir (for the log sidecars) is added and mounted in the Spark
-//!   container; the owner reference, when given, is added.
+//!   container; the owner reference, when given, is added; the cluster's
+//!   node selector and tolerations for job pods are applied (see
+//!   [`super::scheduling`]).
 //!
 //! The result is serialised as JSON (which Spark's YAML loader reads).
 
@@ -33,6 +35,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use std::collections::BTreeMap;
 
 use super::names::{DRIVER_CONTAINER, EXECUTOR_CONTAINER, USER_LOG_DIR, USER_LOG_VOLUME};
+use super::scheduling::JobPodScheduling;
 use super::security::restricted_security_context;
 
 /// Which Spark pod a template is for.
@@ -74,6 +77,8 @@ pub struct PodTemplateInputs<'a> {
     /// ships its logs (see `render::logging`): the Spark container's output
     /// is then captured into the log directory.
     pub log_capture: Option<super::logging::LogCapture>,
+    /// The operator's node selector and tolerations for job pods.
+    pub scheduling: &'a JobPodScheduling,
 }
 
 /// The Spark images' entrypoint, which the log capture wrapper runs.
@@ -171,6 +176,7 @@ pub fn render_pod_template(inputs: &PodTemplateInputs<'_>) -> Result<Pod, Render
             .get_or_insert_with(Vec::new)
             .push(capture.sidecar.clone());
     }
+    inputs.scheduling.apply(spec);
     Ok(pod)
 }
 
@@ -324,6 +330,11 @@ pub fn to_json(pod: &Pod) -> Result<String, RenderError> {
 mod tests {
     use super::*;
 
+    static NO_SCHEDULING: JobPodScheduling = JobPodScheduling {
+        node_selector: BTreeMap::new(),
+        tolerations: Vec::new(),
+    };
+
     fn inputs(role: SparkRole, user: Option<&str>) -> PodTemplateInputs<'_> {
         PodTemplateInputs {
             role,
@@ -333,6 +344,7 @@ mod tests {
             owner: None,
             extra_volumes: vec![],
             log_capture: None,
+            scheduling: &NO_SCHEDULING,
         }
     }
 

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sparkvc_proto::FailureReason;
 use sparkvc_proto::v1::JobRun;
 use sparkvc_render::Release;
+use sparkvc_render::scheduling::JobPodScheduling;
 use sparkvc_render::tenancy::{self, ContainerLimits, TenancyConfig};
 use sparkvc_render::{
     JobRunInputs, PodTemplateFiles, RenderError, pod_template_files, render_job_run,
@@ -73,6 +74,17 @@ fn render_attempt(
     executor: Option<&str>,
     attempt: u32,
 ) -> Result<Value, RenderError> {
+    render_on(run, driver, executor, attempt, &JobPodScheduling::default())
+}
+
+/// Renders on a cluster whose job pods go where `scheduling` says.
+fn render_on(
+    run: &JobRun,
+    driver: Option<&str>,
+    executor: Option<&str>,
+    attempt: u32,
+    scheduling: &JobPodScheduling,
+) -> Result<Value, RenderError> {
     let release = release();
     // As production does it: the job-runner pod is rendered and created
     // first, without an owner; then the rest, owned by it.
@@ -87,6 +99,7 @@ fn render_attempt(
         attempt,
         region: "us-west-2",
         event_log_dir: None,
+        scheduling,
     };
     let runner = render_job_run(&inputs)?.job_runner;
     let rendered = render_job_run(&JobRunInputs {
@@ -169,6 +182,84 @@ fn spark_pi_with_defaults() {
         PodTemplateFiles::default()
     );
     check_golden("spark_pi", &render(&run, None, None).unwrap());
+}
+
+/// The cluster's placement of job pods reaches the job-runner and both pod
+/// templates, over the run's own node selectors; a run that names one of
+/// the cluster's keys with another value is refused.
+#[test]
+fn job_pods_go_where_the_cluster_puts_them() {
+    let scheduling: JobPodScheduling = toml::from_str(
+        r#"
+node_selector = { "sparkvc.io/node" = "real" }
+tolerations = [{ key = "sparkvc.io/real-node", operator = "Exists", effect = "NoSchedule" }]
+"#,
+    )
+    .unwrap();
+    let driver_template = r#"{"spec": {"nodeSelector": {"sparkvc.io/node": "kwok", "disk": "ssd"},
+        "tolerations": [{"key": "spot", "operator": "Exists"}]}}"#;
+    let run = run(json!({
+        "jobDriver": {"sparkSubmitJobDriver": {
+            "entryPoint": "local:///opt/spark/examples/src/main/python/pi.py",
+            "sparkSubmitParameters": "--conf spark.kubernetes.driver.podTemplateFile=/t/driver.yaml --conf spark.kubernetes.node.selector.zone=a"
+        }},
+        "configurationOverrides": {"applicationConfiguration": [
+            {"classification": "emr-job-submitter", "properties": {"jobsubmitter.node.selector.disk": "ssd"}}
+        ]}
+    }));
+    let rendered = render_on(&run, Some(driver_template), None, 1, &scheduling).unwrap();
+    let toleration =
+        json!({"key": "sparkvc.io/real-node", "operator": "Exists", "effect": "NoSchedule"});
+    let runner = &rendered["jobRunner"]["spec"];
+    assert_eq!(
+        runner["nodeSelector"],
+        json!({"sparkvc.io/node": "real", "disk": "ssd"})
+    );
+    assert_eq!(runner["tolerations"], json!([toleration]));
+    let driver = &rendered["podTemplatesParsed"]["driver-pod-template.json"]["spec"];
+    assert_eq!(
+        driver["nodeSelector"],
+        json!({"sparkvc.io/node": "real", "disk": "ssd"})
+    );
+    assert_eq!(
+        driver["tolerations"],
+        json!([{"key": "spot", "operator": "Exists"}, toleration])
+    );
+    let executor = &rendered["podTemplatesParsed"]["executor-pod-template.json"]["spec"];
+    assert_eq!(executor["nodeSelector"], json!({"sparkvc.io/node": "real"}));
+    assert_eq!(executor["tolerations"], json!([toleration]));
+
+    // The same run with defaults: no placement at all.
+    let plain = render(&run, Some(driver_template), None).unwrap();
+    assert_eq!(plain["jobRunner"]["spec"]["tolerations"], Value::Null);
+    assert_eq!(
+        plain["podTemplatesParsed"]["executor-pod-template.json"]["spec"]["nodeSelector"],
+        Value::Null
+    );
+
+    for (params, submitter) in [
+        (
+            "--conf spark.kubernetes.executor.node.selector.sparkvc.io/node=kwok",
+            None,
+        ),
+        ("", Some("kwok")),
+    ] {
+        let mut overrides = json!([]);
+        if let Some(node) = submitter {
+            overrides = json!([{"classification": "emr-job-submitter",
+                "properties": {"jobsubmitter.node.selector.sparkvc.io/node": node}}]);
+        }
+        let run = self::run(json!({
+            "jobDriver": {"sparkSubmitJobDriver": {
+                "entryPoint": "local:///opt/spark/examples/src/main/python/pi.py",
+                "sparkSubmitParameters": params
+            }},
+            "configurationOverrides": {"applicationConfiguration": overrides}
+        }));
+        let err = render_on(&run, None, None, 1, &scheduling).unwrap_err();
+        assert_eq!(err.failure_reason(), FailureReason::UserError);
+        assert!(err.to_string().contains("sparkvc.io/node=real"), "{err}");
+    }
 }
 
 /// A retried attempt gets objects of its own: only the names and the

@@ -121,6 +121,10 @@ pub struct ClusterConfig {
     /// Use the pod's service account instead of a kubeconfig.
     #[serde(default)]
     pub in_cluster: bool,
+    /// Node selector and tolerations for every pod of every run on this
+    /// cluster (`[cluster.job_pods]`).
+    #[serde(default)]
+    pub job_pods: crate::render::scheduling::JobPodScheduling,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -374,6 +378,15 @@ impl Config {
                 ),
             });
         }
+        for cluster in &self.clusters {
+            cluster
+                .job_pods
+                .check()
+                .map_err(|rule| ConfigError::Invalid {
+                    setting: "cluster",
+                    rule: format!("cluster {}: {rule}", cluster.id),
+                })?;
+        }
         if let Some(dir) = self.pod_template_dirs.iter().find(|d| !d.is_absolute()) {
             return Err(ConfigError::Invalid {
                 setting: "pod_template_dirs",
@@ -411,6 +424,7 @@ fn parse_cluster_flag(
         kubeconfig: kubeconfig.cloned(),
         context: context.filter(|_| !in_cluster).map(str::to_string),
         in_cluster,
+        job_pods: Default::default(),
     })
 }
 
@@ -521,7 +535,8 @@ mod tests {
                 id: "local".into(),
                 kubeconfig: Some("/k".into()),
                 context: Some("kind-a".into()),
-                in_cluster: false
+                in_cluster: false,
+                job_pods: Default::default(),
             }
         );
         assert!(config.clusters[1].in_cluster);
@@ -550,5 +565,44 @@ mod tests {
         let flags = Flags::parse_from(["sparkvc-server", "--config", path.to_str().unwrap()]);
         let err = Config::load(&flags).unwrap_err().to_string();
         assert!(err.contains("regoin"), "{err}");
+    }
+
+    #[test]
+    fn a_clusters_job_pod_placement_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&Flags::parse_from([
+                "sparkvc-server",
+                "--config",
+                path.to_str().unwrap(),
+            ]))
+        };
+        let config = load(
+            r#"
+[[cluster]]
+id = "local"
+[cluster.job_pods]
+node_selector = { "sparkvc.io/node" = "real" }
+tolerations = [{ key = "sparkvc.io/real-node", operator = "Exists", effect = "NoSchedule" }]
+"#,
+        )
+        .unwrap();
+        let job_pods = &config.clusters[0].job_pods;
+        assert_eq!(job_pods.node_selector["sparkvc.io/node"], "real");
+        assert_eq!(
+            job_pods.tolerations[0].effect.as_deref(),
+            Some("NoSchedule")
+        );
+        let err = load(
+            "[[cluster]]\nid = \"local\"\n[cluster.job_pods]\ntolerations = [{ key = \"k\", effect = \"Sometimes\" }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "invalid setting cluster: cluster local: job_pods.tolerations[0].effect: \"Sometimes\" is not NoSchedule, PreferNoSchedule or NoExecute"
+        );
     }
 }

@@ -139,6 +139,7 @@ async fn real_spark_submit_creates_the_driver_sparkvc_rendered() -> Result<()> {
             attempt: 1,
             region: "us-east-1",
             event_log_dir: None,
+            scheduling: &Default::default(),
         })
         .map_err(|e| anyhow!("rendering the job run: {e}"))?;
 

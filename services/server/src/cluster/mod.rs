@@ -15,8 +15,10 @@ pub mod templates;
 pub mod tenancy;
 
 use crate::config::ClusterConfig;
+use crate::render::scheduling::JobPodScheduling;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -40,10 +42,12 @@ pub enum ClusterError {
     Duplicate(String),
 }
 
-/// One Kubernetes client per configured cluster.
+/// One Kubernetes client per configured cluster, and where that cluster's
+/// job pods go.
 #[derive(Clone, Default)]
 pub struct Clusters {
     clients: BTreeMap<String, kube::Client>,
+    job_pods: BTreeMap<String, Arc<JobPodScheduling>>,
 }
 
 impl std::fmt::Debug for Clusters {
@@ -57,6 +61,7 @@ impl Clusters {
     /// lazily, on first use.
     pub async fn connect(configs: &[ClusterConfig]) -> Result<Self, ClusterError> {
         let mut clients = BTreeMap::new();
+        let mut job_pods = BTreeMap::new();
         for cluster in configs {
             let id = cluster.id.clone();
             let config = if cluster.in_cluster {
@@ -91,15 +96,23 @@ impl Clusters {
             if clients.insert(id.clone(), client).is_some() {
                 return Err(ClusterError::Duplicate(id));
             }
+            job_pods.insert(id, Arc::new(cluster.job_pods.clone()));
         }
-        Ok(Self { clients })
+        Ok(Self { clients, job_pods })
     }
 
     /// Clusters from clients already made (tests, with a mocked API server).
     pub fn from_clients(clients: impl IntoIterator<Item = (String, kube::Client)>) -> Self {
         Self {
             clients: clients.into_iter().collect(),
+            job_pods: BTreeMap::new(),
         }
+    }
+
+    /// Where job pods go on a cluster from [`Self::from_clients`] (tests).
+    pub fn with_job_pods(mut self, id: &str, scheduling: JobPodScheduling) -> Self {
+        self.job_pods.insert(id.into(), Arc::new(scheduling));
+        self
     }
 
     /// Whether job runs can run anywhere.
@@ -109,6 +122,12 @@ impl Clusters {
 
     pub fn get(&self, id: &str) -> Option<&kube::Client> {
         self.clients.get(id)
+    }
+
+    /// The node selector and tolerations of a cluster's job pods (none
+    /// unless configured).
+    pub fn job_pods(&self, id: &str) -> Arc<JobPodScheduling> {
+        self.job_pods.get(id).cloned().unwrap_or_default()
     }
 
     pub fn ids(&self) -> impl Iterator<Item = &str> {

@@ -356,6 +356,7 @@ impl Executor {
         let client = self.clusters.get(&provider.id)?.clone();
         let namespace = provider.info.as_ref()?.eks_info.as_ref()?.namespace.clone();
         Some(Placement {
+            job_pods: self.clusters.job_pods(&provider.id),
             cluster: provider.id.clone(),
             client,
             namespace,
@@ -391,6 +392,8 @@ struct Placement {
     /// removes its service accounts, and a new virtual cluster on the same
     /// namespace must not trust that they still exist.
     virtual_cluster_id: String,
+    /// The cluster's node selector and tolerations for job pods.
+    job_pods: std::sync::Arc<crate::render::scheduling::JobPodScheduling>,
 }
 
 impl From<TemplateError> for SubmitError {

@@ -63,6 +63,7 @@ impl Executor {
             attempt,
             region: &self.settings.region,
             event_log_dir: self.settings.event_log_dir.as_deref(),
+            scheduling: &at.job_pods,
         };
         let rendered = render::render_job_run(&inputs)?;
         for sa in &rendered.service_accounts {
