@@ -20,11 +20,12 @@ SCHEDULER_PORT="${SPARKVC_SCHEDULER_PORT:-26445}"
 MOTO_PORT="${SPARKVC_MOTO_PORT:-25000}"
 NODES="${SPARKVC_NODES:-4}"
 
-# The optional real node (SPARKVC_REAL_NODE=1; see real-node.sh and the
-# README). Its addresses are fixed host-only ones (a dummy interface and a
-# bridge that only this node uses), so only one real node can run on a
-# machine at a time; its ports can move like the others.
-REAL_NODE="${SPARKVC_REAL_NODE:-0}"
+# The real node (see real-node.sh and the README): SPARKVC_REAL_NODE=1
+# always, 0 never, auto (the default) when run as root and no other run
+# directory's real node is running. Its addresses are fixed host-only ones (a
+# dummy interface and a bridge that only this node uses), so only one real
+# node can run on a machine at a time; its ports can move like the others.
+REAL_NODE="${SPARKVC_REAL_NODE:-auto}"
 REAL_NODE_NAME="${SPARKVC_REAL_NODE_NAME:-real-node-0}"
 KUBELET_PORT="${SPARKVC_KUBELET_PORT:-26450}"
 KUBELET_HEALTHZ_PORT="${SPARKVC_KUBELET_HEALTHZ_PORT:-26451}"

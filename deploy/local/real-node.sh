@@ -373,12 +373,26 @@ EOF
 }
 
 # real_node_preflight: fail before anything starts if the real node cannot.
-real_node_preflight() {
+# real_node_unavailable: prints why this machine cannot have the real node
+# now and succeeds, or fails (prints nothing) if it can.
+real_node_unavailable() {
   local owner
-  [[ $(id -u) == 0 ]] || die "the real node needs root (network set-up, cgroups, containerd)"
+  if [[ $(id -u) != 0 ]]; then
+    echo "it needs root: network set-up, cgroups, containerd"
+    return 0
+  fi
   owner="$(cat "$REAL_NODE_OWNER" 2>/dev/null || true)"
   if [[ -n $owner && $owner != "$RUN_DIR" && -f $owner/real-node/host-state ]]; then
-    die "a real node from $owner is running on this machine; stop it with its down first (only one fits)"
+    echo "a real node from $owner is running on this machine; stop it with its down first (only one fits)"
+    return 0
+  fi
+  return 1
+}
+
+real_node_preflight() {
+  local why
+  if why="$(real_node_unavailable)"; then
+    die "cannot start the real node: $why (SPARKVC_REAL_NODE=0 starts the cluster without it)"
   fi
 }
 

@@ -2,7 +2,11 @@
 //! observed job-runner and driver pods to the next job-run state.
 //!
 //! - The driver pod decides: Running → RUNNING, Succeeded → COMPLETED,
-//!   Failed → FAILED with the container's exit code and reason.
+//!   Failed → FAILED with the container's exit code and reason, and the
+//!   error that ended it: from the container's termination message, or else
+//!   from the end of the driver's log, which the caller reads when
+//!   [`wants_driver_log`] says so (Spark logs its shutdown after a Python
+//!   traceback, which pushes the error out of the kubelet's 2 KiB message).
 //! - Before any driver exists, a failed job-runner pod (spark-submit itself
 //!   failed: bad arguments, no permission to create the driver, ...) fails the
 //!   run as USER_ERROR.
@@ -46,8 +50,69 @@ fn phase(pod: &Pod) -> &str {
         .unwrap_or("Pending")
 }
 
-/// A sentence about the first container that terminated badly.
-fn termination(pod: &Pod) -> String {
+/// Whether the caller should read the end of a driver's log before
+/// [`observe`]: the driver failed and no container said why in its
+/// termination message.
+pub fn wants_driver_log(current: JobRunState, driver: &Pod) -> bool {
+    !current.is_terminal()
+        && phase(driver) == "Failed"
+        && failed_container(driver).is_some_and(|(_, term)| {
+            term.message.as_deref().and_then(telling_line).is_none()
+                && term.reason.as_deref() != Some("OOMKilled")
+        })
+}
+
+/// The first container of a pod that exited non-zero, with its end.
+fn failed_container(
+    pod: &Pod,
+) -> Option<(
+    &k8s_openapi::api::core::v1::ContainerStatus,
+    &k8s_openapi::api::core::v1::ContainerStateTerminated,
+)> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find_map(|status| {
+            let term = status.state.as_ref()?.terminated.as_ref()?;
+            (term.exit_code != 0).then_some((status, term))
+        })
+}
+
+/// The error a log ends with: Spark's own log lines (`yy/MM/dd HH:mm:ss
+/// LEVEL …`) left out, the headline of a JVM stack trace or the line of a
+/// Python traceback that names the exception (`ValueError: …`). None when
+/// the log names no error.
+pub fn error_in_log(log: &str) -> Option<&str> {
+    static SPARK_LOG_LINE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (TRACE|DEBUG|INFO|WARN) ")
+            .expect("Spark log line regex")
+    });
+    static EXCEPTION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^([A-Za-z_][A-Za-z0-9_]*\.)*[A-Za-z_][A-Za-z0-9_]*(Error|Exception|Exit|Interrupt|Failure)(: .*)?$")
+            .expect("exception regex")
+    });
+    let lines = || {
+        log.lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty() && !SPARK_LOG_LINE.is_match(l))
+    };
+    if let Some(line) = lines().find_map(|l| l.strip_prefix("Exception in thread ")) {
+        return Some(
+            line.strip_prefix('"')
+                .and_then(|l| l.split_once("\" "))
+                .map_or(line, |(_, rest)| rest),
+        );
+    }
+    // A Python traceback's last line; the last one, since an exception
+    // raised while handling another is the one that ended the program.
+    lines().rfind(|l| EXCEPTION.is_match(l))
+}
+
+/// A sentence about the first container that terminated badly, with the
+/// error from the end of its log when its termination message has none.
+fn termination(pod: &Pod, log: Option<&str>) -> String {
     let statuses = pod
         .status
         .as_ref()
@@ -67,7 +132,12 @@ fn termination(pod: &Pod) -> String {
         if reason == "OOMKilled" {
             text.push_str(": it ran out of memory; raise its memory limit");
         }
-        if let Some(message) = term.message.as_deref().and_then(telling_line) {
+        if let Some(message) = term
+            .message
+            .as_deref()
+            .and_then(telling_line)
+            .or_else(|| log.and_then(error_in_log))
+        {
             text.push_str(": ");
             text.push_str(message);
         }
@@ -115,7 +185,14 @@ fn telling_line(message: &str) -> Option<&str> {
         .or_else(|| lines().next_back())
 }
 
-pub fn observe(current: JobRunState, runner: Option<&Pod>, driver: Option<&Pod>) -> Observation {
+/// `driver_log`: the end of the driver's log, when [`wants_driver_log`]
+/// asked for it and it could be read.
+pub fn observe(
+    current: JobRunState,
+    runner: Option<&Pod>,
+    driver: Option<&Pod>,
+    driver_log: Option<&str>,
+) -> Observation {
     use JobRunState::*;
     if current.is_terminal() {
         return Observation::Unchanged;
@@ -137,7 +214,10 @@ pub fn observe(current: JobRunState, runner: Option<&Pod>, driver: Option<&Pod>)
             ("Succeeded", _) => to(Completed, "The Spark application completed.".into(), None),
             ("Failed", _) => to(
                 Failed,
-                format!("The Spark driver failed: {}.", termination(driver)),
+                format!(
+                    "The Spark driver failed: {}.",
+                    termination(driver, driver_log)
+                ),
                 Some(FailureReason::UserError),
             ),
             _ => Observation::Unchanged,
@@ -148,7 +228,7 @@ pub fn observe(current: JobRunState, runner: Option<&Pod>, driver: Option<&Pod>)
             Failed,
             format!(
                 "spark-submit failed before a Spark driver existed: {}.",
-                termination(runner.expect("matched"))
+                termination(runner.expect("matched"), None)
             ),
             Some(FailureReason::UserError),
         ),
@@ -206,20 +286,20 @@ mod tests {
     fn the_driver_decides() {
         let running = pod(json!({"phase": "Running"}));
         assert!(matches!(
-            observe(JobRunState::Submitted, None, Some(&running)),
+            observe(JobRunState::Submitted, None, Some(&running), None),
             Observation::Transition(JobRunState::Running, _)
         ));
         assert_eq!(
-            observe(JobRunState::Running, None, Some(&running)),
+            observe(JobRunState::Running, None, Some(&running), None),
             Observation::Unchanged
         );
         let done = pod(json!({"phase": "Succeeded"}));
         assert!(matches!(
-            observe(JobRunState::Running, None, Some(&done)),
+            observe(JobRunState::Running, None, Some(&done), None),
             Observation::Transition(JobRunState::Completed, _)
         ));
         assert_eq!(
-            observe(JobRunState::Completed, None, Some(&done)),
+            observe(JobRunState::Completed, None, Some(&done), None),
             Observation::Unchanged
         );
     }
@@ -231,7 +311,7 @@ mod tests {
             "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
         }]}));
         let Observation::Transition(JobRunState::Failed, outcome) =
-            observe(JobRunState::Running, None, Some(&oom))
+            observe(JobRunState::Running, None, Some(&oom), None)
         else {
             panic!("expected a failure")
         };
@@ -248,7 +328,7 @@ mod tests {
             "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": "Forbidden: cannot create pods"}}
         }]}));
         let Observation::Transition(JobRunState::Failed, outcome) =
-            observe(JobRunState::Submitted, Some(&runner), None)
+            observe(JobRunState::Submitted, Some(&runner), None, None)
         else {
             panic!("expected a failure")
         };
@@ -270,6 +350,67 @@ mod tests {
         assert_eq!(telling_line(python), Some("ValueError: bad input"));
         assert_eq!(telling_line("killed\n\n"), Some("killed"));
         assert_eq!(telling_line(" \n"), None);
+    }
+
+    /// What a real PySpark driver on the local real node logged: Spark's
+    /// shutdown lines follow the traceback.
+    #[test]
+    fn a_failed_drivers_log_gives_its_error() {
+        let python = "Traceback (most recent call last):\n\
+            \x20 File \"/opt/spark/examples/src/main/python/pi.py\", line 34, in <module>\n\
+            \x20   partitions = int(sys.argv[1]) if len(sys.argv) > 1 else 2\n\
+            \x20                ^^^^^^^^^^^^^^^^\n\
+            ValueError: invalid literal for int() with base 10: 'many'\n\
+            26/12/07 05:51:29 INFO SparkContext: SparkContext is stopping with exitCode 0.\n\
+            26/12/07 05:51:30 WARN ExecutorPodsWatchSnapshotSource: Kubernetes client has been closed.\n\
+            26/12/07 05:51:30 INFO ShutdownHookManager: Deleting directory /tmp/spark-0f4ea9ba\n";
+        assert_eq!(
+            error_in_log(python),
+            Some("ValueError: invalid literal for int() with base 10: 'many'")
+        );
+        let chained = "ValueError: first\n\nDuring handling of the above exception, another exception occurred:\n\
+            Traceback (most recent call last):\npyspark.errors.exceptions.captured.AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] t\n";
+        assert_eq!(
+            error_in_log(chained),
+            Some(
+                "pyspark.errors.exceptions.captured.AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] t"
+            )
+        );
+        let jvm = "26/12/07 05:51:29 ERROR SparkContext: Error initializing SparkContext.\n\
+            Exception in thread \"main\" java.lang.IllegalStateException: boom\n\tat x.Y.main(Y.scala:3)\n";
+        assert_eq!(
+            error_in_log(jvm),
+            Some("java.lang.IllegalStateException: boom")
+        );
+        let quiet = "26/12/07 05:51:30 INFO ShutdownHookManager: Shutdown hook called\nbye\n";
+        assert_eq!(error_in_log(quiet), None);
+
+        let failed = |message: Option<&str>, reason: &str| {
+            pod(json!({"phase": "Failed", "containerStatuses": [{
+                "name": "spark-kubernetes-driver", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 1, "reason": reason, "message": message}}
+            }]}))
+        };
+        let driver = failed(None, "Error");
+        assert!(wants_driver_log(JobRunState::Running, &driver));
+        assert!(!wants_driver_log(JobRunState::Failed, &driver));
+        assert!(!wants_driver_log(
+            JobRunState::Running,
+            &failed(Some("Exception in thread \"main\" x.Y: z"), "Error")
+        ));
+        assert!(!wants_driver_log(
+            JobRunState::Running,
+            &failed(None, "OOMKilled")
+        ));
+        let Observation::Transition(JobRunState::Failed, outcome) =
+            observe(JobRunState::Running, None, Some(&driver), Some(python))
+        else {
+            panic!("expected a failure")
+        };
+        assert_eq!(
+            outcome.details,
+            "The Spark driver failed: container spark-kubernetes-driver exited with code 1 (Error): ValueError: invalid literal for int() with base 10: 'many'."
+        );
     }
 
     #[test]
@@ -297,7 +438,7 @@ mod tests {
     fn a_finished_runner_without_driver_is_confirmed_first() {
         let done = pod(json!({"phase": "Succeeded"}));
         assert_eq!(
-            observe(JobRunState::Submitted, Some(&done), None),
+            observe(JobRunState::Submitted, Some(&done), None, None),
             Observation::DriverMissing
         );
     }

@@ -3,14 +3,14 @@
 //! while the run's retry policy has attempts left.
 
 use super::Executor;
-use crate::cluster::observe::{Observation, ObservedOutcome, observe};
+use crate::cluster::observe::{Observation, ObservedOutcome, observe, wants_driver_log};
 use crate::render::names;
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::{StoreError, Timer};
 use crate::time::timestamp_from_micros;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use kube::api::{Api, LogParams};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use sparkvc_proto::FailureReason;
@@ -38,6 +38,14 @@ fn shard_of(run_id: &str) -> usize {
     run_id.hash(&mut hasher);
     (hasher.finish() % EVENT_SHARDS as u64) as usize
 }
+
+/// How much of a failed driver's log is read for its error, and for how
+/// long at most: Spark's shutdown after the error logs some 20 lines.
+const DRIVER_LOG_LINES: i64 = 200;
+/// A cap on memory only: the window starts 200 lines from the end, so a
+/// cut would lose the end, which a log of sane lines never reaches.
+const DRIVER_LOG_BYTES: i64 = 1 << 20;
+const DRIVER_LOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a failed attempt leads to.
 enum AfterFailure {
@@ -180,7 +188,14 @@ impl Executor {
         {
             self.record_app_id((vc_id, run_id), app_id).await?;
         }
-        let observation = observe(current, runner, driver);
+        let driver_log = match driver {
+            Some(d) if wants_driver_log(current, d) => {
+                self.driver_log_tail(client, namespace, &names::driver_pod_name(&attempt_name))
+                    .await
+            }
+            _ => None,
+        };
+        let observation = observe(current, runner, driver, driver_log.as_deref());
         if observation != Observation::Unchanged {
             self.record_found_attempt(&run, namespace, &attempt_name)
                 .await?;
@@ -231,6 +246,36 @@ impl Executor {
                     }
                 }
             }
+        }
+    }
+
+    /// The end of a failed driver's log, where its error is (see
+    /// [`crate::cluster::observe::error_in_log`]); None if it cannot be read
+    /// soon, since the run fails either way and only the details would say
+    /// less.
+    async fn driver_log_tail(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        driver_name: &str,
+    ) -> Option<String> {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        let params = LogParams {
+            container: Some(names::DRIVER_CONTAINER.into()),
+            tail_lines: Some(DRIVER_LOG_LINES),
+            limit_bytes: Some(DRIVER_LOG_BYTES),
+            ..LogParams::default()
+        };
+        let read = self
+            .metrics
+            .kube("get", "Pod/log", pods.logs(driver_name, &params));
+        match tokio::time::timeout(DRIVER_LOG_TIMEOUT, read).await {
+            Ok(Ok(log)) => Some(log),
+            Ok(Err(e)) => {
+                tracing::debug!(driver = driver_name, error = %e, "cannot read the failed driver's log");
+                None
+            }
+            Err(_) => None,
         }
     }
 
