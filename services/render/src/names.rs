@@ -91,9 +91,10 @@ pub fn driver_pod_name(attempt_name: &str) -> String {
     format!("spark-{attempt_name}-driver")
 }
 
-/// The executor pod name prefix (`spark.kubernetes.executor.podNamePrefix`).
+/// The executor pod name prefix (`spark.kubernetes.executor.podNamePrefix`),
+/// to which Spark appends `-exec-<n>`.
 pub fn executor_pod_prefix(attempt_name: &str) -> String {
-    format!("spark-{attempt_name}-exec")
+    format!("spark-{attempt_name}")
 }
 
 /// The three IRSA service accounts of one (account, execution role) pair,
@@ -341,7 +342,7 @@ mod tests {
         assert_eq!(job_runner_name(id), id);
         assert_eq!(config_map_name(id), "spark-0123456789abcdefghi-conf");
         assert_eq!(driver_pod_name(id), "spark-0123456789abcdefghi-driver");
-        assert_eq!(executor_pod_prefix(id), "spark-0123456789abcdefghi-exec");
+        assert_eq!(executor_pod_prefix(id), "spark-0123456789abcdefghi");
         let labels = job_run_labels(id, "vc", 1);
         assert_eq!(labels[ATTEMPT], "1");
         assert_eq!(attempt_of_labels(Some(&labels)), 1);

@@ -295,6 +295,10 @@ fn a_retried_attempt_has_its_own_names() {
                         &format!("\"name\": \"{id}\""),
                         &format!("\"name\": \"{id}-3\"")
                     )
+                    .replace(
+                        &format!("podNamePrefix spark-{id}\n"),
+                        &format!("podNamePrefix spark-{id}-3\n"),
+                    )
                     .replace("sparkvc.io/attempt 1", "sparkvc.io/attempt 3")
                     .replace(
                         "\"sparkvc.io/attempt\": \"1\"",
