@@ -55,6 +55,8 @@ pub struct LocalEnv {
     pub aws_region: String,
     pub aws_access_key_id: String,
     pub aws_secret_access_key: String,
+    /// The real node's name, when `deploy/local/up` started one.
+    pub real_node: Option<String>,
 }
 
 impl LocalEnv {
@@ -88,6 +90,10 @@ impl LocalEnv {
             aws_region: get("AWS_REGION")?,
             aws_access_key_id: get("AWS_ACCESS_KEY_ID")?,
             aws_secret_access_key: get("AWS_SECRET_ACCESS_KEY")?,
+            real_node: vars
+                .get("SPARKVC_REAL_NODE_NAME")
+                .filter(|v| !v.is_empty())
+                .cloned(),
         })
     }
 

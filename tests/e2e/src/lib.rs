@@ -482,6 +482,64 @@ impl ClusterSetup {
     }
 }
 
+/// The release label of the Spark image the real node runs
+/// (`deploy/local/node/images`).
+pub const REAL_NODE_RELEASE: &str = "emr-7.10.0-sparkvc-local";
+
+impl ClusterSetup {
+    /// Like [`Self::start`], on a cluster whose job pods all go to the real
+    /// node of the local environment (as `make demo` configures it); local
+    /// pod templates may come from `template_dir`. Panics, saying how to
+    /// get one, when the environment has no real node: these tests need
+    /// real containers.
+    pub async fn start_on_real_node(test: &str, template_dir: &Path) -> Self {
+        let env = sparkvc_cluster_tests::LocalEnv::load().expect("local environment");
+        assert!(
+            env.real_node.is_some(),
+            "the local environment has no real node: this test runs real Spark pods. \
+             Start it as root (deploy/local/up starts the real node then; see deploy/local/README.md)"
+        );
+        let kube = env.kube_client().await.expect("kube client");
+        let ns = sparkvc_cluster_tests::TestNamespace::create(&kube, test)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("server.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"metrics_listen = "127.0.0.1:0"
+pod_template_dirs = [{templates:?}]
+
+[[cluster]]
+id = "local"
+kubeconfig = {kubeconfig:?}
+context = {context:?}
+
+[cluster.job_pods]
+node_selector = {{ "sparkvc.io/node" = "real" }}
+tolerations = [{{ key = "sparkvc.io/real-node", operator = "Exists", effect = "NoSchedule" }}]
+"#,
+                templates = template_dir.display().to_string(),
+                kubeconfig = env.kubeconfig.display().to_string(),
+                context = env.context,
+            ),
+        )
+        .unwrap();
+        let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
+        let mut client = server.client().await;
+        let vc = virtual_cluster_on(&mut client, &ns.name).await;
+        Self {
+            _dir: dir,
+            server,
+            client,
+            kube,
+            ns,
+            vc,
+        }
+    }
+}
+
 /// The names of the pods in `namespace` that match `selector` and are not
 /// being deleted.
 pub async fn live_pod_names(kube: &kube::Client, namespace: &str, selector: &str) -> Vec<String> {

@@ -1,0 +1,518 @@
+//! Real Spark through sparkvc on the local environment's real node
+//! (`deploy/local/up` as root): the job-runner container runs spark-submit,
+//! which creates the driver pod, which creates its executor pods; every
+//! container really runs, from the Spark image built by
+//! `deploy/local/node/images` (release label [`REAL_NODE_RELEASE`]).
+//!
+//! The server places job pods on the real node with `[cluster.job_pods]`, as
+//! `make demo` does. The node has two CPUs, so the runs ask for small CPU
+//! requests and the tests take the node one at a time.
+//!
+//! Log shipping is not exercised here: fluentd cannot be installed on these
+//! machines (no package of it is reachable), so these runs name no log
+//! destination and their pods have no log sidecar.
+
+// In a module of its own, so that the tests' names (`real_node::…`) let
+// deploy/test.sh leave them out, visibly, where there is no real node.
+mod real_node {
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    use kube::api::{Api, ListParams, LogParams, PostParams};
+    use serde_json::json;
+    use sparkvc_e2e::*;
+    use sparkvc_proto::v1 as pb;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// One test at a time on the node: two runs side by side would not fit its
+    /// two CPUs, and one would wait for the other's executors.
+    static NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    /// How long a run may take from StartJobRun to its end: SparkPi takes about
+    /// 30 s here; JVM starts are slow when the machine is busy.
+    const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+
+    /// The job-runner (500m), the driver and two executors (250m each) fit the
+    /// node; half a GiB each for the JVMs.
+    const SMALL: &str = "--conf spark.executor.instances=2 \
+    --conf spark.kubernetes.driver.request.cores=250m \
+    --conf spark.kubernetes.executor.request.cores=250m \
+    --conf spark.driver.memory=512m --conf spark.executor.memory=512m";
+
+    const SPARK_PI_JAR: &str = "local:///opt/spark/examples/jars/sparkvc-examples.jar";
+    const PI_PY: &str = "local:///opt/spark/examples/src/main/python/pi.py";
+
+    fn request(
+        s: &ClusterSetup,
+        name: &str,
+        entry_point: &str,
+        arguments: &[&str],
+        parameters: &str,
+        spark_defaults: &[(&str, &str)],
+    ) -> pb::StartJobRunRequest {
+        let overrides = (!spark_defaults.is_empty()).then(|| pb::ConfigurationOverrides {
+            application_configuration: vec![pb::Configuration {
+                classification: "spark-defaults".into(),
+                properties: spark_defaults
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                configurations: vec![],
+            }],
+            monitoring_configuration: None,
+        });
+        pb::StartJobRunRequest {
+            name: name.into(),
+            virtual_cluster_id: s.vc.clone(),
+            client_token: unique("token"),
+            execution_role_arn: ROLE_ARN.into(),
+            release_label: REAL_NODE_RELEASE.into(),
+            job_driver: Some(pb::JobDriver {
+                spark_submit_job_driver: Some(pb::SparkSubmitJobDriver {
+                    entry_point: entry_point.into(),
+                    entry_point_arguments: arguments.iter().map(|a| a.to_string()).collect(),
+                    spark_submit_parameters: format!("{SMALL} {parameters}"),
+                }),
+                spark_sql_job_driver: None,
+            }),
+            configuration_overrides: overrides,
+            ..Default::default()
+        }
+    }
+
+    async fn start(s: &mut ClusterSetup, request: pb::StartJobRunRequest) -> String {
+        s.client
+            .start_job_run(request)
+            .await
+            .expect("StartJobRun")
+            .into_inner()
+            .id
+    }
+
+    /// Waits for the run to end and returns it.
+    async fn ended(s: &mut ClusterSetup, id: &str) -> pb::JobRun {
+        wait_until(
+            &mut s.client,
+            &s.vc.clone(),
+            id,
+            "a terminal state",
+            RUN_TIMEOUT,
+            |run| matches!(run.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"),
+        )
+        .await
+    }
+
+    fn pods(s: &ClusterSetup) -> Api<Pod> {
+        Api::namespaced(s.kube.clone(), &s.ns.name)
+    }
+
+    /// The run's pods of one Spark role (`driver`, `executor`), any phase.
+    async fn spark_pods(s: &ClusterSetup, run_id: &str, role: &str) -> Vec<Pod> {
+        let selector = format!("sparkvc.io/job-run-id={run_id},spark-role={role}");
+        pods(s)
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .expect("list pods")
+            .items
+    }
+
+    async fn driver_log(s: &ClusterSetup, run_id: &str) -> String {
+        let params = LogParams {
+            container: Some("spark-kubernetes-driver".into()),
+            ..LogParams::default()
+        };
+        pods(s)
+            .logs(&format!("spark-{run_id}-driver"), &params)
+            .await
+            .expect("the driver's log")
+    }
+
+    /// The driver pod of a run, which stays after the run (until its TTL).
+    async fn driver_pod(s: &ClusterSetup, run_id: &str) -> Pod {
+        pods(s)
+            .get(&format!("spark-{run_id}-driver"))
+            .await
+            .expect("the driver pod")
+    }
+
+    fn node_of(pod: &Pod) -> Option<&str> {
+        pod.spec.as_ref()?.node_name.as_deref()
+    }
+
+    /// The driver's log shows two executors registering with it, and nothing of
+    /// the run but its finished job-runner and driver is left afterwards.
+    async fn check_real_executors(s: &ClusterSetup, run_id: &str, log: &str) {
+        let registered: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("Registered executor"))
+            .collect();
+        assert_eq!(
+            registered.len(),
+            2,
+            "two executors must register with the driver:\n{log}"
+        );
+        for id in [1, 2] {
+            assert!(
+                registered
+                    .iter()
+                    .any(|l| l.contains(&format!("with ID {id},"))),
+                "executor {id} did not register:\n{}",
+                registered.join("\n")
+            );
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let executors = spark_pods(s, run_id, "executor").await;
+            if executors.is_empty() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the driver did not delete its executors: {:?}",
+                executors
+                    .iter()
+                    .map(|p| p.metadata.name.clone())
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn spark_pi_and_a_pyspark_job_complete_on_real_executors() {
+        let _node = NODE.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClusterSetup::start_on_real_node("rn-complete", dir.path()).await;
+        let real_node = sparkvc_cluster_tests::LocalEnv::load()
+            .unwrap()
+            .real_node
+            .unwrap();
+        for (name, entry_point, parameters) in [
+            ("spark-pi", SPARK_PI_JAR, "--class sparkvc.examples.SparkPi"),
+            ("pyspark-pi", PI_PY, ""),
+        ] {
+            let started = std::time::Instant::now();
+            let request = request(&s, name, entry_point, &["20"], parameters, &[]);
+            let id = start(&mut s, request).await;
+            let run = ended(&mut s, &id).await;
+            assert_eq!(
+                run.state, "COMPLETED",
+                "{name}: {} ({})",
+                run.state, run.state_details
+            );
+            let states: Vec<&str> = run.state_history.iter().map(|t| t.state.as_str()).collect();
+            assert_eq!(
+                states,
+                ["PENDING", "SUBMITTED", "RUNNING", "COMPLETED"],
+                "{name}"
+            );
+            assert!(
+                run.spark_application_id.starts_with("spark-"),
+                "{name}: the application ID comes from the real driver: {:?}",
+                run.spark_application_id
+            );
+            let log = driver_log(&s, &id).await;
+            assert!(log.contains("Pi is roughly 3.1"), "{name}:\n{log}");
+            check_real_executors(&s, &id, &log).await;
+            let driver = driver_pod(&s, &id).await;
+            assert_eq!(node_of(&driver), Some(real_node.as_str()), "{name}");
+            let runner = pods(&s).get(&id).await.expect("the job-runner pod");
+            assert_eq!(node_of(&runner), Some(real_node.as_str()), "{name}");
+            eprintln!(
+                "{name}: StartJobRun to COMPLETED in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pyspark_job_that_raises_fails_with_its_exit_code_and_error() {
+        let _node = NODE.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClusterSetup::start_on_real_node("rn-raises", dir.path()).await;
+        // pi.py reads its argument as a number of partitions.
+        let request = request(&s, "raises", PI_PY, &["many"], "", &[]);
+        let id = start(&mut s, request).await;
+        let run = ended(&mut s, &id).await;
+        assert_eq!(run.state, "FAILED", "{}", run.state_details);
+        assert_eq!(run.failure_reason, "USER_ERROR");
+        assert_eq!(
+            run.state_details,
+            "The Spark driver failed: container spark-kubernetes-driver exited with code 1 (Error): \
+         ValueError: invalid literal for int() with base 10: 'many'."
+        );
+    }
+
+    /// Puts PySpark scripts in a ConfigMap of the test namespace and writes a
+    /// driver pod template that mounts them at /opt/sparkvc-test, plus `extra`
+    /// (merged into the template's JSON), into `dir`. Returns the template path.
+    async fn scripts_template(
+        s: &ClusterSetup,
+        dir: &Path,
+        scripts: &[(&str, &str)],
+        extra: serde_json::Value,
+    ) -> String {
+        let config_map: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "test-scripts"},
+        "data": scripts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+    }))
+    .unwrap();
+        Api::<ConfigMap>::namespaced(s.kube.clone(), &s.ns.name)
+            .create(&PostParams::default(), &config_map)
+            .await
+            .expect("create the scripts ConfigMap");
+        let mut template = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "spec": {
+                "volumes": [{"name": "test-scripts", "configMap": {"name": "test-scripts"}}],
+                "containers": [{
+                    "name": "spark-kubernetes-driver",
+                    "volumeMounts": [{"name": "test-scripts", "mountPath": "/opt/sparkvc-test"}]
+                }]
+            }
+        });
+        merge(&mut template, extra);
+        let path = dir.join("driver.json");
+        std::fs::write(&path, template.to_string()).unwrap();
+        path.display().to_string()
+    }
+
+    /// JSON merge: objects key by key; in arrays, an element with the `name` of
+    /// one already there is merged into it, any other appended; anything else
+    /// replaced.
+    fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+        use serde_json::Value;
+        match (into, from) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (Value::Array(a), Value::Array(b)) => {
+                for item in b {
+                    let same = a.iter_mut().find(|old| {
+                        old.get("name").is_some() && old.get("name") == item.get("name")
+                    });
+                    match same {
+                        Some(old) => merge(old, item),
+                        None => a.push(item),
+                    }
+                }
+            }
+            (slot, value) => *slot = value,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_requests_pod_templates_are_in_the_real_pods() {
+        let _node = NODE.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClusterSetup::start_on_real_node("rn-templates", dir.path()).await;
+        let image = std::env::var("SPARKVC_REAL_NODE_SPARK_IMAGE")
+            .ok()
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(|| "localhost/sparkvc/spark:3.5.6-sparkvc1".into());
+        let script = "from pyspark.sql import SparkSession\n\
+        print('sparkvc-test: the init container wrote: ' + open('/work/init.txt').read().strip(), flush=True)\n\
+        spark = SparkSession.builder.getOrCreate()\n\
+        print('sparkvc-test: counted %d' % spark.range(1000).count(), flush=True)\n";
+        let driver_template = scripts_template(
+            &s,
+            dir.path(),
+            &[("template.py", script)],
+            json!({
+                "metadata": {"labels": {"sparkvc-test/template": "driver"}},
+                "spec": {
+                    "volumes": [{"name": "work", "emptyDir": {}}],
+                    "initContainers": [{
+                        "name": "prepare",
+                        "image": image,
+                        "command": ["/bin/sh", "-c", "echo from-init > /work/init.txt"],
+                        "volumeMounts": [{"name": "work", "mountPath": "/work"}]
+                    }],
+                    "containers": [{
+                        "name": "spark-kubernetes-driver",
+                        "volumeMounts": [{"name": "work", "mountPath": "/work"}]
+                    }]
+                }
+            }),
+        )
+        .await;
+        let executor_template = dir.path().join("executor.yaml");
+        std::fs::write(
+            &executor_template,
+            "metadata:\n  labels:\n    sparkvc-test/template: executor\n",
+        )
+        .unwrap();
+        let request = request(
+            &s,
+            "templates",
+            "local:///opt/sparkvc-test/template.py",
+            &[],
+            "",
+            &[
+                ("spark.kubernetes.driver.podTemplateFile", &driver_template),
+                (
+                    "spark.kubernetes.executor.podTemplateFile",
+                    executor_template.to_str().unwrap(),
+                ),
+            ],
+        );
+        let id = start(&mut s, request).await;
+        // The executors live only while the driver runs: look at them then.
+        let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+        let executor = loop {
+            if let Some(pod) = spark_pods(&s, &id, "executor").await.into_iter().next() {
+                break pod;
+            }
+            let run = describe_run(&mut s.client, &s.vc.clone(), &id).await;
+            assert!(
+                !matches!(run.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"),
+                "the run ended ({}: {}) before an executor pod was seen",
+                run.state,
+                run.state_details
+            );
+            assert!(tokio::time::Instant::now() < deadline, "no executor pod");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let labels = executor.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get("sparkvc-test/template").map(String::as_str),
+            Some("executor"),
+            "{labels:?}"
+        );
+        assert_eq!(
+            labels.get("sparkvc.io/job-run-id").map(String::as_str),
+            Some(id.as_str())
+        );
+        let run = ended(&mut s, &id).await;
+        assert_eq!(run.state, "COMPLETED", "{}", run.state_details);
+
+        let driver = driver_pod(&s, &id).await;
+        let labels = driver.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get("sparkvc-test/template").map(String::as_str),
+            Some("driver")
+        );
+        let init = driver
+            .status
+            .as_ref()
+            .and_then(|s| s.init_container_statuses.as_ref())
+            .and_then(|statuses| statuses.iter().find(|c| c.name == "prepare"))
+            .expect("the template's init container ran");
+        let exit = init
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(|t| t.exit_code);
+        assert_eq!(exit, Some(0), "{init:?}");
+        let log = driver_log(&s, &id).await;
+        assert!(
+            log.contains("sparkvc-test: the init container wrote: from-init"),
+            "{log}"
+        );
+        assert!(log.contains("sparkvc-test: counted 1000"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn a_driver_over_its_memory_limit_fails_as_oomkilled() {
+        let _node = NODE.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClusterSetup::start_on_real_node("rn-oom", dir.path()).await;
+        // Written pages, so the memory is really used: the container's limit is
+        // spark.driver.memory (512m) plus Spark's 384m overhead.
+        let script = "from pyspark.sql import SparkSession\n\
+        spark = SparkSession.builder.getOrCreate()\n\
+        print('sparkvc-test: allocating until the limit', flush=True)\n\
+        hog = []\n\
+        while True:\n    hog.append(b'x' * (64 << 20))\n";
+        let template = scripts_template(&s, dir.path(), &[("oom.py", script)], json!({})).await;
+        let request = request(
+            &s,
+            "oom",
+            "local:///opt/sparkvc-test/oom.py",
+            &[],
+            "",
+            &[("spark.kubernetes.driver.podTemplateFile", &template)],
+        );
+        let id = start(&mut s, request).await;
+        let run = ended(&mut s, &id).await;
+        assert_eq!(run.state, "FAILED", "{}", run.state_details);
+        assert_eq!(run.failure_reason, "USER_ERROR");
+        // This kernel's cgroups (v1 memory controller) let the kubelet see the
+        // kill; were they to hide it, the reason would be Error with code 137.
+        assert!(
+            run.state_details
+                .contains("exited with code 137 (OOMKilled)"),
+            "{}",
+            run.state_details
+        );
+        assert!(run.state_details.contains("ran out of memory"));
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_run_removes_its_job_runner_driver_and_executors() {
+        let _node = NODE.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClusterSetup::start_on_real_node("rn-cancel", dir.path()).await;
+        // 100,000 partitions keep pi.py busy for minutes.
+        let request = request(&s, "long", PI_PY, &["100000"], "", &[]);
+        let id = start(&mut s, request).await;
+        let vc = s.vc.clone();
+        wait_for_state_within(&mut s.client, &vc, &id, "RUNNING", RUN_TIMEOUT).await;
+        let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+        loop {
+            let running = spark_pods(&s, &id, "executor")
+                .await
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            if running == 2 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "two executors never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        s.client
+            .cancel_job_run(pb::CancelJobRunRequest {
+                id: id.clone(),
+                virtual_cluster_id: vc.clone(),
+            })
+            .await
+            .expect("CancelJobRun");
+        let run = wait_for_state_within(&mut s.client, &vc, &id, "CANCELLED", RUN_TIMEOUT).await;
+        let states: Vec<&str> = run.state_history.iter().map(|t| t.state.as_str()).collect();
+        assert_eq!(
+            states,
+            [
+                "PENDING",
+                "SUBMITTED",
+                "RUNNING",
+                "CANCEL_PENDING",
+                "CANCELLED"
+            ]
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let left =
+                live_pod_names(&s.kube, &s.ns.name, &format!("sparkvc.io/job-run-id={id}")).await;
+            let all = pods(&s)
+                .list(&ListParams::default().labels(&format!("sparkvc.io/job-run-id={id}")))
+                .await
+                .unwrap()
+                .items;
+            if all.is_empty() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "pods of the cancelled run are still there: {left:?} (of {})",
+                all.len()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
