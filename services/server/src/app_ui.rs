@@ -236,10 +236,14 @@ impl AppUi {
         };
         let attempt = crate::render::names::attempt_name(&run.id, state::attempt_of(run));
         let driver = crate::render::names::driver_pod_name(&attempt);
-        // The live UI serves the application's pages at its root.
-        let live_path = path
-            .strip_prefix(&format!("history/{}/", run.spark_application_id))
-            .unwrap_or(path);
+        // The live UI serves the application's pages at its root, where the
+        // History Server serves them under `history/<appId>/`: links keep the
+        // History Server's paths (the only ones a link allows), so the live
+        // UI is told that it is served there, and its links lead back here
+        // whether the run is still running or has ended by the next click.
+        let own = format!("history/{}/", run.spark_application_id);
+        let live_path = path.strip_prefix(&own).unwrap_or(path);
+        let context = format!("{context}/{}", own.trim_end_matches('/'));
         let uri = format!("/api/v1/namespaces/{namespace}/pods/{driver}:4040/proxy/{live_path}");
         let request = match axum::http::Request::get(uri)
             .header("X-Forwarded-Context", context)

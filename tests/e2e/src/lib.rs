@@ -489,10 +489,10 @@ pub const REAL_NODE_RELEASE: &str = "emr-7.10.0-sparkvc-local";
 impl ClusterSetup {
     /// Like [`Self::start`], on a cluster whose job pods all go to the real
     /// node of the local environment (as `make demo` configures it); local
-    /// pod templates may come from `template_dir`. Panics, saying how to
-    /// get one, when the environment has no real node: these tests need
-    /// real containers.
-    pub async fn start_on_real_node(test: &str, template_dir: &Path) -> Self {
+    /// pod templates may come from `template_dir`; `extra_args` are more
+    /// server flags. Panics, saying how to get one, when the environment has
+    /// no real node: these tests need real containers.
+    pub async fn start_on_real_node(test: &str, template_dir: &Path, extra_args: &[&str]) -> Self {
         let env = sparkvc_cluster_tests::LocalEnv::load().expect("local environment");
         assert!(
             env.real_node.is_some(),
@@ -526,7 +526,9 @@ tolerations = [{{ key = "sparkvc.io/real-node", operator = "Exists", effect = "N
             ),
         )
         .unwrap();
-        let server = Server::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
+        let mut args = vec!["--config", config.to_str().unwrap()];
+        args.extend_from_slice(extra_args);
+        let server = Server::start_with(dir.path(), &args);
         let mut client = server.client().await;
         let vc = virtual_cluster_on(&mut client, &ns.name).await;
         Self {
@@ -688,6 +690,83 @@ pub async fn wait_for_line(log: &Path, words: &[&str]) {
             log.display()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
+/// The real Spark History Server (from the `pyspark` distribution that
+/// `deploy/local/spark-env` installs) on 127.0.0.1, reading a `file://`
+/// event log directory; stopped when dropped. Its log is beside the
+/// directory, in `history-server.log`.
+pub struct HistoryServer {
+    _process: ChildGuard,
+    pub url: String,
+    log: PathBuf,
+}
+
+impl HistoryServer {
+    /// Starts it on `events` and waits (up to two minutes) until it answers.
+    pub fn start(spark_home: &Path, events: &Path) -> Self {
+        let port = free_port();
+        let log = events
+            .parent()
+            .expect("the event directory's parent")
+            .join("history-server.log");
+        let child = Command::new(spark_home.join("bin/spark-class"))
+            .arg("org.apache.spark.deploy.history.HistoryServer")
+            .env("SPARK_HOME", spark_home)
+            .env("SPARK_LOCAL_IP", "127.0.0.1")
+            .env(
+                "SPARK_HISTORY_OPTS",
+                format!(
+                    "-Dspark.history.fs.logDirectory=file://{} -Dspark.history.ui.port={port} -Dspark.history.fs.update.interval=1s",
+                    events.display()
+                ),
+            )
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("the History Server's log"))
+            .spawn()
+            .expect("start the History Server");
+        let server = Self {
+            _process: ChildGuard(child),
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        server.wait_for("answer", |_| true);
+        server
+    }
+
+    /// Waits (up to two minutes) until it lists application `app_id`.
+    pub fn wait_lists(&self, app_id: &str) {
+        self.wait_for(&format!("list {app_id}"), |apps| apps.contains(app_id));
+    }
+
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) {
+        let apps = format!("{}/api/v1/applications", self.url);
+        let address = self.url.trim_start_matches("http://");
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            if std::net::TcpStream::connect(address).is_ok() {
+                let (status, body) = http_get_status(&apps);
+                if status == 200 && done(&body) {
+                    return;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the History Server did not {what}: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 }
 

@@ -15,27 +15,9 @@ use serde_json::json;
 use sparkvc_cluster_tests::{host_submit, kwok};
 use sparkvc_e2e::*;
 use sparkvc_proto::v1 as pb;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 const APP_NAME: &str = "sparkvc-app-ui-test";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Runs a tiny PySpark application that writes its event log into
 /// `events`; returns its application ID.
@@ -81,50 +63,6 @@ fn run_spark_app(spark_home: &std::path::Path, events: &std::path::Path) -> Stri
         .to_string()
 }
 
-/// Starts the History Server on `events`, on 127.0.0.1:`port`, and waits
-/// until it lists `app_id`.
-fn start_history_server(
-    spark_home: &std::path::Path,
-    events: &std::path::Path,
-    port: u16,
-    app_id: &str,
-) -> Killed {
-    let log = std::fs::File::create(events.parent().unwrap().join("history-server.log")).unwrap();
-    let child = Command::new(spark_home.join("bin/spark-class"))
-        .arg("org.apache.spark.deploy.history.HistoryServer")
-        .env("SPARK_HOME", spark_home)
-        .env("SPARK_LOCAL_IP", "127.0.0.1")
-        .env(
-            "SPARK_HISTORY_OPTS",
-            format!(
-                "-Dspark.history.fs.logDirectory=file://{} -Dspark.history.ui.port={port} -Dspark.history.fs.update.interval=1s",
-                events.display()
-            ),
-        )
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start the History Server");
-    let server = Killed(child);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let listed = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && http_get_status(&format!("http://127.0.0.1:{port}/api/v1/applications"))
-                .1
-                .contains(app_id);
-        if listed {
-            return server;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the History Server did not list {app_id}: {}",
-            std::fs::read_to_string(events.parent().unwrap().join("history-server.log"))
-                .unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 #[tokio::test]
 async fn a_signed_link_shows_the_ended_runs_application_from_the_history_server() {
     let spark_home = host_submit::spark_home().expect("Spark (deploy/local/spark-env)");
@@ -132,17 +70,16 @@ async fn a_signed_link_shows_the_ended_runs_application_from_the_history_server(
     let events = work.path().join("events");
     std::fs::create_dir(&events).unwrap();
     let app_id = run_spark_app(&spark_home, &events);
-    let port = free_port();
-    let _history = start_history_server(&spark_home, &events, port, &app_id);
+    let history = HistoryServer::start(&spark_home, &events);
+    history.wait_lists(&app_id);
 
     // The server's HTTP endpoint (metrics and app-UI links) is on.
-    let history = format!("http://127.0.0.1:{port}");
     let event_log_dir = format!("file://{}", events.display());
     let setup = ClusterSetup::start(
         "app-ui",
         &[
             "--history-server-url",
-            &history,
+            &history.url,
             "--event-log-dir",
             &event_log_dir,
         ],

@@ -181,7 +181,7 @@ mod real_node {
     async fn spark_pi_and_a_pyspark_job_complete_on_real_executors() {
         let _node = NODE.lock().await;
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ClusterSetup::start_on_real_node("rn-complete", dir.path()).await;
+        let mut s = ClusterSetup::start_on_real_node("rn-complete", dir.path(), &[]).await;
         let real_node = sparkvc_cluster_tests::LocalEnv::load()
             .unwrap()
             .real_node
@@ -228,7 +228,7 @@ mod real_node {
     async fn a_pyspark_job_that_raises_fails_with_its_exit_code_and_error() {
         let _node = NODE.lock().await;
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ClusterSetup::start_on_real_node("rn-raises", dir.path()).await;
+        let mut s = ClusterSetup::start_on_real_node("rn-raises", dir.path(), &[]).await;
         // pi.py reads its argument as a number of partitions.
         let request = request(&s, "raises", PI_PY, &["many"], "", &[]);
         let id = start(&mut s, request).await;
@@ -307,7 +307,7 @@ mod real_node {
     async fn the_requests_pod_templates_are_in_the_real_pods() {
         let _node = NODE.lock().await;
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ClusterSetup::start_on_real_node("rn-templates", dir.path()).await;
+        let mut s = ClusterSetup::start_on_real_node("rn-templates", dir.path(), &[]).await;
         let image = std::env::var("SPARKVC_REAL_NODE_SPARK_IMAGE")
             .ok()
             .filter(|i| !i.is_empty())
@@ -418,7 +418,7 @@ mod real_node {
     async fn a_driver_over_its_memory_limit_fails_as_oomkilled() {
         let _node = NODE.lock().await;
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ClusterSetup::start_on_real_node("rn-oom", dir.path()).await;
+        let mut s = ClusterSetup::start_on_real_node("rn-oom", dir.path(), &[]).await;
         // Written pages, so the memory is really used: the container's limit is
         // spark.driver.memory (512m) plus Spark's 384m overhead.
         let script = "from pyspark.sql import SparkSession\n\
@@ -454,7 +454,7 @@ mod real_node {
     async fn cancelling_a_run_removes_its_job_runner_driver_and_executors() {
         let _node = NODE.lock().await;
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ClusterSetup::start_on_real_node("rn-cancel", dir.path()).await;
+        let mut s = ClusterSetup::start_on_real_node("rn-cancel", dir.path(), &[]).await;
         // 100,000 partitions keep pi.py busy for minutes.
         let request = request(&s, "long", PI_PY, &["100000"], "", &[]);
         let id = start(&mut s, request).await;
@@ -514,5 +514,131 @@ mod real_node {
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// The signed app-UI link of a run on the real node: the live Spark UI of
+    /// its running driver (through the API server's pod proxy), with the
+    /// UI's own links leading back through the link; after the run, the
+    /// History Server's page of the application, from the event log the real
+    /// driver wrote. The event log directory is a host directory the driver
+    /// pod mounts (hostPath), where the host's History Server reads it.
+    #[tokio::test]
+    async fn the_app_ui_link_shows_the_live_ui_then_the_history_server() {
+        let _node = NODE.lock().await;
+        let spark_home = sparkvc_cluster_tests::host_submit::spark_home()
+            .expect("Spark for the History Server (deploy/local/spark-env)");
+        let dir = tempfile::tempdir().unwrap();
+        // Under /var/tmp, not a private /tmp: the kubelet mounts it into the
+        // driver, which writes as Spark's uid 185.
+        let work = tempfile::Builder::new()
+            .prefix("sparkvc-rn-app-ui")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let events = work.path().join("events");
+        std::fs::create_dir(&events).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&events, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let history = HistoryServer::start(&spark_home, &events);
+        let event_log_dir = format!("file://{}/", events.display());
+        let mut s = ClusterSetup::start_on_real_node(
+            "rn-app-ui",
+            dir.path(),
+            &[
+                "--event-log-dir",
+                &event_log_dir,
+                "--history-server-url",
+                &history.url,
+            ],
+        )
+        .await;
+        let template = dir.path().join("driver.json");
+        let events_path = events.display().to_string();
+        std::fs::write(
+            &template,
+            json!({"spec": {
+                "volumes": [{"name": "events", "hostPath": {"path": events_path, "type": "Directory"}}],
+                "containers": [{
+                    "name": "spark-kubernetes-driver",
+                    "volumeMounts": [{"name": "events", "mountPath": events_path}]
+                }]
+            }})
+            .to_string(),
+        )
+        .unwrap();
+        // 150 partitions keep the driver busy for half a minute or so.
+        let request = request(
+            &s,
+            "app-ui",
+            PI_PY,
+            &["150"],
+            "",
+            &[(
+                "spark.kubernetes.driver.podTemplateFile",
+                template.to_str().unwrap(),
+            )],
+        );
+        let id = start(&mut s, request).await;
+        let vc = s.vc.clone();
+        wait_for_state_within(&mut s.client, &vc, &id, "RUNNING", RUN_TIMEOUT).await;
+        let link = s
+            .client
+            .get_job_run_app_ui_url(pb::GetJobRunAppUiUrlRequest {
+                virtual_cluster_id: vc.clone(),
+                id: id.clone(),
+                expires_in_seconds: Some(900),
+            })
+            .await
+            .expect("GetJobRunAppUiUrl")
+            .into_inner()
+            .url;
+        let context = link
+            .trim_start_matches("http://")
+            .split_once('/')
+            .unwrap()
+            .1
+            .trim_end_matches('/')
+            .to_string();
+
+        // Live: the driver's own UI (it starts moments after the pod runs).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        let jobs = loop {
+            let (status, page) = http_get_status(&link);
+            if status == 200 && page.contains("PythonPi") {
+                break page;
+            }
+            let run = describe_run(&mut s.client, &vc, &id).await;
+            assert!(
+                run.state == "RUNNING" && tokio::time::Instant::now() < deadline,
+                "the live UI never showed (the run is {}; the link said {status}: {page})",
+                run.state
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let app_id = describe_run(&mut s.client, &vc, &id)
+            .await
+            .spark_application_id;
+        let own = format!("/{context}/history/{app_id}");
+        assert!(
+            jobs.contains(&format!("{own}/executors/")),
+            "the live UI's links lead back through the link:\n{jobs}"
+        );
+        let executors = http_get(&format!("{link}history/{app_id}/executors/"));
+        assert!(executors.contains("Executors"), "{executors}");
+        let (status, _) = http_get_status(&format!("{link}api/v1/applications"));
+        assert_eq!(status, 403, "the link grants the application's pages only");
+
+        let run = ended(&mut s, &id).await;
+        assert_eq!(run.state, "COMPLETED", "{}", run.state_details);
+        // After: the History Server, from the real driver's event log.
+        history.wait_lists(&run.spark_application_id);
+        let page = http_get(&link);
+        assert!(
+            page.contains("PythonPi"),
+            "the History Server's page of the application:\n{page}"
+        );
+        assert!(
+            page.contains(&format!("/{context}/history/{}/", run.spark_application_id)),
+            "links under the link:\n{page}"
+        );
     }
 }
