@@ -641,4 +641,105 @@ mod real_node {
             "links under the link:\n{page}"
         );
     }
+
+    /// The log capture wrapper that sparkvc puts in front of a job pod's
+    /// command when its logs are shipped, in a real container of the Spark
+    /// image: the command's stdout and stderr reach the shared log directory
+    /// (`/var/log/spark/user/<pod>/{stdout,stderr}`) and still the
+    /// container's own log. sparkvc adds the wrapper only together with the
+    /// fluentd sidecar, and fluentd cannot be installed on these machines
+    /// (no package of it is reachable): so this pod, made here from the
+    /// rendered wrapper (`render::logging::capture_argv`/`capture_env`), has
+    /// no sidecar; a second container prints what the directory holds.
+    #[tokio::test]
+    async fn the_log_capture_wrapper_fills_the_log_directory_in_a_real_container() {
+        use sparkvc_server::render::{logging, security};
+        let _node = NODE.lock().await;
+        let env = sparkvc_cluster_tests::LocalEnv::load().unwrap();
+        assert!(
+            env.real_node.is_some(),
+            "the local environment has no real node"
+        );
+        let kube = env.kube_client().await.unwrap();
+        let ns = sparkvc_cluster_tests::TestNamespace::create(&kube, "rn-log-capture")
+            .await
+            .unwrap();
+        let image = std::env::var("SPARKVC_REAL_NODE_SPARK_IMAGE")
+            .ok()
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(|| "localhost/sparkvc/spark:3.5.6-sparkvc1".into());
+        let command = logging::capture_argv(
+            "job-runner",
+            &[
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo to-stdout; echo to-stderr >&2".into(),
+            ],
+        );
+        let mount = json!([{"name": "logs", "mountPath": "/var/log/spark/user"}]);
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "log-capture"},
+            "spec": {
+                "restartPolicy": "Never",
+                "nodeSelector": {"sparkvc.io/node": "real"},
+                "tolerations": [{"key": "sparkvc.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+                "volumes": [{"name": "logs", "emptyDir": {}}],
+                "initContainers": [{
+                    "name": "main",
+                    "image": image,
+                    "command": command,
+                    "env": logging::capture_env(&pb::JobRun::default()),
+                    "volumeMounts": mount,
+                    "securityContext": security::restricted_security_context()
+                }],
+                "containers": [{
+                    "name": "show",
+                    "image": image,
+                    "command": ["/bin/sh", "-c",
+                        "cd /var/log/spark/user && for f in */*; do echo \"== $f\"; cat \"$f\"; done"],
+                    "volumeMounts": mount,
+                    "securityContext": security::restricted_security_context()
+                }]
+            }
+        }))
+        .unwrap();
+        let pods: Api<Pod> = Api::namespaced(kube.clone(), &ns.name);
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let pod = pods.get("log-capture").await.unwrap();
+            let phase = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            if phase == "Succeeded" {
+                break;
+            }
+            assert!(
+                phase != "Failed" && tokio::time::Instant::now() < deadline,
+                "the pod is {phase}: {:?}",
+                pod.status
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let log = |container: &str| {
+            let pods = pods.clone();
+            let params = LogParams {
+                container: Some(container.into()),
+                ..LogParams::default()
+            };
+            async move { pods.logs("log-capture", &params).await.unwrap() }
+        };
+        assert_eq!(
+            log("show").await,
+            "== log-capture/stderr\nto-stderr\n== log-capture/stdout\nto-stdout\n"
+        );
+        let own = log("main").await;
+        assert!(
+            own.contains("to-stdout") && own.contains("to-stderr"),
+            "the container's own log keeps its output: {own:?}"
+        );
+        ns.delete().await.unwrap();
+    }
 }
