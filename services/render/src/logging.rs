@@ -66,13 +66,37 @@ pub const CONF_DIR: &str = "/etc/sparkvc/fluentd";
 /// `<stream>.00000`, `<stream>.00001`, … of at most that many bytes of whole
 /// lines (GNU `split -C`), and only the newest KEEP files are kept.
 /// `SPARKVC_LOG_ROOT` moves the log directory (for tests).
-pub const CAPTURE_SCRIPT: &str = r#"dir="${SPARKVC_LOG_ROOT:-/var/log/spark/user}/$POD_NAME" && mkdir -p "$dir" || exit 1
+///
+/// The wrapper stays the container's main process until every copy is
+/// written: when a container's first process exits, every other process in
+/// it is killed at once, so copiers left running behind an `exec` lose the
+/// end of the output (where the error usually is). So the command runs as a
+/// child whose output goes through named pipes (beside the log directory, in
+/// the shared volume: the root file system may be read-only) to `tee`
+/// processes and the writers, all children the wrapper waits for; SIGTERM
+/// and SIGINT are passed to the command as SIGTERM (bash does not let a
+/// background command take SIGINT); the command's exit status is the
+/// container's.
+pub const CAPTURE_SCRIPT: &str = r#"root="${SPARKVC_LOG_ROOT:-/var/log/spark/user}" && dir="$root/$POD_NAME" && mkdir -p "$dir" || exit 1
 if [ -n "$SPARKVC_LOG_ROTATE_BYTES" ]; then
   write() { split -d -a 5 -C "$SPARKVC_LOG_ROTATE_BYTES" --filter='cat > "$FILE" && ls -1 "${FILE%.*}".* | head -n -"$SPARKVC_LOG_ROTATE_KEEP" | xargs -r rm -f --' - "$dir/$1."; }
 else
   write() { cat >> "$dir/$1"; }
 fi
-exec "$@" > >(tee >(write stdout)) 2> >(tee >(write stderr) >&2)"#;
+pipes="$root/.pipes-$POD_NAME-$$" && mkdir -p "$pipes" && mkfifo "$pipes/out" "$pipes/err" "$pipes/out.file" "$pipes/err.file" || exit 1
+write stdout < "$pipes/out.file" &
+write stderr < "$pipes/err.file" &
+tee "$pipes/out.file" < "$pipes/out" &
+tee "$pipes/err.file" < "$pipes/err" >&2 &
+"$@" > "$pipes/out" 2> "$pipes/err" &
+command=$!
+trap 'kill -TERM "$command" 2>/dev/null' TERM INT
+wait "$command"; status=$?
+while kill -0 "$command" 2>/dev/null; do wait "$command"; status=$?; done
+trap - TERM INT
+wait
+rm -rf "$pipes"
+exit "$status""#;
 
 /// The environment of a main container whose output is captured: its pod
 /// name, and the rotation settings of `containerLogRotationConfiguration`.
@@ -410,12 +434,15 @@ mod tests {
             ["/bin/bash", "-c", CAPTURE_SCRIPT, "job-runner"]
         );
         assert_eq!(&argv[4..], ["spark-submit", "$(rm -rf /)"]);
-        assert!(!CAPTURE_SCRIPT.contains("$(") && CAPTURE_SCRIPT.contains(r#"exec "$@""#));
+        assert!(
+            !CAPTURE_SCRIPT.contains("$(")
+                && CAPTURE_SCRIPT.contains(r#""$@" > "$pipes/out" 2> "$pipes/err" &"#)
+        );
     }
 
     /// Runs `command` under the capture wrapper with real bash and
-    /// coreutils; returns (its stdout, the log directory).
-    fn capture(command: &str, env: &[(&str, &str)]) -> (String, tempfile::TempDir) {
+    /// coreutils; returns (its exit code, its stdout, the log directory).
+    fn capture(command: &str, env: &[(&str, &str)]) -> (i32, String, tempfile::TempDir) {
         let root = tempfile::tempdir().unwrap();
         let argv = capture_argv("test", &["sh".into(), "-c".into(), command.into()]);
         let out = std::process::Command::new(&argv[0])
@@ -425,44 +452,77 @@ mod tests {
             .envs(env.iter().copied())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (String::from_utf8(out.stdout).unwrap(), root)
+        let code = out.status.code().expect("an exit code");
+        (code, String::from_utf8(out.stdout).unwrap(), root)
     }
 
-    /// The files' contents once the background writers are done.
-    fn settled(dir: &std::path::Path, want_files: usize) -> Vec<(String, String)> {
-        for _ in 0..100 {
-            let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-                .unwrap()
-                .map(|e| e.unwrap())
-                .map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    (name, std::fs::read_to_string(e.path()).unwrap())
-                })
-                .collect();
-            files.sort();
-            if files.len() == want_files && files.iter().all(|(_, text)| text.ends_with('\n')) {
-                return files;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the log files did not settle in {}", dir.display());
+    /// The log files, read as soon as the wrapper has exited: it must have
+    /// waited for its writers (in a container they die with it), and leave
+    /// nothing but the files behind.
+    fn files(root: &std::path::Path) -> Vec<(String, String)> {
+        let names: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["pod-1"], "only the pod's directory is left");
+        let mut files: Vec<(String, String)> = std::fs::read_dir(root.join("pod-1"))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(e.path()).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
     }
 
     #[test]
     fn the_wrapper_copies_output_and_still_passes_it_through() {
-        let (stdout, root) = capture("echo out; echo err >&2", &[]);
-        assert_eq!(stdout, "out\n");
-        let files = settled(&root.path().join("pod-1"), 2);
+        // Many lines written just before the command exits: none is lost.
+        let (code, stdout, root) = capture(
+            "echo err >&2; for i in $(seq 1 2000); do echo \"line $i\"; done; exit 3",
+            &[],
+        );
+        assert_eq!(code, 3, "the command's exit status");
+        assert_eq!(stdout.lines().count(), 2000);
+        let files = files(root.path());
+        assert_eq!(files[0], ("stderr".into(), "err\n".into()));
+        assert_eq!(files[1].0, "stdout");
+        assert_eq!(files[1].1, stdout);
+    }
+
+    #[test]
+    fn sigterm_reaches_the_command_and_its_last_words_are_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let command = "trap 'echo stopping; exit 7' TERM; echo ready; while :; do sleep 0.1; done";
+        let argv = capture_argv("test", &["sh".into(), "-c".into(), command.into()]);
+        let mut child = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("POD_NAME", "pod-1")
+            .env("SPARKVC_LOG_ROOT", root.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = root.path().join("pod-1/stdout");
+        for _ in 0..200 {
+            if std::fs::read_to_string(&stdout).is_ok_and(|t| t.contains("ready")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(7), "the command's own exit on SIGTERM");
         assert_eq!(
-            files,
+            files(root.path()),
             [
-                ("stderr".into(), "err\n".into()),
-                ("stdout".into(), "out\n".into())
+                ("stderr".into(), "".into()),
+                ("stdout".into(), "ready\nstopping\n".into())
             ]
         );
     }
@@ -474,9 +534,11 @@ mod tests {
             ("SPARKVC_LOG_ROTATE_KEEP", "2"),
         ];
         // 40 lines of 10 bytes: four files of 100 bytes, of which two stay.
-        let (stdout, root) = capture("for i in $(seq 10 49); do echo \"line $i..\"; done", &env);
+        let (code, stdout, root) =
+            capture("for i in $(seq 10 49); do echo \"line $i..\"; done", &env);
+        assert_eq!(code, 0);
         assert_eq!(stdout.lines().count(), 40);
-        let files = settled(&root.path().join("pod-1"), 2);
+        let files = files(root.path());
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["stdout.00002", "stdout.00003"]);
         let kept: String = files.iter().map(|(_, t)| t.as_str()).collect();
