@@ -673,7 +673,9 @@ mod real_node {
             &[
                 "/bin/sh".into(),
                 "-c".into(),
-                "echo to-stdout; echo to-stderr >&2".into(),
+                // Much output just before the end: a wrapper that let its
+                // copiers outlive it lost it, as the container's end kills them.
+                "echo to-stderr >&2; seq 1 5000".into(),
             ],
         );
         let mount = json!([{"name": "logs", "mountPath": "/var/log/spark/user"}]);
@@ -696,7 +698,7 @@ mod real_node {
                     "name": "show",
                     "image": image,
                     "command": ["/bin/sh", "-c",
-                        "cd /var/log/spark/user && for f in */*; do echo \"== $f\"; cat \"$f\"; done"],
+                        "cd /var/log/spark/user && for f in */*; do echo \"== $f $(wc -l < \"$f\")\"; tail -n 1 \"$f\"; done"],
                     "volumeMounts": mount,
                     "securityContext": security::restricted_security_context()
                 }]
@@ -733,13 +735,126 @@ mod real_node {
         };
         assert_eq!(
             log("show").await,
-            "== log-capture/stderr\nto-stderr\n== log-capture/stdout\nto-stdout\n"
+            "== log-capture/stderr 1\nto-stderr\n== log-capture/stdout 5000\n5000\n"
         );
         let own = log("main").await;
         assert!(
-            own.contains("to-stdout") && own.contains("to-stderr"),
+            own.contains("\n5000\n") && own.contains("to-stderr"),
             "the container's own log keeps its output: {own:?}"
         );
         ns.delete().await.unwrap();
+    }
+
+    /// The driver's permissions are what it needs: with the tenant Role a
+    /// real driver creates its executors (the first run COMPLETES); bound
+    /// instead to the same Role without `create` on pods, the same driver is
+    /// refused by the API server (Forbidden) and no executor pod exists.
+    #[tokio::test]
+    async fn the_driver_is_forbidden_its_executors_without_the_roles_pod_creation() {
+        use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+        use sparkvc_server::render::{names, tenancy};
+        let _node = NODE.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClusterSetup::start_on_real_node("rn-rbac", dir.path(), &[]).await;
+        let vc = s.vc.clone();
+        let first = request(&s, "with-the-role", PI_PY, &["4"], "", &[]);
+        let id = start(&mut s, first).await;
+        let run = ended(&mut s, &id).await;
+        assert_eq!(run.state, "COMPLETED", "{}", run.state_details);
+
+        // The driver's service account, bound to a copy of the Role that
+        // lacks pods/create; its RoleBinding keeps only the client (which
+        // spark-submit uses to create the driver).
+        let account = ROLE_ARN.split(':').nth(4).unwrap();
+        let sas = names::ServiceAccountNames::new(account, ROLE_ARN).unwrap();
+        let binding_name = names::role_binding_name(account, ROLE_ARN).unwrap();
+        let bindings: Api<RoleBinding> = Api::namespaced(s.kube.clone(), &s.ns.name);
+        let mut binding = bindings.get(&binding_name).await.unwrap();
+        let subjects = binding.subjects.take().unwrap_or_default();
+        assert!(
+            subjects.iter().any(|x| x.name == sas.driver),
+            "{subjects:?}"
+        );
+        binding.subjects = Some(
+            subjects
+                .into_iter()
+                .filter(|x| x.name != sas.driver)
+                .collect(),
+        );
+        bindings
+            .replace(&binding_name, &PostParams::default(), &binding)
+            .await
+            .unwrap();
+        let roles: Api<Role> = Api::namespaced(s.kube.clone(), &s.ns.name);
+        let tenant = roles.get(tenancy::SPARK_ROLE_NAME).await.unwrap();
+        let mut rules = tenant.rules.clone().unwrap_or_default();
+        for rule in &mut rules {
+            let resources = rule.resources.get_or_insert_with(Vec::new);
+            if resources.iter().any(|r| r == "pods") {
+                resources.retain(|r| r != "pods");
+            }
+        }
+        rules.push(
+            serde_json::from_value(json!({
+                "apiGroups": [""], "resources": ["pods"],
+                "verbs": ["get", "list", "watch", "delete", "deletecollection", "patch", "update"]
+            }))
+            .unwrap(),
+        );
+        let narrow: Role = serde_json::from_value(json!({
+            "metadata": {"name": "test-driver-without-pod-create"},
+            "rules": rules
+        }))
+        .unwrap();
+        roles.create(&PostParams::default(), &narrow).await.unwrap();
+        let driver_binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": "test-driver-without-pod-create"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "test-driver-without-pod-create"},
+            "subjects": [{"kind": "ServiceAccount", "name": sas.driver, "namespace": s.ns.name}]
+        }))
+        .unwrap();
+        bindings
+            .create(&PostParams::default(), &driver_binding)
+            .await
+            .unwrap();
+
+        let second = request(&s, "without-pod-create", PI_PY, &["4"], "", &[]);
+        let id = start(&mut s, second).await;
+        wait_for_state_within(&mut s.client, &vc, &id, "RUNNING", RUN_TIMEOUT).await;
+        let forbidden = format!(
+            "User \"system:serviceaccount:{}:{}\" cannot create resource \"pods\"",
+            s.ns.name, sas.driver
+        );
+        let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+        loop {
+            let run = describe_run(&mut s.client, &vc, &id).await;
+            let log = driver_log(&s, &id).await;
+            if log.contains(&forbidden) || run.state_details.contains(&forbidden) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the driver was never refused ({}: {}):\n{log}",
+                run.state,
+                run.state_details
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert!(
+            spark_pods(&s, &id, "executor").await.is_empty(),
+            "no executor can exist"
+        );
+        let run = describe_run(&mut s.client, &vc, &id).await;
+        if run.state == "RUNNING" {
+            // Spark keeps asking for executors: the run would wait forever.
+            s.client
+                .cancel_job_run(pb::CancelJobRunRequest {
+                    id: id.clone(),
+                    virtual_cluster_id: vc.clone(),
+                })
+                .await
+                .unwrap();
+            wait_for_state_within(&mut s.client, &vc, &id, "CANCELLED", RUN_TIMEOUT).await;
+        }
     }
 }
