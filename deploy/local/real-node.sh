@@ -1,4 +1,4 @@
-# The optional real node of the local environment (SPARKVC_REAL_NODE=1):
+# The optional real node of the local environment (started by up as root; SPARKVC_REAL_NODE):
 # containerd + runc + CNI bridge (Debian's packages), and kubelet, kube-proxy
 # and CoreDNS (from the pinned Go modules, in sparkvc-localkube), beside the
 # kwok nodes. Sourced by deploy/local/up (real_node_up) and deploy/local/down
