@@ -461,6 +461,18 @@ impl ClusterSetup {
         args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
         let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
         args.extend_from_slice(extra_args);
+        Self::serve(&env, kube, ns, dir, &args).await
+    }
+
+    /// Starts the server in `dir` with `args` (AWS from the local stand-in)
+    /// and creates a virtual cluster on `ns`.
+    async fn serve(
+        env: &sparkvc_cluster_tests::LocalEnv,
+        kube: kube::Client,
+        ns: sparkvc_cluster_tests::TestNamespace,
+        dir: tempfile::TempDir,
+        args: &[&str],
+    ) -> Self {
         let aws = [
             ("AWS_ENDPOINT_URL", env.aws_endpoint.as_str()),
             ("AWS_REGION", env.aws_region.as_str()),
@@ -468,7 +480,7 @@ impl ClusterSetup {
             ("AWS_SECRET_ACCESS_KEY", env.aws_secret_access_key.as_str()),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ];
-        let server = Server::start_with_env(dir.path(), &args, &aws);
+        let server = Server::start_with_env(dir.path(), args, &aws);
         let mut client = server.client().await;
         let vc = virtual_cluster_on(&mut client, &ns.name).await;
         Self {
@@ -526,19 +538,10 @@ tolerations = [{{ key = "sparkvc.io/real-node", operator = "Exists", effect = "N
             ),
         )
         .unwrap();
-        let mut args = vec!["--config", config.to_str().unwrap()];
+        let config = config.to_str().unwrap().to_string();
+        let mut args = vec!["--config", config.as_str()];
         args.extend_from_slice(extra_args);
-        let server = Server::start_with(dir.path(), &args);
-        let mut client = server.client().await;
-        let vc = virtual_cluster_on(&mut client, &ns.name).await;
-        Self {
-            _dir: dir,
-            server,
-            client,
-            kube,
-            ns,
-            vc,
-        }
+        Self::serve(&env, kube, ns, dir, &args).await
     }
 }
 
