@@ -78,7 +78,7 @@ pub struct ClientTokenRecord {
     pub resource_id: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum TreeId {
     VirtualClusters = 0,
     VcNamespaces,

@@ -9,11 +9,15 @@ use super::{
 use crate::state::JobRunState;
 use prost::Message;
 use sparkvc_proto::v1 as pb;
+use std::collections::HashMap;
 
 /// The buffered changes of one [`Store::write`].
 pub struct Txn<'a> {
     store: &'a Store,
     writes: Vec<(TreeId, Vec<u8>, Option<Vec<u8>>)>,
+    /// Where in `writes` each key was last written, so that reading one's
+    /// own writes costs the same however many there are.
+    latest: HashMap<(TreeId, Vec<u8>), usize>,
     count_changes: Vec<(String, Option<JobRunState>, Option<JobRunState>)>,
 }
 
@@ -22,6 +26,7 @@ impl<'a> Txn<'a> {
         Self {
             store,
             writes: Vec::new(),
+            latest: HashMap::new(),
             count_changes: Vec::new(),
         }
     }
@@ -29,13 +34,8 @@ impl<'a> Txn<'a> {
     /// The value of a key as this write sees it: its own buffered changes
     /// first, then earlier writes not yet on disk, then the tree.
     fn get_raw(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
-        if let Some((_, _, value)) = self
-            .writes
-            .iter()
-            .rev()
-            .find(|(t, k, _)| *t == tree && k == key)
-        {
-            return Ok(value.clone());
+        if let Some(&at) = self.latest.get(&(tree, key.to_vec())) {
+            return Ok(self.writes[at].2.clone());
         }
         if let Some(pending) = self.store.inner.durability.pending(tree as u8, key) {
             return Ok(pending);
@@ -49,12 +49,17 @@ impl<'a> Txn<'a> {
             .transpose()
     }
 
+    fn push(&mut self, tree: TreeId, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.latest.insert((tree, key.clone()), self.writes.len());
+        self.writes.push((tree, key, value));
+    }
+
     fn put<M: Message>(&mut self, tree: TreeId, key: Vec<u8>, msg: &M) {
-        self.writes.push((tree, key, Some(encode(msg))));
+        self.push(tree, key, Some(encode(msg)));
     }
 
     fn remove(&mut self, tree: TreeId, key: Vec<u8>) {
-        self.writes.push((tree, key, None));
+        self.push(tree, key, None);
     }
 
     pub fn virtual_cluster(&self, id: &str) -> StoreResult<Option<pb::VirtualCluster>> {
@@ -78,11 +83,11 @@ impl<'a> Txn<'a> {
     }
 
     pub fn claim_namespace(&mut self, provider_id: &str, namespace: &str, vc_id: &str) {
-        self.writes.push((
+        self.push(
             TreeId::VcNamespaces,
             keys::namespace(provider_id, namespace),
             Some(vc_id.as_bytes().to_vec()),
-        ));
+        );
     }
 
     pub fn release_namespace(&mut self, provider_id: &str, namespace: &str) {
@@ -105,11 +110,11 @@ impl<'a> Txn<'a> {
         if state.is_terminal() {
             self.remove(TreeId::OpenJobRuns, key);
         } else {
-            self.writes.push((
+            self.push(
                 TreeId::OpenJobRuns,
                 key,
                 Some(state.as_str().as_bytes().to_vec()),
-            ));
+            );
         }
         self.count_changes
             .push((run.virtual_cluster_id.clone(), previous, Some(state)));
@@ -117,11 +122,11 @@ impl<'a> Txn<'a> {
 
     /// Sets a timer of `kind` for a run at `due_micros` (see [`Store::due`]).
     pub fn schedule(&mut self, kind: Timer, due_micros: u64, vc_id: &str, run_id: &str) {
-        self.writes.push((
+        self.push(
             kind.tree(),
             keys::timer(due_micros, vc_id, run_id),
             Some(Vec::new()),
-        ));
+        );
     }
 
     /// Removes a timer that was acted on (its key from [`Due::key`]).
