@@ -4,7 +4,7 @@
 
 use super::{
     ClientTokenRecord, QueueCounts, Standalone, Store, StoreResult, Timer, TreeId, decode, encode,
-    keys,
+    keys, state_index_key, stored_state,
 };
 use crate::state::JobRunState;
 use prost::Message;
@@ -62,12 +62,49 @@ impl<'a> Txn<'a> {
         self.push(tree, key, None);
     }
 
+    /// Stores a job run or virtual cluster (per `data`) under `key`, and
+    /// moves its entry in the state index from the state it is stored with
+    /// now (read here, so the index never depends on what a caller says)
+    /// to `state`. All go into this write's one journal record, so a crash
+    /// keeps all or none; they are applied in order, the new entry before
+    /// the record and the old one removed after, so that a reader always
+    /// finds the record under the state it has (see [`super::listing`]).
+    fn put_with_state<M: Message>(
+        &mut self,
+        data: TreeId,
+        index: TreeId,
+        key: Vec<u8>,
+        state: &str,
+        record: &M,
+    ) -> StoreResult<()> {
+        let before = match self.get_raw(data, &key)? {
+            Some(bytes) => Some(stored_state(data, &key, &bytes)?),
+            None => None,
+        };
+        let moved = before.as_deref() != Some(state);
+        if moved {
+            self.push(index, state_index_key(data, &key, state), Some(Vec::new()));
+        }
+        self.put(data, key.clone(), record);
+        if moved && let Some(before) = before {
+            self.remove(index, state_index_key(data, &key, &before));
+        }
+        Ok(())
+    }
+
     pub fn virtual_cluster(&self, id: &str) -> StoreResult<Option<pb::VirtualCluster>> {
         self.get(TreeId::VirtualClusters, id.as_bytes())
     }
 
-    pub fn put_virtual_cluster(&mut self, vc: &pb::VirtualCluster) {
-        self.put(TreeId::VirtualClusters, vc.id.clone().into_bytes(), vc);
+    /// Stores a virtual cluster and keeps the state index in step.
+    pub fn put_virtual_cluster(&mut self, vc: &pb::VirtualCluster) -> StoreResult<()> {
+        self.put_with_state(
+            TreeId::VirtualClusters,
+            TreeId::VcByState,
+            vc.id.clone().into_bytes(),
+            &vc.state,
+            vc,
+        )
     }
 
     /// The live virtual cluster that owns a namespace, if any.
@@ -101,12 +138,23 @@ impl<'a> Txn<'a> {
         self.get(TreeId::JobRuns, &keys::job_run(vc_id, run_id))
     }
 
-    /// Stores a job run and keeps the open-run index and queue counts in step.
-    /// `previous` is the state it was stored with (None for a new run).
-    pub fn put_job_run(&mut self, previous: Option<JobRunState>, run: &pb::JobRun) {
+    /// Stores a job run and keeps the open-run index, the state index and
+    /// the queue counts in step. `previous` is the state it was stored with
+    /// (None for a new run), for the counts.
+    pub fn put_job_run(
+        &mut self,
+        previous: Option<JobRunState>,
+        run: &pb::JobRun,
+    ) -> StoreResult<()> {
         let key = keys::job_run(&run.virtual_cluster_id, &run.id);
         let state = crate::state::state_of(run);
-        self.put(TreeId::JobRuns, key.clone(), run);
+        self.put_with_state(
+            TreeId::JobRuns,
+            TreeId::JobRunsByState,
+            key.clone(),
+            &run.state,
+            run,
+        )?;
         if state.is_terminal() {
             self.remove(TreeId::OpenJobRuns, key);
         } else {
@@ -118,6 +166,7 @@ impl<'a> Txn<'a> {
         }
         self.count_changes
             .push((run.virtual_cluster_id.clone(), previous, Some(state)));
+        Ok(())
     }
 
     /// Sets a timer of `kind` for a run at `due_micros` (see [`Store::due`]).
