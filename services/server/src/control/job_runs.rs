@@ -90,7 +90,7 @@ impl ControlPlane {
                         )));
                     }
                 }
-                txn.put_job_run(None, &run);
+                txn.put_job_run(None, &run)?;
                 token.record(txn, &run.id);
                 Ok(run)
             })
@@ -145,10 +145,18 @@ impl ControlPlane {
             req.max_results,
             &req.next_token,
         )?;
-        let page = self.store.list_job_runs(vc_id, &window, |run| {
+        let keep = |run: &pb::JobRun| {
             (req.states.is_empty() || req.states.contains(&run.state))
                 && (req.name.is_empty() || run.name == req.name)
-        })?;
+        };
+        // With states, from the state index: as fast with a long history of
+        // finished runs as without. Same pages, same tokens.
+        let page = if req.states.is_empty() {
+            self.store.list_job_runs(vc_id, &window, keep)?
+        } else {
+            self.store
+                .list_job_runs_in_states(vc_id, &req.states, &window, keep)?
+        };
         Ok(pb::ListJobRunsResponse {
             job_runs: page.items,
             next_token: page.next.map(|c| c.to_token(&listing)).unwrap_or_default(),
@@ -179,7 +187,7 @@ impl ControlPlane {
                     ..Default::default()
                 };
                 state::transition(&mut run, next, outcome, now);
-                txn.put_job_run(Some(before), &run);
+                txn.put_job_run(Some(before), &run)?;
                 Ok(())
             })
             .await?;

@@ -33,14 +33,14 @@ impl ControlPlane {
                 Taggable::VirtualCluster(id) => {
                     let mut vc = txn.virtual_cluster(id)?.ok_or_else(|| not_found(arn))?;
                     edit(&mut vc.tags)?;
-                    txn.put_virtual_cluster(&vc);
+                    txn.put_virtual_cluster(&vc)?;
                     Ok(())
                 }
                 Taggable::JobRun(vc_id, id) => {
                     let mut run = txn.job_run(vc_id, id)?.ok_or_else(|| not_found(arn))?;
                     edit(&mut run.tags)?;
                     let state = crate::state::state_of(&run);
-                    txn.put_job_run(Some(state), &run);
+                    txn.put_job_run(Some(state), &run)?;
                     Ok(())
                 }
             })

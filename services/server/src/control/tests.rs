@@ -153,7 +153,7 @@ impl Harness {
                     Default::default(),
                     at
                 ));
-                txn.put_job_run(Some(JobRunState::Pending), &run);
+                txn.put_job_run(Some(JobRunState::Pending), &run)?;
                 Ok(())
             })
             .await

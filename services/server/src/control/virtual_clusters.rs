@@ -74,7 +74,7 @@ impl ControlPlane {
                         "A virtual cluster already exists in the given namespace",
                     ));
                 }
-                txn.put_virtual_cluster(&vc);
+                txn.put_virtual_cluster(&vc)?;
                 txn.claim_namespace(&provider.id, &namespace, &vc.id);
                 token.record(txn, &vc.id);
                 Ok(vc)
@@ -132,7 +132,7 @@ impl ControlPlane {
             req.max_results,
             &req.next_token,
         )?;
-        let page = self.store.list_virtual_clusters(&window, |vc| {
+        let keep = |vc: &pb::VirtualCluster| {
             let provider = vc.container_provider.as_ref();
             (req.states.is_empty() || req.states.contains(&vc.state))
                 && (req.container_provider_id.is_empty()
@@ -141,7 +141,13 @@ impl ControlPlane {
                     || provider.is_some_and(|p| p.r#type == req.container_provider_type))
                 // sparkvc has no EKS access entries: no cluster is integrated.
                 && req.eks_access_entry_integrated != Some(true)
-        })?;
+        };
+        let page = if req.states.is_empty() {
+            self.store.list_virtual_clusters(&window, keep)?
+        } else {
+            self.store
+                .list_virtual_clusters_in_states(&req.states, &window, keep)?
+        };
         Ok(pb::ListVirtualClustersResponse {
             virtual_clusters: page
                 .items
@@ -183,7 +189,7 @@ impl ControlPlane {
                 }
                 // The new configuration replaces the old one whole.
                 vc.scheduler_configuration = req.scheduler_configuration;
-                txn.put_virtual_cluster(&vc);
+                txn.put_virtual_cluster(&vc)?;
                 token.record(txn, &vc.id);
                 Ok(vc)
             })
@@ -222,7 +228,7 @@ impl ControlPlane {
                         txn.release_namespace(&provider.id, namespace);
                     }
                 }
-                txn.put_virtual_cluster(&vc);
+                txn.put_virtual_cluster(&vc)?;
                 Ok(on_kubernetes)
             })
             .await?;
@@ -261,7 +267,7 @@ impl ControlPlane {
                     if let Ok(namespace) = validate::namespace_of(&provider) {
                         txn.release_namespace(&provider.id, namespace);
                     }
-                    txn.put_virtual_cluster(&vc);
+                    txn.put_virtual_cluster(&vc)?;
                     Ok(())
                 })
                 .await?;
@@ -305,7 +311,7 @@ fn cancel_open_runs(
             state::transition(&mut run, JobRunState::CancelPending, outcome.clone(), now);
         }
         state::transition(&mut run, next, outcome.clone(), now);
-        txn.put_job_run(Some(before), &run);
+        txn.put_job_run(Some(before), &run)?;
     }
     Ok(())
 }

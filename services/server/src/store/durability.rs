@@ -272,6 +272,12 @@ impl Durability {
         lock(&self.spare).is_some()
     }
 
+    /// The sled database, for tests that change it behind the journal.
+    #[cfg(test)]
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Tree `i`, for tests that look at what was applied.
     #[cfg(test)]
     pub fn tree(&self, i: usize) -> &sled::Tree {

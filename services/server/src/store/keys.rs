@@ -19,6 +19,20 @@ pub fn job_run_prefix(vc_id: &str) -> Vec<u8> {
     format!("{vc_id}/").into_bytes()
 }
 
+/// A state-index key, `<prefix><state>/<suffix>`, for the record stored
+/// under `<prefix><suffix>`: `<vcId>/<state>/<jobRunId>` for a job run,
+/// `<state>/<vcId>` for a virtual cluster. The records of one state (of one
+/// virtual cluster, for runs) are one contiguous range, in the same order as
+/// their own keys, so a listing by state walks only them.
+pub fn by_state(prefix: &[u8], state: &str, suffix: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + state.len() + 1 + suffix.len());
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(state.as_bytes());
+    key.push(b'/');
+    key.extend_from_slice(suffix);
+    key
+}
+
 /// A timer key: the due time first, so a range scan finds what is due.
 pub fn timer(due_micros: u64, vc_id: &str, run_id: &str) -> Vec<u8> {
     format!("{due_micros:016x}/{vc_id}/{run_id}").into_bytes()

@@ -12,6 +12,17 @@
 //! | `client_tokens`           | operation/scope/clientToken  | ClientTokenRecord              |
 //! | `cleanups`                | dueMicros(16 hex)/vcId/jobRunId | empty: a finished run's Kubernetes objects to delete then |
 //! | `retries`                 | dueMicros(16 hex)/vcId/jobRunId | empty: a run's next attempt to start then |
+//! | `job_runs_by_state`       | vcId/STATE/jobRunId          | empty: every run, under its stored state |
+//! | `vc_by_state`             | STATE/vcId                   | empty: every virtual cluster, under its stored state |
+//! | `meta`                    | name                         | what the store's format holds (see below) |
+//!
+//! The two `*_by_state` trees serve listings with a `states` filter without
+//! walking the whole history (see [`listing`]). They are exact: every write
+//! that stores a run or a virtual cluster moves its index entry in the same
+//! journal record ([`Txn::put_job_run`], [`Txn::put_virtual_cluster`]), so a
+//! crash applies both or neither. A store written before they existed has
+//! no `meta` key `state_indexes`: open builds them from a full scan, then
+//! sets that key, and until it has, no listing runs.
 //!
 //! Beside the trees, `journal/` holds the records of recent writes until
 //! sled has flushed them (see [`journal`]).
@@ -29,6 +40,8 @@ mod durability;
 #[cfg(test)]
 mod durability_tests;
 mod files;
+#[cfg(test)]
+mod index_tests;
 mod journal;
 pub mod keys;
 mod listing;
@@ -78,7 +91,7 @@ pub struct ClientTokenRecord {
     pub resource_id: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum TreeId {
     VirtualClusters = 0,
     VcNamespaces,
@@ -89,6 +102,8 @@ pub(crate) enum TreeId {
     ClientTokens,
     Cleanups,
     Retries,
+    JobRunsByState,
+    VcByState,
 }
 
 /// A resource stored under its ID alone, in a tree of its own, with no
@@ -112,7 +127,8 @@ impl Standalone for pb::SecurityConfiguration {
     }
 }
 
-const TREE_NAMES: [&str; 9] = [
+/// Journal records name trees by their place here: new trees go last.
+const TREE_NAMES: [&str; 11] = [
     "virtual_clusters",
     "vc_namespaces",
     "job_runs",
@@ -122,7 +138,15 @@ const TREE_NAMES: [&str; 9] = [
     "client_tokens",
     "cleanups",
     "retries",
+    "job_runs_by_state",
+    "vc_by_state",
 ];
+
+/// Written directly to sled (not journaled), at open only.
+const META_TREE: &str = "meta";
+/// Its value says the `*_by_state` trees were built, in this layout.
+const STATE_INDEXES: &[u8] = b"state_indexes";
+const STATE_INDEXES_VERSION: &[u8] = b"1";
 
 /// How many of a virtual cluster's runs are queued and running.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -215,11 +239,16 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(64 * 1024 * 1024)
             .open()?;
+        Self::open_on(db, journal)
+    }
+
+    fn open_on(db: sled::Db, journal: journal::Journal) -> StoreResult<Self> {
         let trees = TREE_NAMES
             .iter()
             .map(|n| db.open_tree(n))
             .collect::<Result<Vec<_>, _>>()?;
-        let durability = Durability::open(db, trees.clone(), journal)?;
+        let meta = db.open_tree(META_TREE)?;
+        let durability = Durability::open(db.clone(), trees.clone(), journal)?;
         let store = Self {
             inner: Arc::new(Inner {
                 trees,
@@ -229,7 +258,48 @@ impl Store {
             }),
         };
         store.rebuild_counts()?;
+        store.build_state_indexes(&db, &meta)?;
         Ok(store)
+    }
+
+    /// Builds the `*_by_state` trees from the records, once: a store written
+    /// before they existed has none. Runs after the journal is replayed and
+    /// before any write or read (open has not returned). A crash half-way
+    /// leaves the marker unset, so the next open starts again from empty.
+    fn build_state_indexes(&self, db: &sled::Db, meta: &sled::Tree) -> StoreResult<()> {
+        if meta.get(STATE_INDEXES)?.as_deref() == Some(STATE_INDEXES_VERSION) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        for (data, index) in [
+            (TreeId::JobRuns, TreeId::JobRunsByState),
+            (TreeId::VirtualClusters, TreeId::VcByState),
+        ] {
+            self.tree(index).clear()?;
+            let mut batch = sled::Batch::default();
+            let mut in_batch = 0;
+            for entry in self.tree(data).iter() {
+                let (key, bytes) = entry?;
+                let state = stored_state(data, &key, &bytes)?;
+                batch.insert(state_index_key(data, &key, &state), sled::IVec::default());
+                in_batch += 1;
+                if in_batch == 10_000 {
+                    self.tree(index).apply_batch(std::mem::take(&mut batch))?;
+                    in_batch = 0;
+                }
+            }
+            self.tree(index).apply_batch(batch)?;
+        }
+        db.flush()?;
+        meta.insert(STATE_INDEXES, STATE_INDEXES_VERSION)?;
+        db.flush()?;
+        tracing::info!(
+            job_runs = self.tree(TreeId::JobRunsByState).len(),
+            virtual_clusters = self.tree(TreeId::VcByState).len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "built the store's state indexes"
+        );
+        Ok(())
     }
 
     fn tree(&self, id: TreeId) -> &sled::Tree {
@@ -385,9 +455,82 @@ impl Store {
     }
 }
 
+/// The `*_by_state` key of the record stored under `key` in `data` (job
+/// runs or virtual clusters) when its state is `state`.
+fn state_index_key(data: TreeId, key: &[u8], state: &str) -> Vec<u8> {
+    let split = match data {
+        TreeId::JobRuns => key.iter().position(|b| *b == b'/').map_or(0, |i| i + 1),
+        _ => 0,
+    };
+    let (prefix, suffix) = key.split_at(split);
+    keys::by_state(prefix, state, suffix)
+}
+
+/// The state of a stored job run or virtual cluster (per `data`).
+fn stored_state(data: TreeId, key: &[u8], bytes: &[u8]) -> StoreResult<String> {
+    Ok(match data {
+        TreeId::JobRuns => decode::<pb::JobRun>(key, bytes)?.state,
+        _ => decode::<pb::VirtualCluster>(key, bytes)?.state,
+    })
+}
+
 /// The creation time of a record, from its time-ordered ID.
 pub fn created_micros(id: &str) -> Option<u64> {
     ids::micros_of(id)
+}
+
+#[cfg(test)]
+impl Store {
+    /// Whether each state index holds exactly the entries that a walk of
+    /// its records derives; for a store with no write under way.
+    pub(crate) fn check_state_indexes(&self) -> Result<(), String> {
+        use std::collections::BTreeSet;
+        for (data, index) in [
+            (TreeId::JobRuns, TreeId::JobRunsByState),
+            (TreeId::VirtualClusters, TreeId::VcByState),
+        ] {
+            let mut derived = BTreeSet::new();
+            for entry in self.tree(data).iter() {
+                let (key, bytes) = entry.map_err(|e| e.to_string())?;
+                let state = stored_state(data, &key, &bytes).map_err(|e| e.to_string())?;
+                derived.insert(state_index_key(data, &key, &state));
+            }
+            let mut indexed = BTreeSet::new();
+            for key in self.tree(index).iter().keys() {
+                indexed.insert(key.map_err(|e| e.to_string())?.to_vec());
+            }
+            let show = |keys: Vec<&Vec<u8>>| -> Vec<String> {
+                keys.iter()
+                    .take(3)
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .collect()
+            };
+            if derived != indexed {
+                return Err(format!(
+                    "{index:?}: {} entries missing (e.g. {:?}), {} extra (e.g. {:?})",
+                    derived.difference(&indexed).count(),
+                    show(derived.difference(&indexed).collect()),
+                    indexed.difference(&derived).count(),
+                    show(indexed.difference(&derived).collect()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes this a store as written before the state indexes existed.
+    pub(crate) fn forget_state_indexes(&self) {
+        for index in [TreeId::JobRunsByState, TreeId::VcByState] {
+            self.tree(index).clear().expect("clear an index");
+        }
+        let meta = self
+            .inner
+            .durability
+            .db()
+            .open_tree(META_TREE)
+            .expect("the meta tree");
+        meta.remove(STATE_INDEXES).expect("remove the marker");
+    }
 }
 
 /// Stores for tests elsewhere in the server.

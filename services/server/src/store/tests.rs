@@ -53,7 +53,7 @@ async fn open_replays_what_only_the_journal_holds() {
     // which leaves no journal behind.
     store
         .write(|txn| -> StoreResult<()> {
-            txn.put_job_run(None, &pending_run("vc", "r4"));
+            txn.put_job_run(None, &pending_run("vc", "r4"))?;
             Ok(())
         })
         .await
@@ -62,7 +62,7 @@ async fn open_replays_what_only_the_journal_holds() {
     assert_eq!(journal.segments().unwrap(), []);
     let err = store
         .write(|txn| -> StoreResult<()> {
-            txn.put_job_run(None, &pending_run("vc", "r5"));
+            txn.put_job_run(None, &pending_run("vc", "r5"))?;
             Ok(())
         })
         .await
@@ -85,7 +85,7 @@ async fn full_segments_are_checkpointed_and_deleted() {
     for i in 0..200 {
         store
             .write(|txn| -> StoreResult<()> {
-                txn.put_job_run(None, &pending_run("vc", &format!("r{i:03}")));
+                txn.put_job_run(None, &pending_run("vc", &format!("r{i:03}")))?;
                 Ok(())
             })
             .await
@@ -117,7 +117,7 @@ async fn a_write_sees_earlier_writes_and_its_own() {
         async move {
             store
                 .write(|txn| -> StoreResult<()> {
-                    txn.put_job_run(None, &pending_run("vc", &format!("r{i:02}")));
+                    txn.put_job_run(None, &pending_run("vc", &format!("r{i:02}")))?;
                     Ok(())
                 })
                 .await
@@ -126,7 +126,7 @@ async fn a_write_sees_earlier_writes_and_its_own() {
     futures::future::try_join_all(writes).await.unwrap();
     let open = store
         .write(|txn| -> StoreResult<Vec<String>> {
-            txn.put_job_run(None, &pending_run("vc", "zz"));
+            txn.put_job_run(None, &pending_run("vc", "zz"))?;
             txn.open_job_runs_of("vc")
         })
         .await
@@ -148,7 +148,7 @@ async fn a_page_of_large_records_stops_at_its_byte_budget() {
         run.name = "x".repeat(300 * 1024);
         store
             .write(|txn| -> StoreResult<()> {
-                txn.put_job_run(None, &run);
+                txn.put_job_run(None, &run)?;
                 Ok(())
             })
             .await

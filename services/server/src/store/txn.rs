@@ -4,16 +4,20 @@
 
 use super::{
     ClientTokenRecord, QueueCounts, Standalone, Store, StoreResult, Timer, TreeId, decode, encode,
-    keys,
+    keys, state_index_key, stored_state,
 };
 use crate::state::JobRunState;
 use prost::Message;
 use sparkvc_proto::v1 as pb;
+use std::collections::HashMap;
 
 /// The buffered changes of one [`Store::write`].
 pub struct Txn<'a> {
     store: &'a Store,
     writes: Vec<(TreeId, Vec<u8>, Option<Vec<u8>>)>,
+    /// Where in `writes` each key was last written, so that reading one's
+    /// own writes costs the same however many there are.
+    latest: HashMap<(TreeId, Vec<u8>), usize>,
     count_changes: Vec<(String, Option<JobRunState>, Option<JobRunState>)>,
 }
 
@@ -22,6 +26,7 @@ impl<'a> Txn<'a> {
         Self {
             store,
             writes: Vec::new(),
+            latest: HashMap::new(),
             count_changes: Vec::new(),
         }
     }
@@ -29,13 +34,8 @@ impl<'a> Txn<'a> {
     /// The value of a key as this write sees it: its own buffered changes
     /// first, then earlier writes not yet on disk, then the tree.
     fn get_raw(&self, tree: TreeId, key: &[u8]) -> StoreResult<Option<Vec<u8>>> {
-        if let Some((_, _, value)) = self
-            .writes
-            .iter()
-            .rev()
-            .find(|(t, k, _)| *t == tree && k == key)
-        {
-            return Ok(value.clone());
+        if let Some(&at) = self.latest.get(&(tree, key.to_vec())) {
+            return Ok(self.writes[at].2.clone());
         }
         if let Some(pending) = self.store.inner.durability.pending(tree as u8, key) {
             return Ok(pending);
@@ -49,20 +49,62 @@ impl<'a> Txn<'a> {
             .transpose()
     }
 
+    fn push(&mut self, tree: TreeId, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.latest.insert((tree, key.clone()), self.writes.len());
+        self.writes.push((tree, key, value));
+    }
+
     fn put<M: Message>(&mut self, tree: TreeId, key: Vec<u8>, msg: &M) {
-        self.writes.push((tree, key, Some(encode(msg))));
+        self.push(tree, key, Some(encode(msg)));
     }
 
     fn remove(&mut self, tree: TreeId, key: Vec<u8>) {
-        self.writes.push((tree, key, None));
+        self.push(tree, key, None);
+    }
+
+    /// Stores a job run or virtual cluster (per `data`) under `key`, and
+    /// moves its entry in the state index from the state it is stored with
+    /// now (read here, so the index never depends on what a caller says)
+    /// to `state`. All go into this write's one journal record, so a crash
+    /// keeps all or none; they are applied in order, the new entry before
+    /// the record and the old one removed after, so that a reader always
+    /// finds the record under the state it has (see [`super::listing`]).
+    fn put_with_state<M: Message>(
+        &mut self,
+        data: TreeId,
+        index: TreeId,
+        key: Vec<u8>,
+        state: &str,
+        record: &M,
+    ) -> StoreResult<()> {
+        let before = match self.get_raw(data, &key)? {
+            Some(bytes) => Some(stored_state(data, &key, &bytes)?),
+            None => None,
+        };
+        let moved = before.as_deref() != Some(state);
+        if moved {
+            self.push(index, state_index_key(data, &key, state), Some(Vec::new()));
+        }
+        self.put(data, key.clone(), record);
+        if moved && let Some(before) = before {
+            self.remove(index, state_index_key(data, &key, &before));
+        }
+        Ok(())
     }
 
     pub fn virtual_cluster(&self, id: &str) -> StoreResult<Option<pb::VirtualCluster>> {
         self.get(TreeId::VirtualClusters, id.as_bytes())
     }
 
-    pub fn put_virtual_cluster(&mut self, vc: &pb::VirtualCluster) {
-        self.put(TreeId::VirtualClusters, vc.id.clone().into_bytes(), vc);
+    /// Stores a virtual cluster and keeps the state index in step.
+    pub fn put_virtual_cluster(&mut self, vc: &pb::VirtualCluster) -> StoreResult<()> {
+        self.put_with_state(
+            TreeId::VirtualClusters,
+            TreeId::VcByState,
+            vc.id.clone().into_bytes(),
+            &vc.state,
+            vc,
+        )
     }
 
     /// The live virtual cluster that owns a namespace, if any.
@@ -78,11 +120,11 @@ impl<'a> Txn<'a> {
     }
 
     pub fn claim_namespace(&mut self, provider_id: &str, namespace: &str, vc_id: &str) {
-        self.writes.push((
+        self.push(
             TreeId::VcNamespaces,
             keys::namespace(provider_id, namespace),
             Some(vc_id.as_bytes().to_vec()),
-        ));
+        );
     }
 
     pub fn release_namespace(&mut self, provider_id: &str, namespace: &str) {
@@ -96,32 +138,44 @@ impl<'a> Txn<'a> {
         self.get(TreeId::JobRuns, &keys::job_run(vc_id, run_id))
     }
 
-    /// Stores a job run and keeps the open-run index and queue counts in step.
-    /// `previous` is the state it was stored with (None for a new run).
-    pub fn put_job_run(&mut self, previous: Option<JobRunState>, run: &pb::JobRun) {
+    /// Stores a job run and keeps the open-run index, the state index and
+    /// the queue counts in step. `previous` is the state it was stored with
+    /// (None for a new run), for the counts.
+    pub fn put_job_run(
+        &mut self,
+        previous: Option<JobRunState>,
+        run: &pb::JobRun,
+    ) -> StoreResult<()> {
         let key = keys::job_run(&run.virtual_cluster_id, &run.id);
         let state = crate::state::state_of(run);
-        self.put(TreeId::JobRuns, key.clone(), run);
+        self.put_with_state(
+            TreeId::JobRuns,
+            TreeId::JobRunsByState,
+            key.clone(),
+            &run.state,
+            run,
+        )?;
         if state.is_terminal() {
             self.remove(TreeId::OpenJobRuns, key);
         } else {
-            self.writes.push((
+            self.push(
                 TreeId::OpenJobRuns,
                 key,
                 Some(state.as_str().as_bytes().to_vec()),
-            ));
+            );
         }
         self.count_changes
             .push((run.virtual_cluster_id.clone(), previous, Some(state)));
+        Ok(())
     }
 
     /// Sets a timer of `kind` for a run at `due_micros` (see [`Store::due`]).
     pub fn schedule(&mut self, kind: Timer, due_micros: u64, vc_id: &str, run_id: &str) {
-        self.writes.push((
+        self.push(
             kind.tree(),
             keys::timer(due_micros, vc_id, run_id),
             Some(Vec::new()),
-        ));
+        );
     }
 
     /// Removes a timer that was acted on (its key from [`Due::key`]).

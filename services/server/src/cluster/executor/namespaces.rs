@@ -171,7 +171,7 @@ impl Executor {
                 }
                 vc.state = TERMINATED.into();
                 txn.release_namespace(&at.cluster, &at.namespace);
-                txn.put_virtual_cluster(&vc);
+                txn.put_virtual_cluster(&vc)?;
                 Ok(true)
             })
             .await?;

@@ -61,7 +61,7 @@ impl Executor {
                 if !state::transition(&mut run, next, outcome, at) {
                     return Ok(false);
                 }
-                txn.put_job_run(Some(before), &run);
+                txn.put_job_run(Some(before), &run)?;
                 let reached_kubernetes = run
                     .state_history
                     .iter()

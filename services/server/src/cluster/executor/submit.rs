@@ -195,7 +195,7 @@ impl Executor {
                 if !state::begin_attempt(&mut run, details, at) {
                     return Ok(None);
                 }
-                txn.put_job_run(Some(before), &run);
+                txn.put_job_run(Some(before), &run)?;
                 Ok(Some(state::attempt_of(&run)))
             })
             .await?;

@@ -207,7 +207,7 @@ impl Harness {
         .unwrap();
         self.store
             .write(|txn| -> Result<(), StoreError> {
-                txn.put_virtual_cluster(&vc);
+                txn.put_virtual_cluster(&vc)?;
                 txn.claim_namespace(CLUSTER, NS, id);
                 Ok(())
             })
@@ -231,7 +231,7 @@ impl Harness {
         state::initial(&mut run, timestamp_from_micros(self.time_now()));
         self.store
             .write(|txn| -> Result<(), StoreError> {
-                txn.put_job_run(None, &run);
+                txn.put_job_run(None, &run)?;
                 Ok(())
             })
             .await
@@ -467,7 +467,7 @@ async fn a_deleted_virtual_cluster_is_torn_down_and_its_namespace_set_up_anew_fo
     vc.state = "TERMINATING".into();
     h.store
         .write(|txn| -> Result<(), StoreError> {
-            txn.put_virtual_cluster(&vc);
+            txn.put_virtual_cluster(&vc)?;
             Ok(())
         })
         .await
@@ -508,7 +508,7 @@ async fn a_deleted_virtual_cluster_is_torn_down_and_its_namespace_set_up_anew_fo
     state::initial(&mut run, timestamp_from_micros(h.time_now()));
     h.store
         .write(|txn| -> Result<(), StoreError> {
-            txn.put_job_run(None, &run);
+            txn.put_job_run(None, &run)?;
             Ok(())
         })
         .await

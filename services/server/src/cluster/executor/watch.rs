@@ -290,7 +290,7 @@ impl Executor {
                 if let Some(mut run) = txn.job_run(vc_id, run_id)? {
                     run.spark_application_id = app_id.to_string();
                     let state = state::state_of(&run);
-                    txn.put_job_run(Some(state), &run);
+                    txn.put_job_run(Some(state), &run)?;
                 }
                 Ok(())
             })
@@ -360,7 +360,7 @@ impl Executor {
                         timestamp_from_micros(due),
                     )
                 {
-                    txn.put_job_run(Some(before), &run);
+                    txn.put_job_run(Some(before), &run)?;
                     txn.schedule(Timer::Retry, due, vc_id, run_id);
                     return Ok(AfterFailure::Retried);
                 }
