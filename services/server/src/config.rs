@@ -263,10 +263,21 @@ impl Config {
             config.app_ui.event_log_dir = Some(v.clone());
         }
         if let Some(v) = &flags.history_server_url {
-            config.app_ui.history_server_url = Some(v.trim_end_matches('/').to_string());
+            config.app_ui.history_server_url = Some(v.clone());
         }
         if let Some(v) = &flags.app_ui_url {
-            config.app_ui.public_url = Some(v.trim_end_matches('/').to_string());
+            config.app_ui.public_url = Some(v.clone());
+        }
+        // Links and History Server paths are joined with a `/`, whether the
+        // URL came from a flag or the file.
+        for url in [
+            &mut config.app_ui.history_server_url,
+            &mut config.app_ui.public_url,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            url.truncate(url.trim_end_matches('/').len());
         }
         if let Some(v) = flags.finished_job_ttl {
             config.finished_job_ttl_seconds = v;
@@ -565,6 +576,27 @@ mod tests {
         let flags = Flags::parse_from(["sparkvc-server", "--config", path.to_str().unwrap()]);
         let err = Config::load(&flags).unwrap_err().to_string();
         assert!(err.contains("regoin"), "{err}");
+    }
+
+    #[test]
+    fn app_ui_urls_lose_a_trailing_slash_from_the_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            "[app_ui]\nhistory_server_url = \"http://hs:18080/\"\npublic_url = \"https://sparkvc.example.com//\"\n",
+        )
+        .unwrap();
+        let flags = Flags::parse_from(["sparkvc-server", "--config", path.to_str().unwrap()]);
+        let app_ui = Config::load(&flags).unwrap().app_ui;
+        assert_eq!(
+            app_ui.history_server_url.as_deref(),
+            Some("http://hs:18080")
+        );
+        assert_eq!(
+            app_ui.public_url.as_deref(),
+            Some("https://sparkvc.example.com")
+        );
     }
 
     #[test]
