@@ -9,8 +9,8 @@
 //! Prints a table and writes `target/bench-results/api-bench.json`.
 
 use clap::Parser;
-use hdrhistogram::Histogram;
 use serde_json::json;
+use sparkvc_bench::Latencies;
 use sparkvc_e2e::{Client, Server, new_virtual_cluster, start_request};
 use sparkvc_proto::v1 as pb;
 use std::path::PathBuf;
@@ -64,23 +64,6 @@ struct Args {
     /// Where to write the figures.
     #[arg(long, default_value = "target/bench-results/api-bench.json")]
     output: PathBuf,
-}
-
-struct Latencies(Histogram<u64>);
-
-impl Latencies {
-    fn new() -> Self {
-        Self(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"))
-    }
-    fn record(&mut self, d: Duration) {
-        let _ = self.0.record(d.as_micros().max(1) as u64);
-    }
-    fn ms(&self, q: f64) -> f64 {
-        self.0.value_at_quantile(q) as f64 / 1000.0
-    }
-    fn summary(&self) -> serde_json::Value {
-        json!({"p50_ms": self.ms(0.5), "p99_ms": self.ms(0.99), "max_ms": self.0.max() as f64 / 1000.0, "count": self.0.len()})
-    }
 }
 
 /// Sends `total` StartJobRun requests from `clients` clients, each on its
@@ -468,15 +451,7 @@ async fn main() {
         json!(dir_size(&dir.path().join("store"))),
     );
 
-    if let Some(parent) = args.output.parent() {
-        std::fs::create_dir_all(parent).expect("results directory");
-    }
-    std::fs::write(
-        &args.output,
-        serde_json::to_string_pretty(&results).expect("json"),
-    )
-    .expect("write results");
-    println!("results written to {}", args.output.display());
+    sparkvc_bench::write_results(&args.output, &results);
 }
 
 fn dir_size(path: &std::path::Path) -> u64 {

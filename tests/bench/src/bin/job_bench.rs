@@ -623,13 +623,5 @@ async fn main() {
             json!({"queued_runs": args.restart_runs, "serving_s": serving, "first_pass_s": reconciled}),
         );
     }
-    if let Some(parent) = args.out.parent() {
-        std::fs::create_dir_all(parent).expect("results directory");
-    }
-    std::fs::write(
-        &args.out,
-        serde_json::to_string_pretty(&results).expect("json"),
-    )
-    .expect("write results");
-    println!("results written to {}", args.out.display());
+    sparkvc_bench::write_results(&args.out, &results);
 }

@@ -22,10 +22,10 @@
 
 use clap::Parser;
 use futures::future::BoxFuture;
-use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use sparkvc_bench::Latencies;
 use sparkvc_proto::v1 as pb;
 use sparkvc_server::control::{
     ClusterAccess, ControlPlane, ControlPlaneParts, Identity, NamespaceRefusal,
@@ -37,7 +37,7 @@ use sparkvc_server::state::{self, JobRunState, Outcome};
 use sparkvc_server::store::{Store, Window};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -62,23 +62,6 @@ struct Args {
     dir: Option<PathBuf>,
     #[arg(long, default_value = "target/bench-results/list-bench.json")]
     out: PathBuf,
-}
-
-struct Latencies(Histogram<u64>);
-
-impl Latencies {
-    fn new() -> Self {
-        Self(Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"))
-    }
-    fn record(&mut self, d: Duration) {
-        let _ = self.0.record(d.as_micros().max(1) as u64);
-    }
-    fn ms(&self, q: f64) -> f64 {
-        self.0.value_at_quantile(q) as f64 / 1000.0
-    }
-    fn summary(&self) -> serde_json::Value {
-        json!({"p50_ms": self.ms(0.5), "p99_ms": self.ms(0.99), "max_ms": self.0.max() as f64 / 1000.0, "count": self.0.len()})
-    }
 }
 
 /// No Kubernetes cluster: the control plane here only lists.
@@ -390,13 +373,5 @@ async fn main() {
     results.insert("queries".into(), json!(measured));
     store.close().expect("close");
 
-    if let Some(parent) = args.out.parent() {
-        std::fs::create_dir_all(parent).expect("results directory");
-    }
-    std::fs::write(
-        &args.out,
-        serde_json::to_string_pretty(&results).expect("json"),
-    )
-    .expect("write results");
-    println!("results written to {}", args.out.display());
+    sparkvc_bench::write_results(&args.out, &results);
 }
