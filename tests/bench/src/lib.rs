@@ -45,3 +45,19 @@ pub fn write_results(path: &Path, results: &serde_json::Map<String, serde_json::
         .expect("write results");
     println!("results written to {}", path.display());
 }
+
+/// Bytes of the files under `path` (0 where it cannot be read).
+pub fn dir_size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

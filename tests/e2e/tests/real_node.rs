@@ -101,6 +101,24 @@ mod real_node {
         .await
     }
 
+    /// Cancels a run and waits until it is CANCELLED.
+    async fn cancel(s: &mut ClusterSetup, id: &str) -> pb::JobRun {
+        let vc = s.vc.clone();
+        s.client
+            .cancel_job_run(pb::CancelJobRunRequest {
+                id: id.into(),
+                virtual_cluster_id: vc.clone(),
+            })
+            .await
+            .expect("CancelJobRun");
+        wait_for_state_within(&mut s.client, &vc, id, "CANCELLED", RUN_TIMEOUT).await
+    }
+
+    /// The states a run went through, in order.
+    fn history(run: &pb::JobRun) -> Vec<&str> {
+        run.state_history.iter().map(|t| t.state.as_str()).collect()
+    }
+
     fn pods(s: &ClusterSetup) -> Api<Pod> {
         Api::namespaced(s.kube.clone(), &s.ns.name)
     }
@@ -199,7 +217,7 @@ mod real_node {
                 "{name}: {} ({})",
                 run.state, run.state_details
             );
-            let states: Vec<&str> = run.state_history.iter().map(|t| t.state.as_str()).collect();
+            let states = history(&run);
             assert_eq!(
                 states,
                 ["PENDING", "SUBMITTED", "RUNNING", "COMPLETED"],
@@ -476,15 +494,8 @@ mod real_node {
             );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        s.client
-            .cancel_job_run(pb::CancelJobRunRequest {
-                id: id.clone(),
-                virtual_cluster_id: vc.clone(),
-            })
-            .await
-            .expect("CancelJobRun");
-        let run = wait_for_state_within(&mut s.client, &vc, &id, "CANCELLED", RUN_TIMEOUT).await;
-        let states: Vec<&str> = run.state_history.iter().map(|t| t.state.as_str()).collect();
+        let run = cancel(&mut s, &id).await;
+        let states = history(&run);
         assert_eq!(
             states,
             [
@@ -847,14 +858,7 @@ mod real_node {
         let run = describe_run(&mut s.client, &vc, &id).await;
         if run.state == "RUNNING" {
             // Spark keeps asking for executors: the run would wait forever.
-            s.client
-                .cancel_job_run(pb::CancelJobRunRequest {
-                    id: id.clone(),
-                    virtual_cluster_id: vc.clone(),
-                })
-                .await
-                .unwrap();
-            wait_for_state_within(&mut s.client, &vc, &id, "CANCELLED", RUN_TIMEOUT).await;
+            cancel(&mut s, &id).await;
         }
     }
 }

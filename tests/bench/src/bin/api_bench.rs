@@ -448,25 +448,10 @@ async fn main() {
     results.insert("server_peak_rss_mb".into(), json!(rss));
     results.insert(
         "store_bytes".into(),
-        json!(dir_size(&dir.path().join("store"))),
+        json!(sparkvc_bench::dir_size(&dir.path().join("store"))),
     );
 
     sparkvc_bench::write_results(&args.output, &results);
-}
-
-fn dir_size(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// StartJobRun at `auth_clients` clients on a second server that verifies

@@ -35,7 +35,7 @@ use sparkvc_server::ids::{self, ArnBuilder};
 use sparkvc_server::release::Catalogue;
 use sparkvc_server::state::{self, JobRunState, Outcome};
 use sparkvc_server::store::{Store, Window};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -126,21 +126,6 @@ fn job_run(arns: &ArnBuilder, vc_id: &str, micros: u64, i: usize, end: JobRunSta
         state::transition(&mut run, *next, Outcome::default(), at);
     }
     run
-}
-
-fn dir_size(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// A query measured both ways.
@@ -244,7 +229,7 @@ async fn main() {
     assert_eq!(store.job_run_count(), args.runs);
     store.close().expect("close the store");
     drop(store);
-    let store_bytes = dir_size(&dir);
+    let store_bytes = sparkvc_bench::dir_size(&dir);
     println!(
         "filled in {fill_s:.1} s ({:.0} runs/s); store on disk: {:.0} MB",
         args.runs as f64 / fill_s,
