@@ -238,6 +238,12 @@ write_kubelet_config() {
   # - imageGC at 100%: imported images cannot be pulled again.
   # - the registration taint keeps every pod without the toleration (all
   #   the kwok-targeted tests and benchmarks) off this node.
+  # - nodeStatusReportFrequency 10s (default 5m): after an API server outage
+  #   (tests/e2e/tests/outage.rs) the node controller marks the node Unknown
+  #   and taints it unreachable; the kubelet, which compares against its own
+  #   last report, saw no change and re-posted Ready only after 5 minutes,
+  #   so every pod for this node waited that long. One node reporting every
+  #   10 s costs the API server nothing.
   write_file "$RN_DIR/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -266,6 +272,8 @@ clusterDomain: cluster.local
 resolvConf: $RN_DIR/resolv.conf
 failSwapOn: true
 oomScoreAdj: 0
+nodeStatusUpdateFrequency: 10s
+nodeStatusReportFrequency: 10s
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
@@ -495,6 +503,8 @@ real_node_up() {
       die "the real node's probe pod failed (DNS, kubernetes.default.svc or isolation); log: $LOG_DIR/real-node-probe.log"
     }
     log "probe pod on $REAL_NODE_NAME: headless Service DNS, https://kubernetes.default.svc:443 and isolation OK ($(( $(date +%s) - t0 ))s)"
+  else
+    log "probe pod skipped (a repair of a running real node, or SPARKVC_REAL_NODE_PROBE=0)"
   fi
 }
 

@@ -277,13 +277,21 @@ def cmd_probe(c, args):
     c.apply(nsobj)
     # The namespace's default ServiceAccount (for the token) comes from the
     # controller-manager a moment after the namespace.
+    # Right after an API server restart the controller-manager's informers
+    # may take a while to recover, so wait as long as the whole probe may.
     sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}
-    for _ in range(60):
+    while True:
         try:
             c.get(sa)
             break
-        except urllib.error.HTTPError:
-            time.sleep(0.5)
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+        if time.time() > t0 + args.timeout:
+            print(f"the ServiceAccount {ns}/default never appeared (is kube-controller-manager running?)",
+                  file=sys.stderr)
+            return 1
+        time.sleep(0.5)
     c.apply(svc)
     c.apply(svc_ip)
     c.apply(pod)
@@ -378,8 +386,16 @@ def main():
     p.add_argument("--want", required=True)
     args = ap.parse_args()
     c = Client(args.run_dir, args.server)
-    sys.exit({"apply": cmd_apply, "probe": cmd_probe, "dns": cmd_dns, "get": cmd_get,
-              "delete": cmd_delete}[args.cmd](c, args) or 0)
+    command = {"apply": cmd_apply, "probe": cmd_probe, "dns": cmd_dns, "get": cmd_get,
+               "delete": cmd_delete}[args.cmd]
+    try:
+        sys.exit(command(c, args) or 0)
+    except urllib.error.HTTPError as e:
+        # The API server's Status says why (which admission plugin, which
+        # object); the bare "403 Forbidden" does not.
+        print(f"{e.url}: HTTP {e.code}: "
+              f"{e.read().decode(errors='replace')[:1000]}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -512,6 +512,7 @@ impl ClusterSetup {
              Start it as root (deploy/local/up starts the real node then; see deploy/local/README.md)"
         );
         let kube = env.kube_client().await.expect("kube client");
+        wait_for_schedulable_node(&kube, env.real_node.as_deref().unwrap_or_default()).await;
         let ns = sparkvc_cluster_tests::TestNamespace::create(&kube, test)
             .await
             .unwrap();
@@ -542,6 +543,44 @@ tolerations = [{{ key = "sparkvc.io/real-node", operator = "Exists", effect = "N
         let mut args = vec!["--config", config.as_str()];
         args.extend_from_slice(extra_args);
         Self::serve(&env, kube, ns, dir, &args).await
+    }
+}
+
+/// Waits (up to two minutes) until node `name` is Ready and carries no taint
+/// but the real node's own, so that a test's pods can start on it; panics
+/// with its conditions and taints otherwise. A node that just lived through
+/// an API server outage is tainted unreachable until its kubelet reports.
+pub async fn wait_for_schedulable_node(kube: &kube::Client, name: &str) {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(kube.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let node = nodes.get(name).await.expect("get the real node");
+        let ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let foreign_taints: Vec<String> = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|t| t.key != "sparkvc.io/real-node")
+            .map(|t| format!("{}:{}", t.key, t.effect))
+            .collect();
+        if ready && foreign_taints.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the real node {name} is not ready for pods: Ready={ready}, taints {foreign_taints:?}; \
+             conditions {:?}",
+            node.status.and_then(|s| s.conditions)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

@@ -22,16 +22,25 @@ const BEFORE: usize = 12;
 const DURING: usize = 12;
 const CANCELLED: usize = 4;
 
-/// Runs `deploy/local/<script> <args>` on the environment the tests use.
+/// Runs `deploy/local/<script> <args>` on the environment the tests use. A
+/// failure's message carries what the script printed: the restart also
+/// checks the real node, and a CI log may keep only this message.
 fn local(script: &str, args: &[&str]) {
-    let status = Command::new(repo_root().join("deploy/local").join(script))
+    let out = Command::new(repo_root().join("deploy/local").join(script))
         .args(args)
         .env("SPARKVC_RUN_DIR", default_run_dir())
-        .status()
+        .output()
         .unwrap_or_else(|e| panic!("running deploy/local/{script}: {e}"));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprint!("{printed}");
     assert!(
-        status.success(),
-        "deploy/local/{script} {args:?} failed: {status}"
+        out.status.success(),
+        "deploy/local/{script} {args:?} failed: {}; it printed:\n{printed}",
+        out.status
     );
 }
 

@@ -90,15 +90,172 @@ mod real_node {
 
     /// Waits for the run to end and returns it.
     async fn ended(s: &mut ClusterSetup, id: &str) -> pb::JobRun {
-        wait_until(
-            &mut s.client,
-            &s.vc.clone(),
-            id,
-            "a terminal state",
-            RUN_TIMEOUT,
-            |run| matches!(run.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"),
-        )
+        wait_or_diagnose(s, id, "a terminal state", |run| {
+            matches!(run.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED")
+        })
         .await
+    }
+
+    /// Waits until the run is in `state` and returns it.
+    async fn reached(s: &mut ClusterSetup, id: &str, state: &str) -> pb::JobRun {
+        wait_or_diagnose(s, id, state, |run| run.state == state).await
+    }
+
+    /// Polls the run until `done` holds. After [`RUN_TIMEOUT`] it fails with
+    /// the node's and the namespace's state: a run that never gets anywhere
+    /// on a real node is nearly always a pod that cannot start, and the
+    /// failure message is often all a CI log keeps.
+    async fn wait_or_diagnose(
+        s: &mut ClusterSetup,
+        id: &str,
+        what: &str,
+        done: impl Fn(&pb::JobRun) -> bool,
+    ) -> pb::JobRun {
+        let vc = s.vc.clone();
+        let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+        loop {
+            let run = describe_run(&mut s.client, &vc, id).await;
+            if done(&run) {
+                return run;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "job run {id} never reached {what} within {RUN_TIMEOUT:?}; it is {} ({})\n{}",
+                    run.state,
+                    run.state_details,
+                    diagnosis(&s.kube, &s.ns.name).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The real node (conditions, taints, room), the namespace's pods (phase,
+    /// unmet conditions, containers' states), its latest events, and the end
+    /// of the kubelet's and containerd's logs: enough to tell a pod that was
+    /// never scheduled from one whose containers cannot start.
+    async fn diagnosis(kube: &kube::Client, namespace: &str) -> String {
+        use k8s_openapi::api::core::v1::{Event, Node};
+        use std::fmt::Write;
+        let mut out = String::from("--- diagnosis ---\n");
+        let node_name = std::env::var("SPARKVC_REAL_NODE_NAME").unwrap_or_default();
+        match Api::<Node>::all(kube.clone()).get(&node_name).await {
+            Ok(node) => {
+                let status = node.status.unwrap_or_default();
+                for c in status.conditions.unwrap_or_default() {
+                    let _ = writeln!(
+                        out,
+                        "node {node_name} {}={} {} {}",
+                        c.type_,
+                        c.status,
+                        c.reason.unwrap_or_default(),
+                        c.message.unwrap_or_default()
+                    );
+                }
+                let taints: Vec<String> = node
+                    .spec
+                    .and_then(|s| s.taints)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| format!("{}={}:{}", t.key, t.value.unwrap_or_default(), t.effect))
+                    .collect();
+                let room: Vec<String> = status
+                    .allocatable
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(k, _)| matches!(k.as_str(), "cpu" | "memory" | "pods"))
+                    .map(|(k, v)| format!("{k}={}", v.0))
+                    .collect();
+                let _ = writeln!(out, "node taints {taints:?}, allocatable {room:?}");
+            }
+            Err(e) => {
+                let _ = writeln!(out, "node {node_name:?}: {e}");
+            }
+        }
+        match Api::<Pod>::namespaced(kube.clone(), namespace)
+            .list(&ListParams::default())
+            .await
+        {
+            Ok(pods) => {
+                for pod in pods.items {
+                    let name = pod.metadata.name.unwrap_or_default();
+                    let on = pod.spec.and_then(|s| s.node_name).unwrap_or_default();
+                    let status = pod.status.unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "pod {name} on {on:?}: {}",
+                        status.phase.unwrap_or_default()
+                    );
+                    for c in status.conditions.unwrap_or_default() {
+                        if c.status != "True" {
+                            let _ = writeln!(
+                                out,
+                                "  {} {} {}",
+                                c.type_,
+                                c.reason.unwrap_or_default(),
+                                c.message.unwrap_or_default()
+                            );
+                        }
+                    }
+                    let containers = status
+                        .init_container_statuses
+                        .unwrap_or_default()
+                        .into_iter()
+                        .chain(status.container_statuses.unwrap_or_default());
+                    for c in containers {
+                        let state = c.state.unwrap_or_default();
+                        let said = if let Some(w) = state.waiting {
+                            format!(
+                                "waiting {} {}",
+                                w.reason.unwrap_or_default(),
+                                w.message.unwrap_or_default()
+                            )
+                        } else if let Some(t) = state.terminated {
+                            format!(
+                                "exited {} {} {}",
+                                t.exit_code,
+                                t.reason.unwrap_or_default(),
+                                t.message.unwrap_or_default()
+                            )
+                        } else {
+                            "running".into()
+                        };
+                        let _ = writeln!(out, "  container {}: {said}", c.name);
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "pods: {e}");
+            }
+        }
+        if let Ok(events) = Api::<Event>::namespaced(kube.clone(), namespace)
+            .list(&ListParams::default())
+            .await
+        {
+            let mut events = events.items;
+            events.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+            for e in events.iter().rev().take(25).rev() {
+                let _ = writeln!(
+                    out,
+                    "event {} {} {}: {}",
+                    e.involved_object.name.as_deref().unwrap_or_default(),
+                    e.type_.as_deref().unwrap_or_default(),
+                    e.reason.as_deref().unwrap_or_default(),
+                    e.message.as_deref().unwrap_or_default()
+                );
+            }
+        }
+        let logs = sparkvc_cluster_tests::default_run_dir().join("logs");
+        for component in ["kubelet", "containerd"] {
+            let text = std::fs::read_to_string(logs.join(format!("{component}.log")))
+                .unwrap_or_else(|e| format!("(unreadable: {e})"));
+            let lines: Vec<&str> = text.lines().collect();
+            let _ = writeln!(out, "--- last lines of {component}.log ---");
+            for line in &lines[lines.len().saturating_sub(12)..] {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        out
     }
 
     /// Cancels a run and waits until it is CANCELLED.
@@ -111,7 +268,7 @@ mod real_node {
             })
             .await
             .expect("CancelJobRun");
-        wait_for_state_within(&mut s.client, &vc, id, "CANCELLED", RUN_TIMEOUT).await
+        reached(s, id, "CANCELLED").await
     }
 
     /// The states a run went through, in order.
@@ -476,8 +633,7 @@ mod real_node {
         // 100,000 partitions keep pi.py busy for minutes.
         let request = request(&s, "long", PI_PY, &["100000"], "", &[]);
         let id = start(&mut s, request).await;
-        let vc = s.vc.clone();
-        wait_for_state_within(&mut s.client, &vc, &id, "RUNNING", RUN_TIMEOUT).await;
+        reached(&mut s, &id, "RUNNING").await;
         let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
         loop {
             let running = spark_pods(&s, &id, "executor")
@@ -590,7 +746,7 @@ mod real_node {
         );
         let id = start(&mut s, request).await;
         let vc = s.vc.clone();
-        wait_for_state_within(&mut s.client, &vc, &id, "RUNNING", RUN_TIMEOUT).await;
+        reached(&mut s, &id, "RUNNING").await;
         let link = s
             .client
             .get_job_run_app_ui_url(pb::GetJobRunAppUiUrlRequest {
@@ -672,6 +828,7 @@ mod real_node {
             "the local environment has no real node"
         );
         let kube = env.kube_client().await.unwrap();
+        wait_for_schedulable_node(&kube, env.real_node.as_deref().unwrap()).await;
         let ns = sparkvc_cluster_tests::TestNamespace::create(&kube, "rn-log-capture")
             .await
             .unwrap();
@@ -729,11 +886,9 @@ mod real_node {
             if phase == "Succeeded" {
                 break;
             }
-            assert!(
-                phase != "Failed" && tokio::time::Instant::now() < deadline,
-                "the pod is {phase}: {:?}",
-                pod.status
-            );
+            if phase == "Failed" || tokio::time::Instant::now() >= deadline {
+                panic!("the pod is {phase}\n{}", diagnosis(&kube, &ns.name).await);
+            }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let log = |container: &str| {
@@ -831,7 +986,7 @@ mod real_node {
 
         let second = request(&s, "without-pod-create", PI_PY, &["4"], "", &[]);
         let id = start(&mut s, second).await;
-        wait_for_state_within(&mut s.client, &vc, &id, "RUNNING", RUN_TIMEOUT).await;
+        reached(&mut s, &id, "RUNNING").await;
         let forbidden = format!(
             "User \"system:serviceaccount:{}:{}\" cannot create resource \"pods\"",
             s.ns.name, sas.driver
