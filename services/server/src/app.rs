@@ -131,6 +131,7 @@ pub async fn run(
         .context("building the reflection service")?;
 
     let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = crate::http_endpoint::Serving::default();
     let mut app_ui = None;
     if let Some(metrics_addr) = config.metrics_listen {
         let listener = TcpListener::bind(metrics_addr)
@@ -162,6 +163,7 @@ pub async fn run(
         let (metrics, store) = (metrics.clone(), store.clone());
         let guard = HttpGuard::new(authenticator.clone(), audit.clone(), tls.is_some());
         let routes = crate::app_ui::router(ui);
+        let serving = serving.clone();
         let stop = async move {
             let _ = metrics_stop_rx.await;
         };
@@ -169,11 +171,11 @@ pub async fn run(
             Some(tls) => {
                 let incoming = TlsIncoming::new(listener, tls.server_config(&[b"http/1.1"]))?;
                 Box::pin(crate::http_endpoint::serve(
-                    incoming, metrics, store, guard, routes, stop,
+                    incoming, metrics, store, guard, serving, routes, stop,
                 ))
             }
             None => Box::pin(crate::http_endpoint::serve(
-                listener, metrics, store, guard, routes, stop,
+                listener, metrics, store, guard, serving, routes, stop,
             )),
         };
         tokio::spawn(async move {
@@ -191,6 +193,7 @@ pub async fn run(
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let (store_failed_tx, mut store_failed_rx) = tokio::sync::oneshot::channel::<String>();
+    serving.set(true);
     let shutdown = {
         let store = store.clone();
         async move {
@@ -200,6 +203,7 @@ pub async fn run(
                     let _ = store_failed_tx.send(why);
                 }
             }
+            serving.set(false);
             let _ = stopping_tx.send(());
             let _ = metrics_stop_tx.send(());
         }

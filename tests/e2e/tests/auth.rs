@@ -550,3 +550,33 @@ fn metrics_are_served_only_to_callers_allowed_to_read_them() {
     assert_eq!(records[3]["principal"], PROMETHEUS_ARN);
     assert_eq!(records[3]["action"], "sparkvc:GetMetrics");
 }
+
+/// The kubelet's probes need no credentials, even on a server that
+/// authenticates everything else, and say nothing about any tenant.
+#[test]
+fn the_probes_answer_without_credentials_and_reveal_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let identities = write_identities(dir.path());
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "--identities",
+            identities.to_str().unwrap(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let base = server
+        .metrics_url
+        .clone()
+        .expect("a metrics URL")
+        .trim_end_matches("/metrics")
+        .to_string();
+    for probe in ["livez", "readyz"] {
+        let (status, body) = http_get_status(&format!("{base}/{probe}"));
+        assert_eq!((status, body.as_str()), (200, "ok\n"), "/{probe}");
+    }
+    // Anything else on the endpoint still wants a signature.
+    let (status, _) = http_get_status(&format!("{base}/metrics"));
+    assert_eq!(status, 403);
+}
