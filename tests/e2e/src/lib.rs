@@ -3,6 +3,8 @@
 //! runs the real `sparkvc` CLI, and kills the server (SIGTERM or SIGKILL)
 //! when a test asks.
 
+pub mod store_fixture;
+
 use sparkvc_proto::EmrContainersClient;
 use sparkvc_proto::v1 as pb;
 use std::io::{BufRead, BufReader};
@@ -17,9 +19,10 @@ pub type Client = EmrContainersClient<Channel>;
 /// The workspace's target directory, next to this test binary.
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current executable");
-    // Tests live in target/<profile>/deps/, programs in target/<profile>/.
+    // Tests live in target/<profile>/deps/, examples in
+    // target/<profile>/examples/, programs in target/<profile>/.
     let dir = exe.parent().expect("executable directory");
-    let dir = if dir.ends_with("deps") {
+    let dir = if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.parent().expect("target directory")
     } else {
         dir

@@ -25,7 +25,8 @@
 //! sets that key, and until it has, no listing runs.
 //!
 //! Beside the trees, `journal/` holds the records of recent writes until
-//! sled has flushed them (see [`journal`]).
+//! sled has flushed them (see [`journal`]), and `FORMAT` names the layout of
+//! it all (see [`format`]).
 //!
 //! Values are prost messages behind a one-byte schema version.
 //!
@@ -40,6 +41,7 @@ mod durability;
 #[cfg(test)]
 mod durability_tests;
 mod files;
+pub mod format;
 #[cfg(test)]
 mod index_tests;
 mod journal;
@@ -76,6 +78,9 @@ pub enum StoreError {
     /// A record could not be decoded.
     #[error("record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
+    /// The store's format is not one this build reads (see [`format`]).
+    #[error(transparent)]
+    Format(#[from] format::FormatError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -229,8 +234,13 @@ pub struct Due {
 }
 
 impl Store {
+    /// Opens (or creates) the store in `path`. A store of a newer format is
+    /// refused before anything in the directory is opened or changed.
     pub fn open(path: &Path) -> StoreResult<Self> {
-        Self::open_with_journal(path, journal::Journal::open(&path.join("journal"))?)
+        format::check(path)?;
+        let store = Self::open_with_journal(path, journal::Journal::open(&path.join("journal"))?)?;
+        format::record(path)?;
+        Ok(store)
     }
 
     fn open_with_journal(path: &Path, journal: journal::Journal) -> StoreResult<Self> {

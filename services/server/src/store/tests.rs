@@ -230,3 +230,59 @@ async fn timers_come_due_in_time_order_per_kind() {
         "retried"
     );
 }
+
+/// Every file under `dir`, with its bytes, to tell whether anything changed.
+fn snapshot(dir: &Path) -> BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn a_store_of_a_newer_format_is_refused_and_left_as_it_was() {
+    // A store with data in it, as a newer release could leave it.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .write(|txn| -> StoreResult<()> {
+            txn.put_job_run(None, &pending_run("vc", "r1"))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    store.close().unwrap();
+    drop(store);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("FORMAT")).unwrap(),
+        "sparkvc-store-format 1\n",
+        "open records the format"
+    );
+    std::fs::write(dir.path().join("FORMAT"), "sparkvc-store-format 2\n").unwrap();
+    let before = snapshot(dir.path());
+
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Format(format::FormatError::Newer { found: 2, .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("left untouched"), "{err}");
+    assert!(before == snapshot(dir.path()), "the refused store changed");
+
+    // Put back, it opens with its data.
+    std::fs::write(dir.path().join("FORMAT"), "sparkvc-store-format 1\n").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.job_run("vc", "r1").unwrap().is_some());
+}
