@@ -104,6 +104,27 @@ pub struct Flags {
     /// responses, app-UI links and metrics cross the network readable.
     #[arg(long, env = "SPARKVC_INSECURE_ALLOW_PLAINTEXT_REMOTE")]
     pub insecure_allow_plaintext_remote: bool,
+    /// Instead of serving: an offline maintenance command.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Offline maintenance commands (`sparkvc-server <command>`).
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Restores a backup (taken with `GET /backup` on the HTTP endpoint)
+    /// into a data directory that has no store yet; then start the server
+    /// on it. The server must not be running on that directory.
+    Restore {
+        /// The backup file; `-` reads standard input, e.g.
+        /// `aws s3 cp s3://bucket/sparkvc.backup - | sparkvc-server restore --from - ...`.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to restore into (the store goes to
+        /// `<data-dir>/store`, which must not exist or be empty).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 /// A Kubernetes cluster that virtual clusters can be created on; its `id` is

@@ -1,10 +1,11 @@
 //! The HTTP endpoint (`--metrics-listen`): `GET /metrics` for callers whose
-//! policies allow `sparkvc:GetMetrics` (checked by `auth::http`), the app-UI
-//! links, which carry signatures of their own (`app_ui`), and the probes
-//! `GET /livez` and `GET /readyz` for the kubelet, which say nothing about any
-//! tenant and so need no credentials.
+//! policies allow `sparkvc:GetMetrics` (checked by `auth::http`), `GET
+//! /backup` (an online backup of the store, streamed) for those allowed
+//! `sparkvc:BackupStore`, the app-UI links, which carry signatures of their
+//! own (`app_ui`), and the probes `GET /livez` and `GET /readyz` for the
+//! kubelet, which say nothing about any tenant and so need no credentials.
 
-use crate::auth::http::{GET_METRICS, HttpGuard, Refusal};
+use crate::auth::http::{BACKUP_STORE, GET_METRICS, HttpGuard, Refusal};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::tls::TlsIncoming;
@@ -14,6 +15,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::serve::IncomingStream;
+use futures::StreamExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +64,110 @@ fn probe_answer(ok: bool, why_not: &'static str) -> Response {
     };
     let mut response = Response::new(Body::from(text));
     *response.status_mut() = status;
+    response
+}
+
+/// Hands a backup's bytes from its blocking thread to the response body, in
+/// chunks of about a MiB; the channel's bound keeps a slow client from
+/// making the server buffer the store.
+struct ChunkSender {
+    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, String>>,
+    buf: Vec<u8>,
+}
+
+const BACKUP_CHUNK: usize = 1 << 20;
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= BACKUP_CHUNK {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(BACKUP_CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::other("the client went away"))
+    }
+}
+
+/// `GET /backup`: a consistent backup of the store as of the moment it ends
+/// (see `store::backup`), taken while the server serves, streamed as
+/// `application/octet-stream`. A failure part-way aborts the response, and
+/// the file, lacking its end record, will not restore. 409 if a backup is
+/// already running.
+async fn get_backup(
+    State(endpoint): State<Arc<Scrape>>,
+    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
+    request: Request,
+) -> Response {
+    let (parts, _body) = request.into_parts();
+    if let Err(refusal) = endpoint
+        .guard
+        .admit(&parts, Some(remote), BACKUP_STORE)
+        .await
+    {
+        return refused(refusal);
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let store = endpoint.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let mut out = ChunkSender {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(BACKUP_CHUNK),
+        };
+        match store.backup(&mut out) {
+            Ok(summary) => tracing::info!(
+                keys = summary.copied,
+                writes_during = summary.replayed,
+                bytes = summary.bytes,
+                seconds = started.elapsed().as_secs_f64(),
+                "backup sent"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "backup failed");
+                let _ = tx.blocking_send(Err(err.to_string()));
+            }
+        }
+    });
+    // The first chunk (the header, at the latest with the first MiB) says
+    // the backup started; an error first means it never did.
+    let first = match rx.recv().await {
+        Some(Ok(chunk)) => chunk,
+        Some(Err(why)) => {
+            let status = if why.contains("already running") {
+                409
+            } else {
+                500
+            };
+            return crate::aws_error::response(status, "BackupFailed", &why);
+        }
+        None => return crate::aws_error::response(500, "BackupFailed", "the backup stopped"),
+    };
+    let rest = futures::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item.map_err(std::io::Error::other), rx))
+    });
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
+    let mut response = Response::new(Body::from_stream(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"sparkvc.backup\""),
+    );
     response
 }
 
@@ -134,6 +240,7 @@ where
         .route("/metrics", axum::routing::get(get_metrics))
         .route("/livez", axum::routing::get(get_livez))
         .route("/readyz", axum::routing::get(get_readyz))
+        .route("/backup", axum::routing::get(get_backup))
         .with_state(scrape)
         .merge(more);
     axum::serve(

@@ -580,3 +580,41 @@ fn the_probes_answer_without_credentials_and_reveal_nothing() {
     let (status, _) = http_get_status(&format!("{base}/metrics"));
     assert_eq!(status, 403);
 }
+
+/// A backup holds every tenant's records: only a caller allowed
+/// `sparkvc:BackupStore` gets one; not a tenant with `emr-containers:*`,
+/// nor the metrics scraper with `sparkvc:GetMetrics`.
+#[test]
+fn backups_are_served_only_to_callers_allowed_to_take_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let identities = write_identities(dir.path());
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "--identities",
+            identities.to_str().unwrap(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let url = server
+        .metrics_url
+        .clone()
+        .expect("a metrics URL")
+        .replace("/metrics", "/backup");
+    let (status, body) = http_get_status(&url);
+    assert_eq!(status, 403, "{body}");
+    for (who, key, secret) in [
+        (ALICE_ARN, ALICE_KEY, ALICE_SECRET),
+        (PROMETHEUS_ARN, PROMETHEUS_KEY, PROMETHEUS_SECRET),
+    ] {
+        let (status, body) = signed_get(&url, (key, secret), REGION, &[]);
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            body.contains(&format!(
+                "User: {who} is not authorized to perform: sparkvc:BackupStore on resource: *"
+            )),
+            "{body}"
+        );
+    }
+}

@@ -18,6 +18,9 @@ use std::time::SystemTime;
 
 /// The action that `GET /metrics` needs.
 pub const GET_METRICS: &str = "sparkvc:GetMetrics";
+/// The action that `GET /backup` needs: a backup holds every tenant's
+/// records, so it is an operator's action, like metrics.
+pub const BACKUP_STORE: &str = "sparkvc:BackupStore";
 
 /// Why a request was refused: an HTTP status, the AWS error code (for
 /// `x-amzn-ErrorType`) and a message that names no secret.

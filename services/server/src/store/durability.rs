@@ -107,6 +107,9 @@ pub struct Durability {
     /// (a checkpoint flushed it), so the journal need not hold it.
     checkpointed: AtomicU64,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// While a backup runs: every record applied since it started (see
+    /// `backup`), in order.
+    tap: Mutex<Option<Vec<journal::Record>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -149,6 +152,7 @@ impl Durability {
             .0,
             checkpointed: AtomicU64::new(last_seq),
             threads: Mutex::default(),
+            tap: Mutex::default(),
         });
         let (checkpoints, closed) = mpsc::channel::<Closed>();
         let checkpointer = {
@@ -211,6 +215,22 @@ impl Durability {
         drop(queue);
         self.wake.notify_one();
         Ok(seq)
+    }
+
+    /// Starts keeping every record applied from now on, for a backup; false
+    /// if one is being kept already (one backup at a time).
+    pub fn start_tap(&self) -> bool {
+        let mut tap = lock(&self.tap);
+        if tap.is_some() {
+            return false;
+        }
+        *tap = Some(Vec::new());
+        true
+    }
+
+    /// Stops keeping records and returns those kept since [`start_tap`](Self::start_tap).
+    pub fn end_tap(&self) -> Vec<journal::Record> {
+        lock(&self.tap).take().unwrap_or_default()
     }
 
     /// The last sequence number handed out: a write that read pending data
@@ -324,6 +344,10 @@ impl Durability {
             for p in &batch {
                 journal::encode(p.seq, &p.changes, &mut buf);
             }
+            // Held from before the changes reach sled until they are kept:
+            // a backup starts or ends between whole batches, never while
+            // its copy could hold part of one and its records none of it.
+            let mut tap = lock(&self.tap);
             let written = segment
                 .append_durably(&buf)
                 .map_err(|e| {
@@ -355,6 +379,13 @@ impl Durability {
                     }
                 }
             }
+            if let Some(kept) = tap.as_mut() {
+                kept.extend(batch.iter().map(|p| journal::Record {
+                    seq: p.seq,
+                    changes: p.changes.clone(),
+                }));
+            }
+            drop(tap);
             self.flushed.send_modify(|f| f.upto = f.upto.max(upto));
             if segment.len >= journal.segment_bytes() {
                 // Only a spare the checkpointer made: the flusher never

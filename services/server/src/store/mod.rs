@@ -37,6 +37,7 @@
 //! to the trees (see [`durability`] and [`journal`]). Reads never wait for
 //! writers and see only what is on disk.
 
+pub mod backup;
 mod durability;
 #[cfg(test)]
 mod durability_tests;
