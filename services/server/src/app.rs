@@ -10,6 +10,7 @@ use crate::auth::identity_store::IdentityStore;
 use crate::auth::token_review::TokenReviewer;
 use crate::cluster::Clusters;
 use crate::cluster::executor::{Executor, ExecutorSettings};
+use crate::cluster::lease::{Fence, Keeper, LeaseSettings};
 use crate::config::{Config, LogFormat};
 use crate::control::{ControlPlane, ControlPlaneParts, Identity};
 use crate::ids::ArnBuilder;
@@ -90,6 +91,33 @@ pub async fn run(
     }
     let wake = Arc::new(tokio::sync::Notify::new());
     let mut executor_tasks = None;
+    // One writer per cluster: hold the Lease in each, if configured.
+    let (leases_stop, leases_stopped) = tokio::sync::watch::channel(false);
+    let mut lease_keepers = Vec::new();
+    let mut fence = Fence::default();
+    if let Some(lease) = config.lease.as_ref().filter(|_| !clusters.is_empty()) {
+        fence = Fence::leased();
+        let identity = crate::cluster::lease::identity();
+        tracing::info!(lease = %format!("{}/{}", lease.namespace, lease.name), %identity, "holding a Lease per cluster; acting on a cluster only while holding it");
+        for id in clusters.ids() {
+            let client = clusters.get(id).expect("a configured cluster").clone();
+            let keeper = Keeper {
+                cluster: id.to_string(),
+                api: kube::Api::namespaced(client, &lease.namespace),
+                settings: LeaseSettings {
+                    namespace: lease.namespace.clone(),
+                    name: lease.name.clone(),
+                    duration: std::time::Duration::from_secs(lease.duration_seconds),
+                },
+                identity: identity.clone(),
+                fence: fence.clone(),
+            };
+            let mut stopped = leases_stopped.clone();
+            lease_keepers.push(tokio::spawn(keeper.run(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })));
+        }
+    }
     if !clusters.is_empty() {
         let executor = Executor::new(
             store.clone(),
@@ -106,7 +134,7 @@ pub async fn run(
                 tenancy: config.tenancy.clone(),
             },
         );
-        executor_tasks = Some(Arc::new(executor).spawn());
+        executor_tasks = Some(Arc::new(executor.with_fence(fence.clone())).spawn());
     }
     let control = Arc::new(ControlPlane::new(ControlPlaneParts {
         store: store.clone(),
@@ -131,7 +159,10 @@ pub async fn run(
         .context("building the reflection service")?;
 
     let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = crate::http_endpoint::Serving::default();
+    let mut serving = crate::http_endpoint::Serving::default();
+    if config.lease.is_some() && !clusters.is_empty() {
+        serving = serving.with_leases(fence.clone(), clusters.ids().map(str::to_string).collect());
+    }
     let mut app_ui = None;
     if let Some(metrics_addr) = config.metrics_listen {
         let listener = TcpListener::bind(metrics_addr)
@@ -266,6 +297,11 @@ pub async fn run(
     // Nothing may write to the store once it is closed.
     if let Some(tasks) = executor_tasks {
         tasks.stop().await;
+    }
+    // Only now, with the executor stopped, may a successor take over.
+    let _ = leases_stop.send(true);
+    for keeper in lease_keepers {
+        let _ = keeper.await;
     }
     store.close()?;
     if let Ok(why) = store_failed_rx.try_recv() {

@@ -104,6 +104,13 @@ pub struct Flags {
     /// responses, app-UI links and metrics cross the network readable.
     #[arg(long, env = "SPARKVC_INSECURE_ALLOW_PLAINTEXT_REMOTE")]
     pub insecure_allow_plaintext_remote: bool,
+    /// Hold this `coordination.k8s.io` Lease (`NAMESPACE/NAME`) in every
+    /// cluster, and act on a cluster only while holding it (one writer).
+    #[arg(long, env = "SPARKVC_LEASE")]
+    pub lease: Option<String>,
+    /// Seconds a Lease renewal counts (default 15).
+    #[arg(long, env = "SPARKVC_LEASE_DURATION_SECONDS")]
+    pub lease_duration_seconds: Option<u64>,
     /// Instead of serving: an offline maintenance command.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -199,6 +206,27 @@ pub struct Config {
     /// Absolute directories local pod templates may come from; none means
     /// S3 only (read as each run's execution role).
     pub pod_template_dirs: Vec<PathBuf>,
+    /// One writer per cluster (`[lease]`); none means this instance acts
+    /// on its clusters unconditionally.
+    pub lease: Option<LeaseConfig>,
+}
+
+/// The `coordination.k8s.io` Lease held in every cluster (`[lease]`); see
+/// `cluster::lease`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseConfig {
+    /// Its namespace (the Helm chart uses the release's).
+    pub namespace: String,
+    /// Its name: the same for every instance of one sparkvc.
+    pub name: String,
+    /// Seconds a renewal counts; failover takes about this long.
+    #[serde(default = "default_lease_seconds")]
+    pub duration_seconds: u64,
+}
+
+fn default_lease_seconds() -> u64 {
+    15
 }
 
 /// Settings of the persistent app UI (`[app_ui]` in the file).
@@ -238,6 +266,7 @@ impl Default for Config {
             tenancy: Default::default(),
             app_ui: AppUiConfig::default(),
             pod_template_dirs: Vec::new(),
+            lease: None,
         }
     }
 }
@@ -343,6 +372,21 @@ impl Config {
         if !flags.pod_template_dirs.is_empty() {
             config.pod_template_dirs = flags.pod_template_dirs.clone();
         }
+        if let Some(spec) = &flags.lease {
+            let (namespace, name) = spec.split_once('/').ok_or_else(|| ConfigError::Invalid {
+                setting: "lease",
+                rule: format!("{spec:?} is not NAMESPACE/NAME"),
+            })?;
+            config.lease = Some(LeaseConfig {
+                namespace: namespace.into(),
+                name: name.into(),
+                duration_seconds: default_lease_seconds(),
+            });
+        }
+        if let (Some(seconds), Some(lease)) = (flags.lease_duration_seconds, config.lease.as_mut())
+        {
+            lease.duration_seconds = seconds;
+        }
         if !flags.clusters.is_empty() {
             config.clusters = flags
                 .clusters
@@ -409,6 +453,24 @@ impl Config {
                     "{addr} is not a loopback address, and a server other machines can reach must encrypt its traffic: set [tls] cert_file and key_file (--tls-cert, --tls-key), or listen on 127.0.0.1; --insecure-allow-plaintext-remote serves it in plaintext"
                 ),
             });
+        }
+        if let Some(lease) = &self.lease {
+            let dns_label = |v: &str| {
+                !v.is_empty()
+                    && v.len() <= 63
+                    && v.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                    })
+            };
+            if !dns_label(&lease.namespace) || !dns_label(&lease.name) {
+                return invalid(
+                    "lease",
+                    "namespace and name must be Kubernetes names (lower-case letters, digits, '-' and '.')",
+                );
+            }
+            if !(3..=3600).contains(&lease.duration_seconds) {
+                return invalid("lease.duration_seconds", "must be from 3 to 3600");
+            }
         }
         for cluster in &self.clusters {
             cluster
@@ -485,6 +547,55 @@ mod tests {
         assert_eq!(config.region, "us-west-2");
         assert_eq!(config.account_id, "123456789012");
         assert_eq!(config.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn the_lease_comes_from_the_file_or_the_flags_and_is_checked() {
+        let load = |args: &[&str]| {
+            let mut argv = vec!["sparkvc-server"];
+            argv.extend_from_slice(args);
+            Config::load(&Flags::parse_from(argv))
+        };
+        assert_eq!(load(&[]).unwrap().lease, None);
+        let lease = load(&[
+            "--lease",
+            "sparkvc/one-writer",
+            "--lease-duration-seconds",
+            "9",
+        ])
+        .unwrap()
+        .lease
+        .unwrap();
+        assert_eq!(
+            lease,
+            LeaseConfig {
+                namespace: "sparkvc".into(),
+                name: "one-writer".into(),
+                duration_seconds: 9
+            }
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "[lease]\nnamespace = \"ops\"\nname = \"sparkvc\"\n").unwrap();
+        let from_file = load(&["--config", path.to_str().unwrap()])
+            .unwrap()
+            .lease
+            .unwrap();
+        assert_eq!(from_file.duration_seconds, 15);
+        for (args, says) in [
+            (
+                &["--lease", "no-slash"][..],
+                "\"no-slash\" is not NAMESPACE/NAME",
+            ),
+            (&["--lease", "Ops/x"][..], "must be Kubernetes names"),
+            (
+                &["--lease", "ops/x", "--lease-duration-seconds", "1"][..],
+                "lease.duration_seconds: must be from 3 to 3600",
+            ),
+        ] {
+            let err = load(args).unwrap_err().to_string();
+            assert!(err.contains(says), "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -42,17 +42,43 @@ struct Scrape {
     metrics: Metrics,
     store: Store,
     guard: HttpGuard,
-    serving: Arc<AtomicBool>,
+    serving: Serving,
 }
 
-/// Whether the API takes calls: set once its listener is bound, cleared when
-/// the server starts to stop. Read by `/readyz`.
+/// Whether this instance is ready for calls: its API listener is bound
+/// (cleared when the server starts to stop) and it holds the Lease of every
+/// cluster it drives, if it holds Leases. Read by `/readyz`.
 #[derive(Debug, Clone, Default)]
-pub struct Serving(Arc<AtomicBool>);
+pub struct Serving {
+    listening: Arc<AtomicBool>,
+    leases: Option<(crate::cluster::lease::Fence, Arc<Vec<String>>)>,
+}
 
 impl Serving {
     pub fn set(&self, serving: bool) {
-        self.0.store(serving, Ordering::Release);
+        self.listening.store(serving, Ordering::Release);
+    }
+
+    /// Also not ready while `fence` lacks any of `clusters`.
+    pub fn with_leases(
+        mut self,
+        fence: crate::cluster::lease::Fence,
+        clusters: Vec<String>,
+    ) -> Self {
+        self.leases = Some((fence, Arc::new(clusters)));
+        self
+    }
+
+    fn not_ready(&self) -> Option<&'static str> {
+        if !self.listening.load(Ordering::Acquire) {
+            return Some("the API is not serving (starting or stopping)\n");
+        }
+        match &self.leases {
+            Some((fence, clusters)) if !fence.holds_all(clusters.iter().map(String::as_str)) => {
+                Some("another instance holds a cluster's Lease: this one is standing by\n")
+            }
+            _ => None,
+        }
     }
 }
 
@@ -186,10 +212,10 @@ async fn get_readyz(State(scrape): State<Arc<Scrape>>) -> Response {
     if !scrape.store.writable() {
         return probe_answer(false, "the store can no longer write\n");
     }
-    probe_answer(
-        scrape.serving.load(Ordering::Acquire),
-        "the API is not serving (starting or stopping)\n",
-    )
+    match scrape.serving.not_ready() {
+        None => probe_answer(true, ""),
+        Some(why) => probe_answer(false, why),
+    }
 }
 
 /// A refusal as AWS's REST services send one.
@@ -234,7 +260,7 @@ where
         metrics,
         store,
         guard,
-        serving: serving.0,
+        serving,
     });
     let app = axum::Router::new()
         .route("/metrics", axum::routing::get(get_metrics))

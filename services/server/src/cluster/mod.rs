@@ -9,6 +9,7 @@ pub mod access;
 mod apply;
 pub use apply::{create_if_absent, delete_if_present};
 pub mod executor;
+pub mod lease;
 pub mod observe;
 pub mod queue;
 pub mod templates;

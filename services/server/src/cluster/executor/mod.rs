@@ -52,6 +52,7 @@ mod watch;
 mod tests;
 
 use super::Clusters;
+use super::lease::Fence;
 use super::queue::{self, OpenRun, Step};
 use super::templates::{TemplateError, TemplateReader};
 use crate::ids::Clock;
@@ -121,6 +122,8 @@ pub struct Executor {
     settings: ExecutorSettings,
     /// Clusters whose API server failed recently, to hold steps back from.
     backoff: Mutex<ClusterBackoff>,
+    /// Clusters this instance may act on (it holds their Lease).
+    fence: Fence,
 }
 
 /// The executor's tasks, as [`Executor::spawn`] started them.
@@ -200,7 +203,15 @@ impl Executor {
             metrics,
             settings,
             backoff: Mutex::default(),
+            fence: Fence::default(),
         }
+    }
+
+    /// Acts on a cluster only while `fence` says this instance holds its
+    /// Lease (see `cluster::lease`).
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Reads `clock` instead of the system clock (tests move time by hand).
@@ -240,6 +251,15 @@ impl Executor {
     async fn submission_loop(&self) {
         let mut check_starts = true;
         loop {
+            // Another instance holds every cluster's Lease: nothing to do
+            // here but wait (the pass would hold every step back anyway).
+            if !self.fence.holds_any(self.clusters.ids()) {
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                continue;
+            }
             if let Err(err) = self.pass(check_starts).await {
                 tracing::warn!(error = %err, "reconcile pass failed; retrying");
             }
@@ -312,7 +332,9 @@ impl Executor {
                 async move {
                     // Decided when the step starts, so that a pass stops
                     // sending requests soon after the API server fails.
-                    if cluster.is_some_and(|c| self.lock_backoff().waiting(c, self.clock.now())) {
+                    if cluster.is_some_and(|c| {
+                        !self.fence.holds(c) || self.lock_backoff().waiting(c, self.clock.now())
+                    }) {
                         return (run, step, cluster, None);
                     }
                     let result = match step {
@@ -350,9 +372,21 @@ impl Executor {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Whether the virtual cluster's cluster is one this instance may not
+    /// act on now (another holds its Lease).
+    fn fenced_off(&self, vc_id: &str) -> bool {
+        self.store
+            .virtual_cluster(vc_id)
+            .ok()
+            .flatten()
+            .and_then(|vc| vc.container_provider)
+            .is_some_and(|p| !self.fence.holds(&p.id))
+    }
+
     /// The virtual cluster's client and namespace, if it runs on a configured cluster.
     fn placement(&self, vc: &pb::VirtualCluster) -> Option<Placement> {
         let provider = vc.container_provider.as_ref()?;
+
         let client = self.clusters.get(&provider.id)?.clone();
         let namespace = provider.info.as_ref()?.eks_info.as_ref()?.namespace.clone();
         Some(Placement {

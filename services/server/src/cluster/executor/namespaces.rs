@@ -37,7 +37,9 @@ impl Executor {
             let Some(at) = self.placement(&vc) else {
                 continue; // its cluster is not configured: see resume_terminations
             };
-            if self.lock_backoff().waiting(&at.cluster, self.clock.now()) {
+            if !self.fence.holds(&at.cluster)
+                || self.lock_backoff().waiting(&at.cluster, self.clock.now())
+            {
                 continue;
             }
             if vc.state == RUNNING {

@@ -16,9 +16,15 @@ impl Executor {
         let done = futures::stream::iter(due)
             .map(|timer: Due| async move {
                 let (vc_id, run_id) = (timer.vc_id.as_str(), timer.run_id.as_str());
-                let result = match kind {
-                    Timer::Cleanup => self.clean_up(vc_id, run_id).await,
-                    Timer::Retry => self.start_attempt(vc_id, run_id).await,
+                let result = if self.fenced_off(vc_id) {
+                    // Another instance holds this cluster's Lease; the
+                    // timer stays for when this one does.
+                    return Ok(None);
+                } else {
+                    match kind {
+                        Timer::Cleanup => self.clean_up(vc_id, run_id).await,
+                        Timer::Retry => self.start_attempt(vc_id, run_id).await,
+                    }
                 };
                 let acted = !matches!(result, Err(SubmitError::Retry(_)));
                 self.settle(vc_id, run_id, result).await?;
