@@ -6,11 +6,13 @@ and imported into containerd directly.
 
 usage: mkoci.py ROOTFS_DIR|LAYER.tar OUT.tar IMAGE_REF [--entrypoint ARG...]
                 [--cmd ARG...] [--user UID:GID] [--env K=V]... [--workdir DIR]
+                [--expose PORT/PROTO]... [--label K=V]... [--chown PATH=UID:GID]...
 
 The archive is an OCI image layout (oci-layout, index.json, blobs/sha256/*)
 with one uncompressed layer. A directory is packed deterministically (sorted
-entries, mtime 0, owner root) so equal inputs give equal image digests; a
-.tar (e.g. from mmdebstrap) is used as the layer as it is. index.json names
+entries, mtime 0, owner root unless --chown names the path, modes as on
+disk) so equal inputs give equal image digests; a .tar (e.g. from
+mmdebstrap) is used as the layer as it is. index.json names
 the image with the annotation io.containerd.image.name, which is what makes
 containerd's importer tag it with the full reference (e.g.
 localhost/sparkvc/pause:3.10) instead of only the tag.
@@ -32,7 +34,16 @@ ap.add_argument("--user", default="")
 ap.add_argument("--env", action="append", default=[],
                 help="K=V; replaces the default PATH or an earlier --env of the same K")
 ap.add_argument("--workdir", default="/")
+ap.add_argument("--expose", action="append", default=[], help="PORT/PROTO, e.g. 50051/tcp (ExposedPorts)")
+ap.add_argument("--label", action="append", default=[], help="K=V (Labels)")
+ap.add_argument("--chown", action="append", default=[],
+                help="PATH=UID:GID: the owner of that path in a packed directory (e.g. var/lib/app=65532:65532)")
 a = ap.parse_args()
+owners = {}
+for spec in a.chown:
+    path, _, ids = spec.partition("=")
+    uid, _, gid = ids.partition(":")
+    owners[path.strip("/")] = (int(uid), int(gid))
 
 
 def layer_tar(root):
@@ -45,13 +56,15 @@ def layer_tar(root):
         for p in sorted(paths):
             ti = t.gettarinfo(p, arcname=os.path.relpath(p, root))
             ti.mtime = 0
-            ti.uid = ti.gid = 0
+            ti.uid, ti.gid = owners.pop(ti.name, (0, 0))
             ti.uname = ti.gname = ""
             if ti.isreg():
                 with open(p, "rb") as f:
                     t.addfile(ti, f)
             else:
                 t.addfile(ti)
+    if owners:
+        raise SystemExit(f"mkoci.py: --chown names paths not in {root}: {sorted(owners)}")
     return buf.getvalue()
 
 
@@ -67,6 +80,8 @@ def blob(data, media_type):
 if os.path.isdir(a.rootfs):
     layer = layer_tar(a.rootfs)
 else:
+    if a.chown:
+        raise SystemExit("mkoci.py: --chown applies to a directory, not a layer tar")
     with open(a.rootfs, "rb") as f:
         layer = f.read()
 env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -87,6 +102,10 @@ if a.cmd is not None:
     config["config"]["Cmd"] = a.cmd
 if a.user:
     config["config"]["User"] = a.user
+if a.expose:
+    config["config"]["ExposedPorts"] = {p: {} for p in a.expose}
+if a.label:
+    config["config"]["Labels"] = dict(kv.partition("=")[::2] for kv in a.label)
 config_desc = blob(json.dumps(config, sort_keys=True).encode(), "application/vnd.oci.image.config.v1+json")
 layer_desc = blob(layer, "application/vnd.oci.image.layer.v1.tar")
 manifest = {
