@@ -551,14 +551,12 @@ fn metrics_are_served_only_to_callers_allowed_to_read_them() {
     assert_eq!(records[3]["action"], "sparkvc:GetMetrics");
 }
 
-/// The kubelet's probes need no credentials, even on a server that
-/// authenticates everything else, and say nothing about any tenant.
-#[test]
-fn the_probes_answer_without_credentials_and_reveal_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let identities = write_identities(dir.path());
+/// A server with the test identities and its HTTP endpoint, and the
+/// endpoint's base URL.
+fn with_http_endpoint(dir: &std::path::Path) -> (Server, String) {
+    let identities = write_identities(dir);
     let server = Server::start_with(
-        &dir.path().join("data"),
+        &dir.join("data"),
         &[
             "--identities",
             identities.to_str().unwrap(),
@@ -572,6 +570,15 @@ fn the_probes_answer_without_credentials_and_reveal_nothing() {
         .expect("a metrics URL")
         .trim_end_matches("/metrics")
         .to_string();
+    (server, base)
+}
+
+/// The kubelet's probes need no credentials, even on a server that
+/// authenticates everything else, and say nothing about any tenant.
+#[test]
+fn the_probes_answer_without_credentials_and_reveal_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base) = with_http_endpoint(dir.path());
     for probe in ["livez", "readyz"] {
         let (status, body) = http_get_status(&format!("{base}/{probe}"));
         assert_eq!((status, body.as_str()), (200, "ok\n"), "/{probe}");
@@ -587,21 +594,8 @@ fn the_probes_answer_without_credentials_and_reveal_nothing() {
 #[test]
 fn backups_are_served_only_to_callers_allowed_to_take_them() {
     let dir = tempfile::tempdir().unwrap();
-    let identities = write_identities(dir.path());
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &[
-            "--identities",
-            identities.to_str().unwrap(),
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-    );
-    let url = server
-        .metrics_url
-        .clone()
-        .expect("a metrics URL")
-        .replace("/metrics", "/backup");
+    let (_server, base) = with_http_endpoint(dir.path());
+    let url = format!("{base}/backup");
     let (status, body) = http_get_status(&url);
     assert_eq!(status, 403, "{body}");
     for (who, key, secret) in [
