@@ -106,6 +106,15 @@ fn the_server_accepts_the_full_configuration() -> Result<()> {
     );
     assert_eq!(cluster.job_pods.node_selector["node-pool"], "spark");
     assert_eq!(cluster.job_pods.tolerations.len(), 1);
+    let lease = config.lease.as_ref().context("a Lease with the cluster")?;
+    assert_eq!(
+        (
+            lease.namespace.as_str(),
+            lease.name.as_str(),
+            lease.duration_seconds
+        ),
+        (NAMESPACE, "sparkvc", 15)
+    );
     assert_eq!(
         config.tenancy.resource_quota.as_ref().unwrap()["requests.cpu"],
         "100"

@@ -98,11 +98,11 @@ A "host:port" listen address; IPv6 hosts get brackets.
 
 {{/*
 The server's configuration: .Values.config with the settings the chart owns
-(the addresses, the mounted files, the in-cluster cluster).
+(the addresses, the mounted files, the in-cluster cluster and its Lease).
 */}}
 {{- define "sparkvc.serverConfig" -}}
 {{- $config := deepCopy .Values.config }}
-{{- range $key := list "listen" "metrics_listen" "data_dir" "identities_file" "tls" "cluster" }}
+{{- range $key := list "listen" "metrics_listen" "data_dir" "identities_file" "tls" "cluster" "lease" }}
 {{- if hasKey $config $key }}
 {{- fail (printf "config.%s is set by the chart; use the chart's values for it (see README.md)" $key) }}
 {{- end }}
@@ -133,6 +133,8 @@ The server's configuration: .Values.config with the settings the chart owns
 {{- $_ = set $cluster "job_pods" $jobPods }}
 {{- end }}
 {{- $_ = set $config "cluster" (list $cluster) }}
+{{- /* One writer on the cluster: a Lease in the release namespace. */}}
+{{- $_ = set $config "lease" (dict "namespace" .Release.Namespace "name" (include "sparkvc.fullname" .) "duration_seconds" .Values.cluster.leaseDurationSeconds) }}
 {{- end }}
 {{- $appUi := deepCopy (default dict $config.app_ui) }}
 {{- if not (hasKey $appUi "public_url") }}
