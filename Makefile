@@ -25,9 +25,10 @@ check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## golden: rewrite the rendering golden files from the code; review the diff before committing
+## golden: rewrite the golden files (rendering, Helm chart) from the code; review the diff before committing
 golden:
 	SPARKVC_UPDATE_GOLDEN=1 $(CARGO) test -p sparkvc-render --test render_golden
+	SPARKVC_UPDATE_GOLDEN=1 $(CARGO) test -p sparkvc-helm-tests --test chart
 
 ## bench: the API benchmark (release build); figures in target/bench-results/
 bench:

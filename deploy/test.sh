@@ -10,6 +10,7 @@ trap 'deploy/local/down' EXIT
 deploy/local/up
 deploy/local/spark-env >/dev/null  # Apache Spark for tests/cluster/tests/spark_submit.rs
 deploy/local/airflow-env >/dev/null  # Apache Airflow for tests/e2e/tests/rest_airflow.rs
+deploy/local/helm/build >/dev/null  # helm for tests/helm (the chart); its progress shows on stderr
 # shellcheck disable=SC1091
 source deploy/local/.run/env
 # The end-to-end harness builds these two itself (without the tests'
