@@ -41,6 +41,14 @@ fn cargo_build(args: &[&str]) {
     if bin_dir().file_name().is_some_and(|p| p == "release") {
         cmd.arg("--release");
     }
+    without_test_cargo_env(&mut cmd);
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
+}
+
+/// Removes from `cmd` the variables cargo sets for a test process, for a
+/// command that runs cargo itself (see [`cargo_build`]).
+pub fn without_test_cargo_env(cmd: &mut Command) -> &mut Command {
     let set_for_tests = |key: &str| {
         [
             "CARGO_MANIFEST_",
@@ -59,8 +67,7 @@ fn cargo_build(args: &[&str]) {
             cmd.env_remove(key);
         }
     }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build {args:?} failed");
+    cmd
 }
 
 /// Builds the server and CLI once per test process, so the binaries under

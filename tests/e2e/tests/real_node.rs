@@ -1016,4 +1016,354 @@ mod real_node {
             cancel(&mut s, &id).await;
         }
     }
+
+    /// Runs `program` (a script of the repository) and returns its stdout,
+    /// failing with what it printed.
+    fn script(program: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+        let mut cmd = std::process::Command::new(sparkvc_cluster_tests::repo_root().join(program));
+        without_test_cargo_env(&mut cmd)
+            .args(args)
+            .envs(env.iter().copied());
+        let out = cmd.output().unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Issue 17's install proof, on the real node: the chart
+    /// (`deploy/helm/sparkvc`) with the server image built here
+    /// (`node/images server`, from the tests' debug binaries) puts sparkvc in
+    /// a pod; that sparkvc, with only its in-cluster ServiceAccount and the
+    /// chart's RBAC, creates a virtual cluster and runs SparkPi to COMPLETED
+    /// on the same node; `helm uninstall` removes what the chart made and
+    /// nothing of the tenant's.
+    ///
+    /// The release serves plaintext without authentication (the test's
+    /// values say so loudly): TLS and identities are the chart's own tests'
+    /// business (`tests/helm`); the test reaches the pod at its IP.
+    #[tokio::test]
+    async fn the_chart_installs_sparkvc_which_runs_spark_pi_on_the_node() {
+        use k8s_openapi::api::core::v1::{Namespace, PersistentVolume};
+        use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+        use sparkvc_server::render::tenancy;
+        let _node = NODE.lock().await;
+        let env = sparkvc_cluster_tests::LocalEnv::load().unwrap();
+        let node = env.real_node.clone().expect("the real node");
+        let kube = env.kube_client().await.unwrap();
+        wait_for_schedulable_node(&kube, &node).await;
+
+        // The image, into the node's containerd.
+        let built = script(
+            "deploy/local/node/images",
+            &["server"],
+            &[("SPARKVC_SERVER_IMAGE_PROFILE", "dev")],
+        );
+        let (image, archive) = built.split_once(' ').expect("REF ARCHIVE");
+        let (repository, tag) = image.rsplit_once(':').unwrap();
+        let socket =
+            sparkvc_cluster_tests::default_run_dir().join("real-node/containerd/containerd.sock");
+        let imported = std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(&socket)
+            .args(["-n", "k8s.io", "images", "import", archive])
+            .output()
+            .expect("run ctr");
+        assert!(
+            imported.status.success(),
+            "ctr import: {}",
+            String::from_utf8_lossy(&imported.stderr)
+        );
+
+        let release = format!("sparkvc-{}", std::process::id());
+        let ns = sparkvc_cluster_tests::TestNamespace::create(&kube, "rn-chart")
+            .await
+            .unwrap();
+        let tenant = sparkvc_cluster_tests::TestNamespace::create(&kube, "rn-chart-tenant")
+            .await
+            .unwrap();
+        // The data volume: a hostPath PersistentVolume bound to the
+        // StatefulSet's claim (the local cluster has no provisioner),
+        // owned by the server's user.
+        let host_dir = std::path::PathBuf::from(format!("/var/tmp/sparkvc-{release}"));
+        std::fs::create_dir_all(&host_dir).unwrap();
+        std::os::unix::fs::chown(&host_dir, Some(65532), Some(65532)).unwrap();
+        let volumes: Api<PersistentVolume> = Api::all(kube.clone());
+        let volume: PersistentVolume = serde_json::from_value(json!({
+            "metadata": {"name": release},
+            "spec": {
+                "capacity": {"storage": "10Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": host_dir, "type": "Directory"},
+                "claimRef": {"namespace": ns.name, "name": format!("data-{release}-0")}
+            }
+        }))
+        .unwrap();
+        volumes
+            .create(&PostParams::default(), &volume)
+            .await
+            .unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let values = dir.path().join("values.yaml");
+        let real = json!({"sparkvc.io/node": "real"});
+        let tolerate =
+            json!([{"key": "sparkvc.io/real-node", "operator": "Exists", "effect": "NoSchedule"}]);
+        std::fs::write(
+            &values,
+            serde_json::to_string(&json!({
+                "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+                "rbac": {"tenantNamespaces": [tenant.name]},
+                "cluster": {"id": "local", "jobPods": {"nodeSelector": real, "tolerations": tolerate}},
+                // Test only: plaintext and no authentication off loopback.
+                "config": {
+                    "account_id": "123456789012",
+                    "region": "us-west-2",
+                    "insecure_allow_unauthenticated_remote": true,
+                    "insecure_allow_plaintext_remote": true
+                },
+                "nodeSelector": real,
+                "tolerations": tolerate,
+                "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let helm = script("deploy/local/helm/build", &[], &[]);
+        let kubeconfig = env.kubeconfig.display().to_string();
+        let helm_run = |args: &[&str]| {
+            let mut all = vec![
+                "--kubeconfig",
+                kubeconfig.as_str(),
+                "--kube-context",
+                env.context.as_str(),
+            ];
+            all.extend_from_slice(args);
+            let out = std::process::Command::new(&helm)
+                .args(&all)
+                .output()
+                .expect("run helm");
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        };
+        let chart = sparkvc_cluster_tests::repo_root().join("deploy/helm/sparkvc");
+        let started = std::time::Instant::now();
+        let (ok, said) = helm_run(&[
+            "install",
+            &release,
+            chart.to_str().unwrap(),
+            "-n",
+            &ns.name,
+            "-f",
+            values.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "240s",
+        ]);
+        if !ok {
+            panic!("helm install: {said}\n{}", diagnosis(&kube, &ns.name).await);
+        }
+        let pod = pods_in(&kube, &ns.name)
+            .get(&format!("{release}-0"))
+            .await
+            .unwrap();
+        println!("helm install to ready: {:?}", started.elapsed());
+        assert_eq!(
+            pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+            Some(node.as_str())
+        );
+        let ip = pod.status.and_then(|s| s.pod_ip).expect("a pod IP");
+
+        // sparkvc in the pod, from the host: a virtual cluster, SparkPi.
+        let channel = tonic::transport::Channel::from_shared(format!("http://{ip}:50051"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .expect("connect to sparkvc in its pod");
+        let mut client = sparkvc_proto::EmrContainersClient::new(channel);
+        let mut create = create_vc_request(&tenant.name);
+        create.container_provider.as_mut().unwrap().id = "local".into();
+        let vc = client
+            .create_virtual_cluster(create)
+            .await
+            .expect("CreateVirtualCluster")
+            .into_inner()
+            .id;
+        let run = client
+            .start_job_run(pb::StartJobRunRequest {
+                name: "chart-pi".into(),
+                virtual_cluster_id: vc.clone(),
+                client_token: unique("token"),
+                execution_role_arn: ROLE_ARN.into(),
+                release_label: REAL_NODE_RELEASE.into(),
+                job_driver: Some(pb::JobDriver {
+                    spark_submit_job_driver: Some(pb::SparkSubmitJobDriver {
+                        entry_point: SPARK_PI_JAR.into(),
+                        entry_point_arguments: vec!["10".into()],
+                        spark_submit_parameters: format!(
+                            "--class sparkvc.examples.SparkPi {SMALL}"
+                        ),
+                    }),
+                    spark_sql_job_driver: None,
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("StartJobRun")
+            .into_inner()
+            .id;
+        let done = wait_until(
+            &mut client,
+            &vc,
+            &run,
+            "a terminal state",
+            RUN_TIMEOUT,
+            |r| matches!(r.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"),
+        )
+        .await;
+        if done.state != "COMPLETED" {
+            panic!(
+                "{} ({})\n{}",
+                done.state,
+                done.state_details,
+                diagnosis(&kube, &tenant.name).await
+            );
+        }
+        // The job pods ran on the node too, created by the pod's sparkvc.
+        let runner = pods_in(&kube, &tenant.name)
+            .get(&run)
+            .await
+            .expect("the job-runner pod");
+        assert_eq!(runner.spec.and_then(|s| s.node_name), Some(node.clone()));
+
+        // Upgrade to another build of the image (here the same binaries
+        // under a new tag, which is what the StatefulSet sees): the pod is
+        // replaced, and the store on its volume keeps every run.
+        let before = describe_run(&mut client, &vc, &run).await;
+        let old_pod = pod.metadata.uid.clone();
+        let upgraded = format!("{tag}-upgraded");
+        let tagged = std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(&socket)
+            .args([
+                "-n",
+                "k8s.io",
+                "images",
+                "tag",
+                "--force",
+                image,
+                &format!("{repository}:{upgraded}"),
+            ])
+            .output()
+            .expect("run ctr");
+        assert!(
+            tagged.status.success(),
+            "ctr tag: {}",
+            String::from_utf8_lossy(&tagged.stderr)
+        );
+        let started = std::time::Instant::now();
+        let set_tag = format!("image.tag={upgraded}");
+        let (ok, said) = helm_run(&[
+            "upgrade",
+            &release,
+            chart.to_str().unwrap(),
+            "-n",
+            &ns.name,
+            "-f",
+            values.to_str().unwrap(),
+            "--set",
+            &set_tag,
+            "--wait",
+            "--timeout",
+            "240s",
+        ]);
+        if !ok {
+            panic!("helm upgrade: {said}\n{}", diagnosis(&kube, &ns.name).await);
+        }
+        let pod = pods_in(&kube, &ns.name)
+            .get(&format!("{release}-0"))
+            .await
+            .unwrap();
+        println!("helm upgrade to ready: {:?}", started.elapsed());
+        assert_ne!(pod.metadata.uid, old_pod, "the pod was not replaced");
+        let image_now = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].image.clone().unwrap_or_default());
+        assert!(image_now.is_some_and(|i| i.ends_with(&upgraded)));
+        let ip = pod.status.and_then(|s| s.pod_ip).expect("a pod IP");
+        let channel = tonic::transport::Channel::from_shared(format!("http://{ip}:50051"))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .expect("connect to the upgraded sparkvc");
+        let mut client = sparkvc_proto::EmrContainersClient::new(channel);
+        assert_eq!(
+            describe_run(&mut client, &vc, &run).await,
+            before,
+            "the run changed in the upgrade"
+        );
+
+        // Uninstall: the chart's objects go, the tenant's stay.
+        let (ok, said) = helm_run(&[
+            "uninstall",
+            &release,
+            "-n",
+            &ns.name,
+            "--wait",
+            "--timeout",
+            "120s",
+        ]);
+        assert!(ok, "helm uninstall: {said}");
+        let cluster_roles: Api<ClusterRole> = Api::all(kube.clone());
+        let left: Vec<String> = cluster_roles
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|r| r.metadata.name)
+            .filter(|n| n.starts_with(&release))
+            .collect();
+        assert!(left.is_empty(), "the chart's ClusterRoles stayed: {left:?}");
+        assert!(
+            pods_in(&kube, &ns.name)
+                .get_opt(&format!("{release}-0"))
+                .await
+                .unwrap()
+                .is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
+            "the server's pod stayed"
+        );
+        let roles: Api<Role> = Api::namespaced(kube.clone(), &tenant.name);
+        assert!(
+            roles
+                .get_opt(tenancy::SPARK_ROLE_NAME)
+                .await
+                .unwrap()
+                .is_some(),
+            "the tenant's Spark Role went with the chart"
+        );
+        let namespaces: Api<Namespace> = Api::all(kube.clone());
+        assert!(namespaces.get_opt(&tenant.name).await.unwrap().is_some());
+
+        let _ = volumes.delete(&release, &Default::default()).await;
+        let _ = std::fs::remove_dir_all(&host_dir);
+    }
+
+    fn pods_in(kube: &kube::Client, namespace: &str) -> Api<Pod> {
+        Api::namespaced(kube.clone(), namespace)
+    }
 }
