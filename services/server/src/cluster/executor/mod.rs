@@ -175,10 +175,35 @@ fn kube_failure(what: &str, err: kube::Error) -> SubmitError {
             } else {
                 FailureReason::InternalError
             },
-            details: state::fit_details(&format!("Kubernetes refused to {what}: {}", s.message)),
+            details: state::fit_details(&format!(
+                "Kubernetes refused to {what}: {}",
+                without_requester(&s.message)
+            )),
         },
         _ => SubmitError::Retry(format!("{what}: {err}")),
     }
+}
+
+/// An API server refusal with its requester written "sparkvc": the user is
+/// sparkvc's own identity, and it and its groups (often longer than the rest)
+/// would push what the message ends with, the permission that is missing,
+/// out of the 256 characters of `stateDetails`.
+fn without_requester(message: &str) -> String {
+    let mut text = message.replace('\n', " ");
+    if let Some(start) = text.find(" (groups=[")
+        && let Some(len) = text[start..].find("])")
+    {
+        text.replace_range(start..start + len + 2, "");
+    }
+    for prefix in ["User \"", "user \""] {
+        if let Some(start) = text.find(prefix)
+            && let Some(len) = text[start + prefix.len()..].find('"')
+        {
+            text.replace_range(start..start + prefix.len() + len + 1, "sparkvc");
+            break;
+        }
+    }
+    text
 }
 
 impl Executor {

@@ -520,3 +520,19 @@ async fn a_deleted_virtual_cluster_is_torn_down_and_its_namespace_set_up_anew_fo
     );
     assert!(!h.api.names("serviceaccounts").is_empty());
 }
+
+#[test]
+fn refusals_name_the_missing_permission_not_the_requester() {
+    let escalation = "roles.rbac.authorization.k8s.io \"sparkvc-spark\" is forbidden: user \"system:serviceaccount:sparkvc:sparkvc\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:sparkvc\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"patch\"]}";
+    assert_eq!(
+        super::without_requester(escalation),
+        "roles.rbac.authorization.k8s.io \"sparkvc-spark\" is forbidden: sparkvc is attempting to grant RBAC permissions not currently held: {APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"patch\"]}"
+    );
+    let denied = "serviceaccounts \"emr-containers-sa-spark-driver\" is forbidden: User \"system:serviceaccount:sparkvc:sparkvc\" cannot get resource \"serviceaccounts\" in API group \"\" in the namespace \"team-a\"";
+    assert_eq!(
+        super::without_requester(denied),
+        "serviceaccounts \"emr-containers-sa-spark-driver\" is forbidden: sparkvc cannot get resource \"serviceaccounts\" in API group \"\" in the namespace \"team-a\""
+    );
+    // Anything else passes unchanged.
+    assert_eq!(super::without_requester("quota exceeded"), "quota exceeded");
+}
