@@ -192,6 +192,26 @@ impl Server {
 
     /// Also sets environment variables of the server process.
     pub fn start_with_env(data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(data_dir, extra_args, env, Stdio::inherit())
+    }
+
+    /// Like [`Self::start_with_env`], with the server's log (its stderr)
+    /// appended to the file `log`, for tests that read what it reported.
+    pub fn start_logging_to(
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("open the server log {}: {e}", log.display()));
+        Self::spawn(data_dir, extra_args, env, Stdio::from(file))
+    }
+
+    fn spawn(data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
         let mut child = Command::new(server_binary())
             .envs(env.iter().copied())
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -203,7 +223,7 @@ impl Server {
                 std::env::var("SPARKVC_LOG").unwrap_or("warn".into()),
             )
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start sparkvc-server");
         // Read stdout on a thread for the server's whole life: it prints the

@@ -92,10 +92,20 @@ pub fn run_helm(args: &[&str]) -> Result<HelmOutput> {
 /// `helm template` of the chart as release [`RELEASE`] in `namespace`, with
 /// these values files and `--set` assignments.
 pub fn render(namespace: &str, values: &[&Path], set: &[&str]) -> Result<String> {
+    render_release(RELEASE, namespace, values, set)
+}
+
+/// `helm template` of the chart as release `release` in `namespace`.
+pub fn render_release(
+    release: &str,
+    namespace: &str,
+    values: &[&Path],
+    set: &[&str],
+) -> Result<String> {
     let chart = chart_dir();
     let mut args = vec![
         "template".to_string(),
-        RELEASE.to_string(),
+        release.to_string(),
         chart.display().to_string(),
         "--namespace".to_string(),
         namespace.to_string(),

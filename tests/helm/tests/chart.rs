@@ -312,15 +312,17 @@ fn allowed(role: &Value) -> Vec<(String, String, String)> {
     out
 }
 
-/// The tenant ClusterRole must hold every permission of the Spark Role that
-/// sparkvc creates and binds in the namespace (the API server refuses to
-/// let it grant what it does not hold) and every permission
-/// CreateVirtualCluster checks. A change to either in the code fails here
-/// rather than on a cluster.
+/// In a tenant namespace sparkvc must hold, through the tenant ClusterRole
+/// and the cluster-wide one together, every permission of the Spark Role
+/// that it creates and binds there (the API server refuses to let it grant
+/// what it does not hold) and every permission CreateVirtualCluster checks.
+/// A change to either in the code fails here rather than on a cluster.
+/// (`tests/least_privilege.rs` shows on a cluster that none is superfluous.)
 #[test]
 fn the_tenant_role_holds_the_spark_role_and_what_create_virtual_cluster_checks() -> Result<()> {
     let docs = documents(&render(NAMESPACE, &[], &[])?)?;
-    let held = allowed(object(&docs, "ClusterRole", "sparkvc-tenant")?);
+    let mut held = allowed(object(&docs, "ClusterRole", "sparkvc-tenant")?);
+    held.extend(allowed(object(&docs, "ClusterRole", "sparkvc")?));
     let holds = |group: &str, resource: &str, verb: &str| {
         held.iter()
             .any(|(g, r, v)| g == group && r == resource && v == verb)
@@ -344,7 +346,7 @@ fn the_tenant_role_holds_the_spark_role_and_what_create_virtual_cluster_checks()
     }
     assert!(
         missing.is_empty(),
-        "ClusterRole sparkvc-tenant lacks: {missing:#?}"
+        "ClusterRoles sparkvc-tenant and sparkvc lack: {missing:#?}"
     );
     // The one cluster-wide rule: the pod watch.
     let cluster = allowed(object(&docs, "ClusterRole", "sparkvc")?);
