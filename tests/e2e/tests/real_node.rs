@@ -1082,6 +1082,20 @@ mod real_node {
         let ns = sparkvc_cluster_tests::TestNamespace::create(&kube, "rn-chart")
             .await
             .unwrap();
+        // The API server's PodSecurity admission holds the release
+        // namespace to the restricted standard, as the chart's README asks.
+        let restricted = json!({"metadata": {"labels": {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest"
+        }}});
+        Api::<Namespace>::all(kube.clone())
+            .patch(
+                &ns.name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&restricted),
+            )
+            .await
+            .expect("label the release namespace restricted");
         let tenant = sparkvc_cluster_tests::TestNamespace::create(&kube, "rn-chart-tenant")
             .await
             .unwrap();
