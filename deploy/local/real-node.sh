@@ -28,7 +28,9 @@ RN_DIR="$RUN_DIR/real-node"
 CTR_SOCK="$RN_DIR/containerd/containerd.sock"
 FWD_CHAIN=SPARKVC-NODE-FWD
 IN_CHAIN=SPARKVC-NODE-IN
-REAL_NODE_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack mmdebstrap socat)
+# nftables: nft, to record and later remove the nf_tables tables that
+# iptables-nft creates (a fresh machine has the iptables package only).
+REAL_NODE_PACKAGES=(containerd runc containernetworking-plugins iptables nftables conntrack mmdebstrap socat)
 # Paths outside the run directory that containerd, the CNI plugins or the
 # kubelet create even when configured to keep their state elsewhere;
 # down removes those that did not exist before up.
@@ -74,7 +76,7 @@ save_host_state() {
     done
     # nf_tables tables (iptables-nft creates ip6 filter/nat/mangle when the
     # kubelet and kube-proxy first use ip6tables).
-    nft list tables 2>/dev/null | sed 's/^table /nft /'
+    { nft list tables 2>/dev/null || true; } | sed 's/^table /nft /'
   } >"$RN_DIR/host-state.tmp"
   mv "$RN_DIR/host-state.tmp" "$RN_DIR/host-state"
 }
