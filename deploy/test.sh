@@ -13,6 +13,12 @@ deploy/local/airflow-env >/dev/null  # Apache Airflow for tests/e2e/tests/rest_a
 deploy/local/helm/build >/dev/null  # helm for tests/helm (the chart); its progress shows on stderr
 # shellcheck disable=SC1091
 source deploy/local/.run/env
+# Every test's sparkvc-server acts on the cluster as the Helm chart's
+# ServiceAccount, with exactly the chart's RBAC (the tests' own clients stay
+# admin): least privilege, exercised by the whole suite.
+# shellcheck disable=SC1090
+source "$(cargo run -q -p sparkvc-helm-tests --bin chart-identity)"
+echo "sparkvc-server in the tests acts as ${SPARKVC_SERVER_LEASE#*/} (the chart's ServiceAccount, kubeconfig $SPARKVC_SERVER_KUBECONFIG)" >&2
 # The end-to-end harness builds these two itself (without the tests'
 # dev-dependency features); building them first makes that a no-op.
 cargo build -p sparkvc-server -p sparkvc-cli

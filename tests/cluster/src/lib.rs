@@ -57,6 +57,13 @@ pub struct LocalEnv {
     pub aws_secret_access_key: String,
     /// The real node's name, when `deploy/local/up` started one.
     pub real_node: Option<String>,
+    /// The kubeconfig the tests give sparkvc-server:
+    /// `$SPARKVC_SERVER_KUBECONFIG` (`deploy/test.sh` sets it to one that
+    /// acts as the Helm chart's ServiceAccount) or else the admin's.
+    pub server_kubeconfig: PathBuf,
+    /// `NAMESPACE/NAME` of the Lease that identity may hold
+    /// (`$SPARKVC_SERVER_LEASE`), if it is limited to one.
+    pub server_lease: Option<String>,
 }
 
 impl LocalEnv {
@@ -83,8 +90,13 @@ impl LocalEnv {
                 format!("{k} is not set: start the local environment with `deploy/local/up` and source deploy/local/.run/env")
             })
         };
+        let kubeconfig = PathBuf::from(get("KUBECONFIG")?);
+        let from_process = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Ok(Self {
-            kubeconfig: PathBuf::from(get("KUBECONFIG")?),
+            server_kubeconfig: from_process("SPARKVC_SERVER_KUBECONFIG")
+                .map_or_else(|| kubeconfig.clone(), PathBuf::from),
+            server_lease: from_process("SPARKVC_SERVER_LEASE"),
+            kubeconfig,
             context: get("SPARKVC_KUBE_CONTEXT")?,
             aws_endpoint: get("AWS_ENDPOINT_URL")?,
             aws_region: get("AWS_REGION")?,
@@ -97,17 +109,18 @@ impl LocalEnv {
         })
     }
 
-    /// kube-rs configuration for the admin user of the local cluster.
-    /// The `sparkvc-server` flags that serve this cluster as `local`.
+    /// The `sparkvc-server` flags that serve this cluster as `local`, as
+    /// [`Self::server_kubeconfig`].
     pub fn server_args(&self) -> Vec<String> {
         vec![
             "--cluster".into(),
             format!("local={}", self.context),
             "--kubeconfig".into(),
-            self.kubeconfig.display().to_string(),
+            self.server_kubeconfig.display().to_string(),
         ]
     }
 
+    /// kube-rs configuration for the admin user of the local cluster.
     pub async fn kube_config(&self) -> Result<Config> {
         let kc = Kubeconfig::read_from(&self.kubeconfig)
             .with_context(|| format!("reading kubeconfig {}", self.kubeconfig.display()))?;

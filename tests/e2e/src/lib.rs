@@ -564,7 +564,7 @@ node_selector = {{ "sparkvc.io/node" = "real" }}
 tolerations = [{{ key = "sparkvc.io/real-node", operator = "Exists", effect = "NoSchedule" }}]
 "#,
                 templates = template_dir.display().to_string(),
-                kubeconfig = env.kubeconfig.display().to_string(),
+                kubeconfig = env.server_kubeconfig.display().to_string(),
                 context = env.context,
             ),
         )

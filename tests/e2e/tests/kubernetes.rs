@@ -28,7 +28,7 @@ async fn virtual_clusters_need_an_existing_namespace_on_a_known_cluster() {
     let env = LocalEnv::load().expect("local environment");
     let kube = env.kube_client().await.expect("kube client");
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &cluster_args(&env, &env.kubeconfig));
+    let server = start(dir.path(), &cluster_args(&env, &env.server_kubeconfig));
     let mut client = server.client().await;
 
     let missing = unique("absent");

@@ -33,7 +33,12 @@ async fn job_runners(setup: &ClusterSetup, run: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn only_the_lease_holder_acts_and_the_other_takes_over_when_it_dies() {
-    let lease = format!("default/sparkvc-test-lease-{}", std::process::id());
+    // The one Lease sparkvc's identity may hold when it is the chart's
+    // (deploy/test.sh), or one of this test's own.
+    let lease = sparkvc_cluster_tests::LocalEnv::load()
+        .expect("local environment")
+        .server_lease
+        .unwrap_or_else(|| format!("default/sparkvc-test-lease-{}", std::process::id()));
     let seconds = LEASE_SECONDS.to_string();
     let args = [
         "--lease",

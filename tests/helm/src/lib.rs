@@ -5,7 +5,13 @@
 //! The tests themselves: `tests/chart.rs` (lint, golden renderings, the
 //! rendered configuration and identity store read by the server's own code,
 //! every value documented) needs no cluster; `tests/dry_run.rs` sends the
-//! rendered objects to the local API server as a server-side dry-run.
+//! rendered objects to the local API server as a server-side dry-run;
+//! `tests/least_privilege.rs` shows on the local cluster that each grant of
+//! the chart's RBAC is needed. `rbac` types that RBAC; the `chart-identity`
+//! binary applies it for `make test`, whose servers then act as the chart's
+//! ServiceAccount.
+
+pub mod rbac;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;

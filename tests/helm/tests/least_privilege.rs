@@ -28,13 +28,14 @@ use futures::StreamExt;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Pod, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::Kubeconfig;
-use serde_json::{Value, json};
+use serde_json::json;
 use sparkvc_cluster_tests::{LocalEnv, TestNamespace, kwok};
 use sparkvc_e2e::{Server, create_vc_request, start_request};
-use sparkvc_helm_tests::{documents, render_release};
+use sparkvc_helm_tests::rbac::{Permission, Rbac};
+use sparkvc_helm_tests::render_release;
 use sparkvc_proto::v1 as pb;
 use sparkvc_proto::v1::emr_containers_client::EmrContainersClient;
 use std::collections::BTreeMap;
@@ -54,274 +55,6 @@ const PARALLEL: usize = 4;
 
 /// How long one step may take before it counts as failed.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// One permission a role of the chart grants. Names of the release's own
-/// objects (roles, the Lease) read `<fullname>` for the release's
-/// "<release>-sparkvc", so that one permission names the same grant in every
-/// rendering.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Permission {
-    /// `ClusterRole/<name>` or `Role/<name>`.
-    role: String,
-    group: String,
-    resource: String,
-    verb: String,
-    resource_names: Vec<String>,
-}
-
-impl fmt::Display for Permission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            &self.group
-        };
-        write!(f, "{group} {} {}", self.resource, self.verb)?;
-        if !self.resource_names.is_empty() {
-            write!(f, " (names {})", self.resource_names.join(","))?;
-        }
-        Ok(())
-    }
-}
-
-/// The RBAC objects of one rendering, typed.
-#[derive(Clone)]
-struct Rbac {
-    service_account: ServiceAccount,
-    cluster_roles: Vec<ClusterRole>,
-    cluster_role_bindings: Vec<ClusterRoleBinding>,
-    roles: Vec<Role>,
-    role_bindings: Vec<RoleBinding>,
-}
-
-impl Rbac {
-    fn from_rendering(yaml: &str) -> Result<Self> {
-        fn of_kind<T: serde::de::DeserializeOwned>(docs: &[Value], kind: &str) -> Result<Vec<T>> {
-            docs.iter()
-                .filter(|d| d["kind"] == kind)
-                .map(|d| serde_json::from_value(d.clone()).with_context(|| format!("a {kind}")))
-                .collect()
-        }
-        let docs = documents(yaml)?;
-        let mut accounts: Vec<ServiceAccount> = of_kind(&docs, "ServiceAccount")?;
-        let service_account = accounts
-            .pop()
-            .context("the rendering has no ServiceAccount")?;
-        Ok(Self {
-            service_account,
-            cluster_roles: of_kind(&docs, "ClusterRole")?,
-            cluster_role_bindings: of_kind(&docs, "ClusterRoleBinding")?,
-            roles: of_kind(&docs, "Role")?,
-            role_bindings: of_kind(&docs, "RoleBinding")?,
-        })
-    }
-
-    /// The release's "<release>-sparkvc" (the ServiceAccount is named so).
-    fn fullname(&self) -> String {
-        self.service_account
-            .metadata
-            .name
-            .clone()
-            .unwrap_or_default()
-    }
-
-    /// `name` with this release's fullname written `<fullname>`.
-    fn general(&self, name: &str) -> String {
-        name.replacen(&self.fullname(), "<fullname>", 1)
-    }
-
-    fn role_key(&self, kind: &str, meta: &kube::api::ObjectMeta) -> String {
-        format!("{kind}/{}", self.general(&name_of(meta)))
-    }
-
-    /// Every (role, group, resource, verb) granted, in rendering order.
-    fn permissions(&self) -> Vec<Permission> {
-        let roles = self
-            .cluster_roles
-            .iter()
-            .map(|r| (self.role_key("ClusterRole", &r.metadata), &r.rules))
-            .chain(
-                self.roles
-                    .iter()
-                    .map(|r| (self.role_key("Role", &r.metadata), &r.rules)),
-            );
-        let mut out = Vec::new();
-        for (role, rules) in roles {
-            for rule in rules.iter().flatten() {
-                for group in rule.api_groups.iter().flatten() {
-                    for resource in rule.resources.iter().flatten() {
-                        for verb in &rule.verbs {
-                            out.push(Permission {
-                                role: role.clone(),
-                                group: group.clone(),
-                                resource: resource.clone(),
-                                verb: verb.clone(),
-                                resource_names: self.names_of(rule),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// A rule's resource names, general.
-    fn names_of(&self, rule: &PolicyRule) -> Vec<String> {
-        rule.resource_names
-            .iter()
-            .flatten()
-            .map(|n| self.general(n))
-            .collect()
-    }
-
-    /// This RBAC with `permission` taken out of its role.
-    fn without(&self, permission: &Permission) -> Self {
-        let mut rbac = self.clone();
-        let names_of = |rule: &PolicyRule| self.names_of(rule);
-        for role in &mut rbac.cluster_roles {
-            if self.role_key("ClusterRole", &role.metadata) == permission.role {
-                role.rules = role
-                    .rules
-                    .take()
-                    .map(|r| rules_without(r, permission, names_of));
-            }
-        }
-        for role in &mut rbac.roles {
-            if self.role_key("Role", &role.metadata) == permission.role {
-                role.rules = role
-                    .rules
-                    .take()
-                    .map(|r| rules_without(r, permission, names_of));
-            }
-        }
-        rbac
-    }
-
-    /// Creates every object, labelled for clean-up.
-    async fn create(&self, kube: &kube::Client) -> Result<()> {
-        let post = PostParams::default();
-        let ns = |meta: &kube::api::ObjectMeta| meta.namespace.clone().unwrap_or_default();
-        let mut sa = self.service_account.clone();
-        label(&mut sa.metadata);
-        Api::<ServiceAccount>::namespaced(kube.clone(), &ns(&sa.metadata))
-            .create(&post, &sa)
-            .await
-            .context("creating the ServiceAccount")?;
-        for role in &self.cluster_roles {
-            let mut role = role.clone();
-            label(&mut role.metadata);
-            Api::<ClusterRole>::all(kube.clone())
-                .create(&post, &role)
-                .await
-                .context("creating a ClusterRole")?;
-        }
-        for binding in &self.cluster_role_bindings {
-            let mut binding = binding.clone();
-            label(&mut binding.metadata);
-            Api::<ClusterRoleBinding>::all(kube.clone())
-                .create(&post, &binding)
-                .await
-                .context("creating a ClusterRoleBinding")?;
-        }
-        for role in &self.roles {
-            let mut role = role.clone();
-            label(&mut role.metadata);
-            Api::<Role>::namespaced(kube.clone(), &ns(&role.metadata))
-                .create(&post, &role)
-                .await
-                .context("creating a Role")?;
-        }
-        for binding in &self.role_bindings {
-            let mut binding = binding.clone();
-            label(&mut binding.metadata);
-            Api::<RoleBinding>::namespaced(kube.clone(), &ns(&binding.metadata))
-                .create(&post, &binding)
-                .await
-                .context("creating a RoleBinding")?;
-        }
-        Ok(())
-    }
-
-    /// Deletes the cluster-wide objects (the namespaced ones go with their
-    /// namespaces).
-    async fn delete_cluster_scoped(&self, kube: &kube::Client) {
-        let dp = DeleteParams::background();
-        for role in &self.cluster_roles {
-            let _ = Api::<ClusterRole>::all(kube.clone())
-                .delete(&name_of(&role.metadata), &dp)
-                .await;
-        }
-        for binding in &self.cluster_role_bindings {
-            let _ = Api::<ClusterRoleBinding>::all(kube.clone())
-                .delete(&name_of(&binding.metadata), &dp)
-                .await;
-        }
-    }
-}
-
-fn name_of(meta: &kube::api::ObjectMeta) -> String {
-    meta.name.clone().unwrap_or_default()
-}
-
-fn label(meta: &mut kube::api::ObjectMeta) {
-    meta.labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(TEST_LABEL.into(), TEST_LABEL_VALUE.into());
-}
-
-/// `rules` with one (group, resource, verb) taken out: the rule that grants
-/// it is split into the rule for its other resources and the rule for that
-/// resource's other verbs.
-fn rules_without(
-    rules: Vec<PolicyRule>,
-    p: &Permission,
-    names_of: impl Fn(&PolicyRule) -> Vec<String>,
-) -> Vec<PolicyRule> {
-    let mut out = Vec::new();
-    for rule in rules {
-        let grants = rule.api_groups.iter().flatten().any(|g| *g == p.group)
-            && rule.resources.iter().flatten().any(|r| *r == p.resource)
-            && rule.verbs.contains(&p.verb)
-            && names_of(&rule) == p.resource_names;
-        if !grants {
-            out.push(rule);
-            continue;
-        }
-        assert_eq!(
-            rule.api_groups.as_ref().map(Vec::len),
-            Some(1),
-            "a rule of one API group"
-        );
-        let others: Vec<String> = rule
-            .resources
-            .iter()
-            .flatten()
-            .filter(|r| **r != p.resource)
-            .cloned()
-            .collect();
-        if !others.is_empty() {
-            out.push(PolicyRule {
-                resources: Some(others),
-                ..rule.clone()
-            });
-        }
-        let verbs: Vec<String> = rule
-            .verbs
-            .iter()
-            .filter(|v| **v != p.verb)
-            .cloned()
-            .collect();
-        if !verbs.is_empty() {
-            out.push(PolicyRule {
-                resources: Some(vec![p.resource.clone()]),
-                verbs,
-                ..rule
-            });
-        }
-    }
-    out
-}
 
 /// A gRPC client that sends a Kubernetes bearer token.
 type Client = EmrContainersClient<InterceptedService<Channel, Bearer>>;
@@ -388,7 +121,8 @@ impl Scenario<'_> {
             None => full,
         };
         let made = Made { tenant, rbac };
-        let outcome = match made.rbac.create(self.kube).await {
+        let labels = [(TEST_LABEL, TEST_LABEL_VALUE)];
+        let outcome = match made.rbac.apply(self.kube, &labels).await {
             Ok(()) => self.steps(&made).await,
             Err(e) => Err(e),
         };
