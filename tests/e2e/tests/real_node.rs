@@ -1331,6 +1331,38 @@ mod real_node {
             "the run changed in the upgrade"
         );
 
+        // Under load: the job pods move to the kwok nodes (a values change,
+        // another upgrade), 300 runs are started, and the server's pod is
+        // deleted a third of the way through.
+        let mut kwok_values: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&values).unwrap()).unwrap();
+        kwok_values["cluster"]["jobPods"] = json!({});
+        kwok_values["image"]["tag"] = json!(upgraded);
+        let kwok_file = dir.path().join("values-kwok.yaml");
+        std::fs::write(&kwok_file, serde_json::to_string(&kwok_values).unwrap()).unwrap();
+        let (ok, said) = helm_run(&[
+            "upgrade",
+            &release,
+            chart.to_str().unwrap(),
+            "-n",
+            &ns.name,
+            "-f",
+            kwok_file.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "240s",
+        ]);
+        if !ok {
+            panic!("helm upgrade: {said}\n{}", diagnosis(&kube, &ns.name).await);
+        }
+        let server = PodClient {
+            kube: kube.clone(),
+            namespace: ns.name.clone(),
+            pod: format!("{release}-0"),
+            current: Default::default(),
+        };
+        runs_survive_deleting_the_pod(&server, &vc, &tenant.name).await;
+
         // Uninstall: the chart's objects go, the tenant's stay.
         let (ok, said) = helm_run(&[
             "uninstall",
@@ -1379,5 +1411,218 @@ mod real_node {
 
     fn pods_in(kube: &kube::Client, namespace: &str) -> Api<Pod> {
         Api::namespaced(kube.clone(), namespace)
+    }
+
+    /// A client of sparkvc in a pod of the StatefulSet, reconnected to the
+    /// pod's new address when the pod is replaced.
+    struct PodClient {
+        kube: kube::Client,
+        namespace: String,
+        pod: String,
+        current: tokio::sync::Mutex<Option<(String, Client)>>,
+    }
+
+    impl PodClient {
+        /// A client of the pod as it is now, if it is ready.
+        async fn client(&self) -> Option<Client> {
+            let pod = pods_in(&self.kube, &self.namespace)
+                .get_opt(&self.pod)
+                .await
+                .ok()??;
+            let ready = pod
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let ip = pod.status?.pod_ip?;
+            if !ready || pod.metadata.deletion_timestamp.is_some() {
+                return None;
+            }
+            let mut current = self.current.lock().await;
+            if let Some((known, client)) = current.as_ref()
+                && *known == ip
+            {
+                return Some(client.clone());
+            }
+            let channel = tonic::transport::Channel::from_shared(format!("http://{ip}:50051"))
+                .ok()?
+                .connect_timeout(Duration::from_secs(2))
+                .connect()
+                .await
+                .ok()?;
+            let client = sparkvc_proto::EmrContainersClient::new(channel);
+            *current = Some((ip, client.clone()));
+            Some(client)
+        }
+
+        /// Calls `call` until the pod answers it, for up to two minutes.
+        async fn retry<T, F, Fut>(&self, what: &str, mut call: F) -> T
+        where
+            F: FnMut(Client) -> Fut,
+            Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+        {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            let mut last = String::from("the pod was never ready");
+            loop {
+                if let Some(client) = self.client().await {
+                    match call(client).await {
+                        Ok(answer) => return answer,
+                        Err(status) => last = format!("{status:?}"),
+                    }
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{what}: sparkvc's pod did not answer for two minutes; last: {last}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// 300 runs started (each retried with its client token until
+    /// acknowledged) while the server's pod is deleted once 100 are in: the
+    /// StatefulSet brings it back, and every acknowledged run is there, ends,
+    /// and was submitted once (one SUBMITTED, one job-runner, no second
+    /// attempt). The job pods are on kwok nodes, where a job-runner ends
+    /// without a driver, so each run ends FAILED as "driver missing"; the
+    /// test is about the control plane, not Spark.
+    async fn runs_survive_deleting_the_pod(server: &PodClient, vc: &str, tenant: &str) {
+        use futures::StreamExt;
+        const RUNS: usize = 300;
+        let acknowledged = std::sync::atomic::AtomicUsize::new(0);
+        let old_uid = pods_in(&server.kube, &server.namespace)
+            .get(&server.pod)
+            .await
+            .unwrap()
+            .metadata
+            .uid;
+        let start_all = futures::stream::iter(0..RUNS)
+            .map(|i| {
+                let acknowledged = &acknowledged;
+                let request = pb::StartJobRunRequest {
+                    name: format!("load-{i}"),
+                    virtual_cluster_id: vc.into(),
+                    client_token: unique("load"),
+                    execution_role_arn: ROLE_ARN.into(),
+                    release_label: REAL_NODE_RELEASE.into(),
+                    job_driver: Some(submit_driver(
+                        "local:///opt/spark/examples/src/main/python/pi.py",
+                    )),
+                    ..Default::default()
+                };
+                async move {
+                    let id = server
+                        .retry("StartJobRun", |mut c| {
+                            let request = request.clone();
+                            async move { c.start_job_run(request).await }
+                        })
+                        .await
+                        .into_inner()
+                        .id;
+                    acknowledged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    id
+                }
+            })
+            .buffer_unordered(8)
+            .collect::<Vec<String>>();
+        let delete_once_a_third_is_in = async {
+            while acknowledged.load(std::sync::atomic::Ordering::SeqCst) < RUNS / 3 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            pods_in(&server.kube, &server.namespace)
+                .delete(&server.pod, &Default::default())
+                .await
+                .expect("delete sparkvc's pod");
+            let deleted = std::time::Instant::now();
+            loop {
+                let pod = pods_in(&server.kube, &server.namespace)
+                    .get_opt(&server.pod)
+                    .await
+                    .unwrap();
+                let replaced = pod.as_ref().is_some_and(|p| p.metadata.uid != old_uid);
+                if replaced && server.client().await.is_some() {
+                    println!(
+                        "pod deleted to its successor ready: {:?}",
+                        deleted.elapsed()
+                    );
+                    return;
+                }
+                assert!(
+                    deleted.elapsed() < Duration::from_secs(180),
+                    "the StatefulSet did not bring sparkvc back"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        let (ids, ()) = tokio::join!(start_all, delete_once_a_third_is_in);
+        let ids: std::collections::BTreeSet<String> = ids.into_iter().collect();
+        assert_eq!(
+            ids.len(),
+            RUNS,
+            "every start acknowledged once, each its own run"
+        );
+
+        // Every acknowledged run is stored and ends.
+        let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+        let runs = loop {
+            let listed = server
+                .retry("ListJobRuns", |mut c| async move {
+                    Ok::<_, tonic::Status>(all_runs(&mut c, vc).await)
+                })
+                .await;
+            let ours: Vec<pb::JobRun> =
+                listed.into_iter().filter(|r| ids.contains(&r.id)).collect();
+            let open = ours
+                .iter()
+                .filter(|r| !matches!(r.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"))
+                .count();
+            if ours.len() == RUNS && open == 0 {
+                break ours;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {RUNS} acknowledged runs listed, {open} not ended",
+                ours.len()
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        // Each was submitted once: one SUBMITTED in its history, one
+        // job-runner pod, no second attempt.
+        for run in &runs {
+            let submitted = run
+                .state_history
+                .iter()
+                .filter(|t| t.state == "SUBMITTED")
+                .count();
+            assert!(submitted <= 1, "run {} submitted {submitted} times", run.id);
+        }
+        let pods = pods_in(&server.kube, tenant)
+            .list(&ListParams::default().labels("sparkvc.io/component=job-runner"))
+            .await
+            .unwrap()
+            .items;
+        let mut runners: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for pod in &pods {
+            let labels = pod.metadata.labels.clone().unwrap_or_default();
+            let run = labels
+                .get("sparkvc.io/job-run-id")
+                .cloned()
+                .unwrap_or_default();
+            if ids.contains(&run) {
+                let attempt = labels
+                    .get("sparkvc.io/attempt")
+                    .cloned()
+                    .unwrap_or_default();
+                runners.entry(run).or_default().push(attempt);
+            }
+        }
+        let not_once: Vec<_> = runners.iter().filter(|(_, a)| *a != &["1"]).collect();
+        assert!(
+            not_once.is_empty(),
+            "runs with other than one first-attempt job-runner: {not_once:?}"
+        );
+        assert_eq!(runners.len(), RUNS, "every run has its job-runner pod");
     }
 }
