@@ -1172,22 +1172,31 @@ mod real_node {
             )
         };
         let chart = sparkvc_cluster_tests::repo_root().join("deploy/helm/sparkvc");
+        // `helm install` or `upgrade` with a values file and `--set`s,
+        // waiting for the pod to be ready.
+        let deploy = async |verb: &str, values_file: &Path, set: &[&str]| {
+            let mut args = vec![
+                verb,
+                release.as_str(),
+                chart.to_str().unwrap(),
+                "-n",
+                ns.name.as_str(),
+                "-f",
+                values_file.to_str().unwrap(),
+                "--wait",
+                "--timeout",
+                "240s",
+            ];
+            for assignment in set {
+                args.extend(["--set", assignment]);
+            }
+            let (ok, said) = helm_run(&args);
+            if !ok {
+                panic!("helm {verb}: {said}\n{}", diagnosis(&kube, &ns.name).await);
+            }
+        };
         let started = std::time::Instant::now();
-        let (ok, said) = helm_run(&[
-            "install",
-            &release,
-            chart.to_str().unwrap(),
-            "-n",
-            &ns.name,
-            "-f",
-            values.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            "240s",
-        ]);
-        if !ok {
-            panic!("helm install: {said}\n{}", diagnosis(&kube, &ns.name).await);
-        }
+        deploy("install", &values, &[]).await;
         let pod = pods_in(&kube, &ns.name)
             .get(&format!("{release}-0"))
             .await
@@ -1289,23 +1298,7 @@ mod real_node {
         );
         let started = std::time::Instant::now();
         let set_tag = format!("image.tag={upgraded}");
-        let (ok, said) = helm_run(&[
-            "upgrade",
-            &release,
-            chart.to_str().unwrap(),
-            "-n",
-            &ns.name,
-            "-f",
-            values.to_str().unwrap(),
-            "--set",
-            &set_tag,
-            "--wait",
-            "--timeout",
-            "240s",
-        ]);
-        if !ok {
-            panic!("helm upgrade: {said}\n{}", diagnosis(&kube, &ns.name).await);
-        }
+        deploy("upgrade", &values, &[&set_tag]).await;
         let pod = pods_in(&kube, &ns.name)
             .get(&format!("{release}-0"))
             .await
@@ -1340,21 +1333,7 @@ mod real_node {
         kwok_values["image"]["tag"] = json!(upgraded);
         let kwok_file = dir.path().join("values-kwok.yaml");
         std::fs::write(&kwok_file, serde_json::to_string(&kwok_values).unwrap()).unwrap();
-        let (ok, said) = helm_run(&[
-            "upgrade",
-            &release,
-            chart.to_str().unwrap(),
-            "-n",
-            &ns.name,
-            "-f",
-            kwok_file.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            "240s",
-        ]);
-        if !ok {
-            panic!("helm upgrade: {said}\n{}", diagnosis(&kube, &ns.name).await);
-        }
+        deploy("upgrade", &kwok_file, &[]).await;
         let server = PodClient {
             kube: kube.clone(),
             namespace: ns.name.clone(),
