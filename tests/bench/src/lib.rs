@@ -1,6 +1,8 @@
 //! What the benchmark programs share: latency histograms and the results
 //! file.
 
+pub mod baseline;
+
 use hdrhistogram::Histogram;
 use serde_json::json;
 use std::path::Path;

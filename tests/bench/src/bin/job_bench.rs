@@ -12,6 +12,12 @@
 //!   (sparkvc's own, from its metrics, and the whole cluster's, from the API
 //!   server's `apiserver_request_total`), the server's CPU time and peak
 //!   memory;
+//! - a baseline in the same run, on the same API server and kwok nodes: a
+//!   plain client creating exactly what sparkvc creates per run (the
+//!   job-runner pod and its ConfigMap, copied from a run sparkvc made) as
+//!   fast as it can at a few concurrencies; then one more sparkvc phase at
+//!   the best of those rates, and sparkvc's job-runner pods/s there as a
+//!   fraction of the baseline's;
 //! - the raw pod-creation throughput of the same API server, for comparison;
 //! - restart: a server holding 10,000 queued (PENDING) runs is killed with
 //!   SIGKILL and restarted; time until it serves and until its first full
@@ -23,6 +29,7 @@
 //! whole submission and status path of a real run, without Spark itself.
 //!
 //! usage: job-bench [--rates 20,50,100] [--runs 2000] [--run-seconds 1]
+//!   [--baseline-pairs 600] [--baseline-concurrency 8,32,64]
 //!   [--raw-pods 500] [--restart-runs 10000] [--out PATH]
 //! Needs the local cluster with room for the pods and a scheduler allowed
 //! more than its default 50 requests/s (a binding and an event per pod, so
@@ -37,6 +44,7 @@ use kube::api::PostParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
+use sparkvc_bench::baseline;
 use sparkvc_cluster_tests::{LocalEnv, TestNamespace};
 use sparkvc_e2e::{Client, Server, create_vc_request, http_get, start_request, virtual_cluster_on};
 use sparkvc_proto::v1 as pb;
@@ -57,6 +65,13 @@ struct Args {
     /// How long kwok keeps each job-runner pod Running.
     #[arg(long, default_value_t = 1)]
     run_seconds: u32,
+    /// Job-runner pod + ConfigMap pairs the plain client creates at each
+    /// baseline concurrency (0: no baseline, and no phase at its rate).
+    #[arg(long, default_value_t = 600)]
+    baseline_pairs: usize,
+    /// Concurrencies the plain client tries; its fastest is the baseline.
+    #[arg(long, value_delimiter = ',', default_value = "8,32,64")]
+    baseline_concurrency: Vec<usize>,
     /// Pods created directly, for the raw pod-creation figure.
     #[arg(long, default_value_t = 500)]
     raw_pods: usize,
@@ -374,6 +389,43 @@ async fn restart(env: &LocalEnv, kube: &kube::Client, n: usize) -> (f64, f64) {
     (serving, reconciled)
 }
 
+/// Starts one run and returns the objects sparkvc made for it, once its
+/// job-runner pod and ConfigMap both exist.
+async fn capture_a_run(
+    client: &mut Client,
+    kube: &kube::Client,
+    vc: &str,
+    namespace: &str,
+    overrides: &pb::ConfigurationOverrides,
+) -> baseline::RunObjects {
+    let mut req = start_request(vc);
+    req.configuration_overrides = Some(overrides.clone());
+    let id = client
+        .start_job_run(req)
+        .await
+        .expect("StartJobRun")
+        .into_inner()
+        .id;
+    let pods: Api<Pod> = Api::namespaced(kube.clone(), namespace);
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(kube.clone(), namespace);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pod = pods.get_opt(&id).await.expect("read the job-runner pod");
+        let map = maps
+            .get_opt(&format!("spark-{id}-conf"))
+            .await
+            .expect("read the ConfigMap");
+        if pod.is_some() && map.is_some() {
+            return baseline::RunObjects::capture(kube, namespace, &id).await;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {id}'s job-runner objects never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -387,6 +439,7 @@ async fn main() {
     let mut client = server.client().await;
     let vc = virtual_cluster_on(&mut client, &ns.name).await;
     let board: Board = Arc::default();
+    let mut results = serde_json::Map::new();
     watch_runners(ns.api(), board.clone());
     let cluster_writes_before = api_server_writes(&kube).await;
     let cpu_before = proc_cpu_seconds(server.pid());
@@ -397,13 +450,65 @@ async fn main() {
     }))
     .expect("overrides");
 
-    let total_rate: u32 = args.rates.iter().sum();
+    let mut rates = args.rates.clone();
+    let mut baseline_ns = None;
+    let baseline = if args.baseline_pairs > 0 {
+        let objects = capture_a_run(&mut client, &kube, &vc, &ns.name, &overrides).await;
+        let bns = TestNamespace::create(&kube, "baseline")
+            .await
+            .expect("namespace");
+        baseline::service_account_for(&kube, &bns.name, &objects).await;
+        println!(
+            "baseline: a plain client creates sparkvc's job-runner pod and ConfigMap ({} bytes as JSON, from run {})",
+            objects.bytes(),
+            objects.run
+        );
+        let mut figures = vec![];
+        for (k, &concurrency) in args.baseline_concurrency.iter().enumerate() {
+            let f = baseline::plain_client(
+                &kube,
+                &bns.name,
+                &objects,
+                k * args.baseline_pairs,
+                args.baseline_pairs,
+                concurrency,
+            )
+            .await;
+            println!(
+                "  {} pairs, {concurrency:>3} at a time: {:.1} pods/s; pod sent → ConfigMap created p50 {:.1} ms, p99 {:.1} ms",
+                f.pairs,
+                f.pods_per_s,
+                f.pair.ms(0.5),
+                f.pair.ms(0.99)
+            );
+            figures.push(f);
+        }
+        baseline_ns = Some(bns);
+        let best = figures.iter().map(|f| f.pods_per_s).fold(0.0_f64, f64::max);
+        rates.push(best.round().max(1.0) as u32);
+        results.insert(
+            "baseline".into(),
+            json!({
+                "object_bytes": objects.bytes(),
+                "by_concurrency": figures.iter().map(|f| json!({
+                    "concurrency": f.concurrency, "pairs": f.pairs, "pods_per_s": f.pods_per_s,
+                    "pair_latency_ms": {"p50": f.pair.ms(0.5), "p99": f.pair.ms(0.99)},
+                })).collect::<Vec<_>>(),
+                "pods_per_s": best,
+            }),
+        );
+        Some(best)
+    } else {
+        None
+    };
+
+    let total_rate: u32 = rates.iter().sum();
     let phase_secs = args.runs as f64 / f64::from(total_rate.max(1));
     println!(
         "{} job runs: {} phases of {phase_secs:.1} s at {:?} runs/s; kwok ends each job-runner after {} s",
         args.runs,
-        args.rates.len(),
-        args.rates,
+        rates.len(),
+        rates,
         args.run_seconds
     );
     let began = Instant::now();
@@ -418,9 +523,9 @@ async fn main() {
     let mut starts = vec![];
     let mut phase_bounds = vec![];
     let mut left = args.runs;
-    for (phase, &rate) in args.rates.iter().enumerate() {
+    for (phase, &rate) in rates.iter().enumerate() {
         // The last phase takes what rounding left, so the total is exact.
-        let n = if phase + 1 == args.rates.len() {
+        let n = if phase + 1 == rates.len() {
             left
         } else {
             ((phase_secs * f64::from(rate)).round() as usize).min(left)
@@ -492,13 +597,33 @@ async fn main() {
          mean terminal pod event → state stored {server_lag_mean_ms:.1} ms"
     );
     let board = board.lock().unwrap().clone();
-    let mut results = serde_json::Map::new();
+    let stored_at = terminal_stored_at(&client, &vc, board.keys().cloned().collect()).await;
     println!(
-        "{:>8} {:>6} {:>10} {:>13} {:>14} {:>14}",
-        "rate", "runs", "starts/s", "runner pods/s", "submit p50 ms", "submit p99 ms"
+        "{:>8} {:>6} {:>10} {:>13} {:>14} {:>14} {:>11} {:>11}",
+        "rate",
+        "runs",
+        "starts/s",
+        "runner pods/s",
+        "submit p50 ms",
+        "submit p99 ms",
+        "lag p50 ms",
+        "lag p99 ms"
     );
     let mut phases = vec![];
+    let mut last_pods_per_s = 0.0;
     for (phase, (rate, n, _, took)) in phase_bounds.iter().enumerate() {
+        // Status lag of the runs started in this phase: pod terminal → the
+        // terminal state stored.
+        let mut phase_lag = histogram();
+        for (id, t) in board
+            .iter()
+            .filter(|(_, t)| t.phase == phase && t.acked.is_some())
+        {
+            if let (Some(ended), Some(stored)) = (t.runner_ended_wall, stored_at.get(id)) {
+                let lag = stored.duration_since(ended).unwrap_or_default();
+                phase_lag.record(lag.as_micros().max(1) as u64).ok();
+            }
+        }
         let mut submit = histogram();
         let (mut first_ack, mut last_created) = (None::<Instant>, None::<Instant>);
         for t in board.values().filter(|t| t.phase == phase) {
@@ -516,18 +641,28 @@ async fn main() {
         };
         let starts_per_s = *n as f64 / took.as_secs_f64();
         println!(
-            "{rate:>8} {n:>6} {starts_per_s:>10.1} {pods_per_s:>13.1} {:>14.1} {:>14.1}",
+            "{rate:>8} {n:>6} {starts_per_s:>10.1} {pods_per_s:>13.1} {:>14.1} {:>14.1} {:>11.1} {:>11.1}",
             ms(&submit, 0.5),
-            ms(&submit, 0.99)
+            ms(&submit, 0.99),
+            ms(&phase_lag, 0.5),
+            ms(&phase_lag, 0.99)
         );
         phases.push(json!({
             "target_rate": rate, "runs": n, "start_job_run_per_s": starts_per_s,
             "job_runner_pods_per_s": pods_per_s,
             "submit_latency_ms": {"p50": ms(&submit, 0.5), "p99": ms(&submit, 0.99), "max": ms(&submit, 1.0)},
+            "status_lag_stored_ms": {"p50": ms(&phase_lag, 0.5), "p99": ms(&phase_lag, 0.99)},
         }));
+        last_pods_per_s = pods_per_s;
     }
     results.insert("phases".into(), json!(phases));
-    let stored_at = terminal_stored_at(&client, &vc, board.keys().cloned().collect()).await;
+    if let Some(base) = baseline {
+        let ratio = last_pods_per_s / base;
+        println!(
+            "sparkvc at the baseline's rate: {last_pods_per_s:.1} job-runner pods/s = {ratio:.2} of the plain client's {base:.1} (goal ≥ 0.8)"
+        );
+        results.insert("ratio_to_baseline".into(), json!(ratio));
+    }
     let mut stored_lag = histogram();
     for (id, t) in &board {
         if let (Some(ended), Some(stored)) = (t.runner_ended_wall, stored_at.get(id)) {
@@ -603,6 +738,9 @@ async fn main() {
     results.insert("server_peak_rss_mb".into(), json!(rss));
     drop(server);
     ns.delete().await.ok();
+    if let Some(bns) = baseline_ns {
+        bns.delete().await.ok();
+    }
 
     if args.raw_pods > 0 {
         let rate = raw_pod_creation(&kube, args.raw_pods).await;
