@@ -23,17 +23,9 @@ pub struct RunObjects {
 }
 
 impl RunObjects {
-    /// Reads back the job-runner pod `run` and its ConfigMap
-    /// `spark-<run>-conf` from `namespace`.
-    pub async fn capture(kube: &kube::Client, namespace: &str, run: &str) -> Self {
-        let pod = Api::<Pod>::namespaced(kube.clone(), namespace)
-            .get(run)
-            .await
-            .expect("the job-runner pod");
-        let config_map = Api::<ConfigMap>::namespaced(kube.clone(), namespace)
-            .get(&format!("spark-{run}-conf"))
-            .await
-            .expect("the job-runner's ConfigMap");
+    /// The job-runner pod and ConfigMap sparkvc made for `run`, as read
+    /// back from the API server.
+    pub fn new(run: &str, pod: Pod, config_map: ConfigMap) -> Self {
         let mut pod = Pod {
             metadata: as_sent(pod.metadata),
             spec: pod.spec,

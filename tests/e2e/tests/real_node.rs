@@ -1209,13 +1209,9 @@ mod real_node {
         let ip = pod.status.and_then(|s| s.pod_ip).expect("a pod IP");
 
         // sparkvc in the pod, from the host: a virtual cluster, SparkPi.
-        let channel = tonic::transport::Channel::from_shared(format!("http://{ip}:50051"))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
+        let mut client = connect_to_pod(&ip)
             .await
             .expect("connect to sparkvc in its pod");
-        let mut client = sparkvc_proto::EmrContainersClient::new(channel);
         let mut create = create_vc_request(&tenant.name);
         create.container_provider.as_mut().unwrap().id = "local".into();
         let vc = client
@@ -1311,13 +1307,9 @@ mod real_node {
             .map(|s| s.containers[0].image.clone().unwrap_or_default());
         assert!(image_now.is_some_and(|i| i.ends_with(&upgraded)));
         let ip = pod.status.and_then(|s| s.pod_ip).expect("a pod IP");
-        let channel = tonic::transport::Channel::from_shared(format!("http://{ip}:50051"))
-            .unwrap()
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
+        let mut client = connect_to_pod(&ip)
             .await
             .expect("connect to the upgraded sparkvc");
-        let mut client = sparkvc_proto::EmrContainersClient::new(channel);
         assert_eq!(
             describe_run(&mut client, &vc, &run).await,
             before,
@@ -1392,6 +1384,16 @@ mod real_node {
         Api::namespaced(kube.clone(), namespace)
     }
 
+    /// A client of sparkvc's API in a pod at `ip` (its plaintext port 50051).
+    async fn connect_to_pod(ip: &str) -> Result<Client, tonic::transport::Error> {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{ip}:50051"))
+            .expect("a valid URI")
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await?;
+        Ok(sparkvc_proto::EmrContainersClient::new(channel))
+    }
+
     /// A client of sparkvc in a pod of the StatefulSet, reconnected to the
     /// pod's new address when the pod is replaced.
     struct PodClient {
@@ -1425,13 +1427,7 @@ mod real_node {
             {
                 return Some(client.clone());
             }
-            let channel = tonic::transport::Channel::from_shared(format!("http://{ip}:50051"))
-                .ok()?
-                .connect_timeout(Duration::from_secs(2))
-                .connect()
-                .await
-                .ok()?;
-            let client = sparkvc_proto::EmrContainersClient::new(channel);
+            let client = connect_to_pod(&ip).await.ok()?;
             *current = Some((ip, client.clone()));
             Some(client)
         }

@@ -414,6 +414,13 @@ async fn wait_until_all_ended(kube: &kube::Client, namespace: &str) {
     }
 }
 
+/// StartJobRun with the overrides that set how long kwok runs its pods.
+fn kwok_request(vc: &str, overrides: &pb::ConfigurationOverrides) -> pb::StartJobRunRequest {
+    let mut req = start_request(vc);
+    req.configuration_overrides = Some(overrides.clone());
+    req
+}
+
 /// Starts one run and returns the objects sparkvc made for it, once its
 /// job-runner pod and ConfigMap both exist.
 async fn capture_a_run(
@@ -423,10 +430,8 @@ async fn capture_a_run(
     namespace: &str,
     overrides: &pb::ConfigurationOverrides,
 ) -> baseline::RunObjects {
-    let mut req = start_request(vc);
-    req.configuration_overrides = Some(overrides.clone());
     let id = client
-        .start_job_run(req)
+        .start_job_run(kwok_request(vc, overrides))
         .await
         .expect("StartJobRun")
         .into_inner()
@@ -440,8 +445,8 @@ async fn capture_a_run(
             .get_opt(&format!("spark-{id}-conf"))
             .await
             .expect("read the ConfigMap");
-        if pod.is_some() && map.is_some() {
-            return baseline::RunObjects::capture(kube, namespace, &id).await;
+        if let (Some(pod), Some(map)) = (pod, map) {
+            return baseline::RunObjects::new(&id, pod, map);
         }
         assert!(
             Instant::now() < deadline,
@@ -566,8 +571,7 @@ async fn main() {
         for _ in 0..n {
             ticker.tick().await;
             let mut client = client.clone();
-            let mut req = start_request(&vc);
-            req.configuration_overrides = Some(overrides.clone());
+            let req = kwok_request(&vc, &overrides);
             let board = board.clone();
             starts.push(tokio::spawn(async move {
                 let id = client
