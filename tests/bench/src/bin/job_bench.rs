@@ -75,6 +75,12 @@ struct Args {
     /// Pods created directly, for the raw pod-creation figure.
     #[arg(long, default_value_t = 500)]
     raw_pods: usize,
+    /// Virtual clusters the runs are spread over, round robin, each on a
+    /// namespace of its own. One virtual cluster runs at most 1,000 runs at once (AWS's
+    /// cap); the plain client has no such cap, so with one the comparison
+    /// measures the cap while the cluster's backlog holds the slots.
+    #[arg(long, default_value_t = 8)]
+    virtual_clusters: usize,
     /// Queued runs for the restart measurement (0: skip it).
     #[arg(long, default_value_t = 10_000)]
     restart_runs: usize,
@@ -92,6 +98,8 @@ struct Times {
     runner_ended_wall: Option<SystemTime>,
     state_terminal: Option<Instant>,
     phase: usize,
+    /// Index of the run's virtual cluster.
+    vc: usize,
 }
 
 type Board = Arc<Mutex<HashMap<String, Times>>>;
@@ -214,19 +222,18 @@ async fn api_server_writes(kube: &kube::Client) -> HashMap<String, f64> {
     writes
 }
 
-/// DescribeJobRun for each of `ids`, 16 at a time: each run (None if the
+/// DescribeJobRun for each of `ids` (virtual cluster, run), 16 at a time: each run (None if the
 /// call failed) and when its answer came.
 async fn describe_all(
     client: &Client,
-    vc: &str,
-    ids: Vec<String>,
+    ids: Vec<(String, String)>,
 ) -> Vec<(String, Option<pb::JobRun>, Instant)> {
     futures::stream::iter(ids)
-        .map(|id| {
+        .map(|(vc, id)| {
             let mut client = client.clone();
             let req = pb::DescribeJobRunRequest {
                 id: id.clone(),
-                virtual_cluster_id: vc.to_string(),
+                virtual_cluster_id: vc,
             };
             async move {
                 let run = client
@@ -249,8 +256,7 @@ fn is_terminal(state: &str) -> bool {
 /// When each run's terminal state was stored, from its `stateHistory`.
 async fn terminal_stored_at(
     client: &Client,
-    vc: &str,
-    ids: Vec<String>,
+    ids: Vec<(String, String)>,
 ) -> HashMap<String, SystemTime> {
     let stored_at = |run: &pb::JobRun| {
         let last = run.state_history.last().filter(|t| is_terminal(&t.state))?;
@@ -261,7 +267,7 @@ async fn terminal_stored_at(
         );
         Some(SystemTime::UNIX_EPOCH + since_epoch)
     };
-    describe_all(client, vc, ids)
+    describe_all(client, ids)
         .await
         .into_iter()
         .filter_map(|(id, run, _)| Some((id, stored_at(run.as_ref()?)?)))
@@ -272,18 +278,20 @@ async fn terminal_stored_at(
 /// terminal; records when each was first seen so.
 async fn follow_states(
     client: Client,
-    vc: String,
+    vcs: Vec<String>,
     board: Board,
     submitting: Arc<AtomicBool>,
     deadline: Instant,
 ) {
     loop {
-        let waiting: Vec<String> = {
+        let waiting: Vec<(String, String)> = {
             let board = board.lock().unwrap();
             board
                 .iter()
-                .filter(|(_, t)| t.runner_ended.is_some() && t.state_terminal.is_none())
-                .map(|(id, _)| id.clone())
+                .filter(|(_, t)| {
+                    t.acked.is_some() && t.runner_ended.is_some() && t.state_terminal.is_none()
+                })
+                .map(|(id, t)| (vcs[t.vc].clone(), id.clone()))
                 .collect()
         };
         let all_done = {
@@ -295,7 +303,7 @@ async fn follow_states(
         if (all_done && !submitting.load(Ordering::Acquire)) || Instant::now() > deadline {
             return;
         }
-        let checks = describe_all(&client, &vc, waiting).await;
+        let checks = describe_all(&client, waiting).await;
         {
             let mut board = board.lock().unwrap();
             for (id, run, at) in checks {
@@ -461,16 +469,22 @@ async fn main() {
     let args = Args::parse();
     let env = LocalEnv::load().expect("the local cluster (deploy/local/up)");
     let kube = env.kube_client().await.expect("kube client");
-    let ns = TestNamespace::create(&kube, "job-bench")
-        .await
-        .expect("namespace");
     let dir = tempfile::tempdir().expect("temp dir");
     let server = start_server(dir.path(), &server_args(&env));
     let mut client = server.client().await;
-    let vc = virtual_cluster_on(&mut client, &ns.name).await;
     let board: Board = Arc::default();
+    // One namespace per virtual cluster (a namespace holds at most one).
+    let (mut namespaces, mut vcs) = (vec![], vec![]);
+    for _ in 0..args.virtual_clusters.max(1) {
+        let ns = TestNamespace::create(&kube, "job-bench")
+            .await
+            .expect("namespace");
+        vcs.push(virtual_cluster_on(&mut client, &ns.name).await);
+        watch_runners(ns.api(), board.clone());
+        namespaces.push(ns);
+    }
+    let (ns, vc) = (&namespaces[0], vcs[0].clone());
     let mut results = serde_json::Map::new();
-    watch_runners(ns.api(), board.clone());
     let overrides: pb::ConfigurationOverrides = serde_json::from_value(json!({
         "applicationConfiguration": [{"classification": "emr-job-submitter", "properties": {
             "jobsubmitter.annotation.sparkvc.io/kwok-run-seconds": args.run_seconds.to_string()
@@ -539,8 +553,9 @@ async fn main() {
     let total_rate: u32 = rates.iter().sum();
     let phase_secs = args.runs as f64 / f64::from(total_rate.max(1));
     println!(
-        "{} job runs: {} phases of {phase_secs:.1} s at {:?} runs/s; kwok ends each job-runner after {} s",
+        "{} job runs over {} virtual clusters: {} phases of {phase_secs:.1} s at {:?} runs/s; kwok ends each job-runner after {} s",
         args.runs,
+        vcs.len(),
         rates.len(),
         rates,
         args.run_seconds
@@ -549,7 +564,7 @@ async fn main() {
     let submitting = Arc::new(AtomicBool::new(true));
     let follower = tokio::spawn(follow_states(
         client.clone(),
-        vc.clone(),
+        vcs.clone(),
         board.clone(),
         submitting.clone(),
         Instant::now() + Duration::from_secs(900),
@@ -568,10 +583,11 @@ async fn main() {
         let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
         let phase_start = Instant::now();
         let mut ticker = tokio::time::interval(interval);
-        for _ in 0..n {
+        for i in 0..n {
             ticker.tick().await;
             let mut client = client.clone();
-            let req = kwok_request(&vc, &overrides);
+            let vc_index = i % vcs.len();
+            let req = kwok_request(&vcs[vc_index], &overrides);
             let board = board.clone();
             starts.push(tokio::spawn(async move {
                 let id = client
@@ -585,6 +601,7 @@ async fn main() {
                 let t = board.entry(id).or_default();
                 t.acked = Some(now);
                 t.phase = phase;
+                t.vc = vc_index;
             }));
         }
         phase_bounds.push((rate, n, phase_start, phase_start.elapsed()));
@@ -629,8 +646,30 @@ async fn main() {
         "server metrics: mean accepted → job-runner created {server_submit_mean_ms:.1} ms; \
          mean terminal pod event → state stored {server_lag_mean_ms:.1} ms"
     );
+    // Where a submission's time goes: the executor's own requests.
+    let mut request_means = serde_json::Map::new();
+    for kind in ["Pod", "ConfigMap"] {
+        let selector = format!("{{verb=\"create\",resource=\"{kind}\"");
+        let sum = metric_sum(
+            &metrics,
+            &format!("sparkvc_kubernetes_request_duration_seconds_sum{selector}"),
+        );
+        let count = metric_sum(
+            &metrics,
+            &format!("sparkvc_kubernetes_request_duration_seconds_count{selector}"),
+        );
+        let mean = 1000.0 * sum / count.max(1.0);
+        println!("  create {kind}: {count:.0} requests, mean {mean:.1} ms");
+        request_means.insert(format!("create_{kind}_mean_ms"), json!(mean));
+    }
+    results.insert("server_requests".into(), json!(request_means));
     let board = board.lock().unwrap().clone();
-    let stored_at = terminal_stored_at(&client, &vc, board.keys().cloned().collect()).await;
+    let ids = board
+        .iter()
+        .filter(|(_, t)| t.acked.is_some())
+        .map(|(id, t)| (vcs[t.vc].clone(), id.clone()))
+        .collect();
+    let stored_at = terminal_stored_at(&client, ids).await;
     println!(
         "{:>8} {:>6} {:>10} {:>13} {:>14} {:>14} {:>11} {:>11}",
         "rate",
@@ -761,6 +800,7 @@ async fn main() {
         json!(server_lag_mean_ms),
     );
     results.insert("runs".into(), json!(args.runs));
+    results.insert("virtual_clusters".into(), json!(vcs.len()));
     results.insert("terminal_runs".into(), json!(terminal));
     results.insert("all_terminal_s".into(), json!(all_terminal.as_secs_f64()));
     results.insert(
@@ -770,7 +810,9 @@ async fn main() {
     results.insert("server_cpu_s".into(), json!(cpu));
     results.insert("server_peak_rss_mb".into(), json!(rss));
     drop(server);
-    ns.delete().await.ok();
+    for ns in namespaces {
+        ns.delete().await.ok();
+    }
     if let Some(bns) = baseline_ns {
         bns.delete().await.ok();
     }
