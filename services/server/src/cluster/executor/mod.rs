@@ -1,9 +1,11 @@
 //! Runs job runs on Kubernetes and keeps their state from what the cluster
 //! reports.
 //!
-//! - Queue: each pass plans what to do with the open runs ([`queue`]): PENDING
-//!   runs take their virtual cluster's free `maxConcurrentJobRuns` slots in
-//!   submission order; the steps run up to [`PARALLEL`] at a time.
+//! - Queue: the executor plans what to do with the open runs
+//!   ([`queue`](super::queue)): PENDING runs take their virtual cluster's free
+//!   `maxConcurrentJobRuns` slots in submission order. Up to [`PARALLEL`]
+//!   steps call the Kubernetes API at once, and a step starts as soon as a
+//!   slot frees ([`pipeline`]).
 //! - Submission: a run is rendered (`render`) and its objects are created
 //!   with deterministic names, so a retry or a restarted server never makes a
 //!   second job-runner. The job-runner pod is the run's owner object: the
@@ -41,6 +43,7 @@
 
 mod backoff;
 mod namespaces;
+mod pipeline;
 mod settle;
 mod start_check;
 mod submit;
@@ -53,7 +56,6 @@ mod tests;
 
 use super::Clusters;
 use super::lease::Fence;
-use super::queue::{self, OpenRun, Step};
 use super::templates::{TemplateError, TemplateReader};
 use crate::ids::Clock;
 use crate::log_access::LogAccessChecker;
@@ -62,9 +64,8 @@ use crate::release::Catalogue;
 use crate::render::RenderError;
 use crate::render::tenancy::TenancyConfig;
 use crate::state;
-use crate::store::{Store, StoreError, Timer};
+use crate::store::{Store, StoreError};
 use backoff::ClusterBackoff;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector;
 use sparkvc_proto::FailureReason;
@@ -77,11 +78,16 @@ use tokio::sync::Notify;
 /// How often the open runs are re-read even without a wake-up (and start
 /// timeouts checked).
 const RESYNC: Duration = Duration::from_secs(5);
-/// How many submissions and cancellations are in flight at once. Each
-/// waits mostly on the API server; with 16, a run waited 2.5-6 s from
-/// accepted to job-runner created at 100 runs/s on the benchmark machine,
-/// with 64 1-2 s, for the same pods per second.
+/// How many steps call the Kubernetes API at once (creating a run's
+/// objects, a cancellation, a start check). Each waits mostly on the API
+/// server; with 16, a run waited 2.5-6 s from accepted to job-runner created
+/// at 100 runs/s on the benchmark machine, with 64 1-2 s, for the same pods
+/// per second.
 pub const PARALLEL: usize = 64;
+/// How many steps are in flight at once, counting those past their
+/// Kubernetes requests that wait for their state to be stored: the store
+/// write does not hold one of the [`PARALLEL`] slots.
+const STEPS_IN_FLIGHT: usize = 4 * PARALLEL;
 /// How long a shared object sparkvc created is trusted to still exist.
 const SHARED_OBJECT_TTL: Duration = Duration::from_secs(600);
 /// `job-start-timeout` when the run sets none (EMR's default).
@@ -124,6 +130,8 @@ pub struct Executor {
     backoff: Mutex<ClusterBackoff>,
     /// Clusters this instance may act on (it holds their Lease).
     fence: Fence,
+    /// The [`PARALLEL`] slots of the steps that call the Kubernetes API.
+    kube_slots: tokio::sync::Semaphore,
 }
 
 /// The executor's tasks, as [`Executor::spawn`] started them.
@@ -229,6 +237,7 @@ impl Executor {
             settings,
             backoff: Mutex::default(),
             fence: Fence::default(),
+            kube_slots: tokio::sync::Semaphore::new(PARALLEL),
         }
     }
 
@@ -259,6 +268,15 @@ impl Executor {
         Running { tasks }
     }
 
+    /// Waits for one of the [`PARALLEL`] slots of Kubernetes API work.
+    async fn kube_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        // Never closed, so acquiring only waits.
+        self.kube_slots
+            .acquire()
+            .await
+            .expect("the executor's semaphore is never closed")
+    }
+
     fn lock_backoff(&self) -> std::sync::MutexGuard<'_, ClusterBackoff> {
         self.backoff.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -271,130 +289,6 @@ impl Executor {
 
     fn lock_pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, reflector::Store<Pod>>> {
         self.pods.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn submission_loop(&self) {
-        let mut check_starts = true;
-        loop {
-            // Another instance holds every cluster's Lease: nothing to do
-            // here but wait (the pass would hold every step back anyway).
-            if !self.fence.holds_any(self.clusters.ids()) {
-                tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
-                continue;
-            }
-            if let Err(err) = self.pass(check_starts).await {
-                tracing::warn!(error = %err, "reconcile pass failed; retrying");
-            }
-            if let Err(err) = self.run_due(Timer::Retry).await {
-                self.metrics.reconcile_error("store");
-                tracing::warn!(error = %err, "starting retried attempts failed; retrying");
-            }
-            if let Err(err) = self.tend_namespaces().await {
-                self.metrics.reconcile_error("store");
-                tracing::warn!(error = %err, "finishing virtual cluster deletions failed; retrying");
-            }
-            if check_starts && let Err(err) = self.run_due(Timer::Cleanup).await {
-                self.metrics.reconcile_error("store");
-                tracing::warn!(error = %err, "cleaning up finished runs failed; retrying");
-            }
-            check_starts = tokio::select! {
-                () = self.wake.notified() => false,
-                () = tokio::time::sleep(self.until_next_retry()) => true,
-            };
-        }
-    }
-
-    /// How long the loop may sleep: until the next resync, or the next
-    /// retried attempt if that is sooner.
-    fn until_next_retry(&self) -> Duration {
-        match self.store.next_due(Timer::Retry) {
-            Ok(Some(due)) => {
-                let wait = Duration::from_micros(due.saturating_sub(self.clock.now_micros()));
-                wait.min(RESYNC)
-            }
-            Ok(None) | Err(_) => RESYNC,
-        }
-    }
-
-    /// One pass over the open runs: plan the steps, then run them.
-    async fn pass(&self, check_starts: bool) -> Result<(), StoreError> {
-        let open: Vec<OpenRun> = self
-            .store
-            .open_job_runs()?
-            .into_iter()
-            .map(|(vc_id, run_id, state)| OpenRun {
-                vc_id,
-                run_id,
-                state,
-            })
-            .collect();
-        // Each virtual cluster's concurrency limit and Kubernetes cluster.
-        let mut vcs: HashMap<&str, (usize, Option<String>)> = HashMap::new();
-        for run in &open {
-            if vcs.contains_key(run.vc_id.as_str()) {
-                continue;
-            }
-            let vc = self.store.virtual_cluster(&run.vc_id)?;
-            let limit = vc
-                .as_ref()
-                .and_then(|vc| vc.scheduler_configuration)
-                .and_then(|s| s.max_concurrent_job_runs)
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(queue::DEFAULT_MAX_CONCURRENT);
-            let cluster = vc
-                .and_then(|vc| vc.container_provider)
-                .map(|provider| provider.id);
-            vcs.insert(&run.vc_id, (limit, cluster));
-        }
-        let steps = queue::plan(&open, |vc_id| vcs[vc_id].0, check_starts);
-        let results = futures::stream::iter(steps)
-            .map(|(i, step)| {
-                let run = &open[i];
-                let cluster = vcs[run.vc_id.as_str()].1.as_deref();
-                async move {
-                    // Decided when the step starts, so that a pass stops
-                    // sending requests soon after the API server fails.
-                    if cluster.is_some_and(|c| {
-                        !self.fence.holds(c) || self.lock_backoff().waiting(c, self.clock.now())
-                    }) {
-                        return (run, step, cluster, None);
-                    }
-                    let result = match step {
-                        Step::Submit => self.submit(&run.vc_id, &run.run_id).await,
-                        Step::Cancel => self.cancel(&run.vc_id, &run.run_id).await,
-                        Step::CheckStart => self.check_start(&run.vc_id, &run.run_id).await,
-                    };
-                    (run, step, cluster, Some(result))
-                }
-            })
-            .buffer_unordered(PARALLEL);
-        futures::pin_mut!(results);
-        let mut first_error = None;
-        while let Some((run, step, cluster, result)) = results.next().await {
-            let Some(result) = result else {
-                continue; // held back
-            };
-            if let Some(cluster) = cluster {
-                let mut backoff = self.lock_backoff();
-                match &result {
-                    Err(SubmitError::Retry(_)) => backoff.failed(cluster, self.clock.now()),
-                    // A start check usually only reads the store: its
-                    // success says nothing about the API server.
-                    Ok(()) if step != Step::CheckStart => backoff.succeeded(cluster),
-                    _ => {}
-                }
-            }
-            if let Err(err) = self.settle(&run.vc_id, &run.run_id, result).await {
-                first_error.get_or_insert(err);
-            }
-        }
-        if first_error.is_none() {
-            self.metrics.reconcile_passes.inc();
-        }
-        first_error.map_or(Ok(()), Err)
     }
 
     /// Whether the virtual cluster's cluster is one this instance may not

@@ -109,9 +109,21 @@ impl Executor {
         Ok(runner_name)
     }
 
-    /// PENDING → SUBMITTED: checks that the run's logs can be written, then
-    /// creates its first attempt.
+    /// [`Self::submit_in`] once an API slot is free (tests).
+    #[cfg(test)]
     pub(super) async fn submit(&self, vc_id: &str, run_id: &str) -> Result<(), SubmitError> {
+        self.submit_in(vc_id, run_id, self.kube_slot().await).await
+    }
+
+    /// PENDING → SUBMITTED: checks that the run's logs can be written, then
+    /// creates its first attempt. `slot` is the step's share of the API
+    /// server, given back once the objects exist.
+    pub(super) async fn submit_in(
+        &self,
+        vc_id: &str,
+        run_id: &str,
+        slot: tokio::sync::SemaphorePermit<'_>,
+    ) -> Result<(), SubmitError> {
         let Some((run, at)) = self.run_and_placement(vc_id, run_id)? else {
             return Ok(());
         };
@@ -127,6 +139,7 @@ impl Executor {
         let runner_name = self
             .create_attempt(&run, &at, state::attempt_of(&run))
             .await?;
+        drop(slot);
         let outcome = Outcome {
             details: format!(
                 "Job-runner {runner_name} created in namespace {}.",
