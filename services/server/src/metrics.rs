@@ -112,7 +112,7 @@ impl Default for Metrics {
         let reconcile_passes = Counter::default();
         registry.register(
             "reconcile_passes",
-            "Executor passes over the open job runs that completed",
+            "Executor plans (passes over the open job runs) whose steps all completed",
             reconcile_passes.clone(),
         );
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();

@@ -161,15 +161,35 @@ pub struct QueueCounts {
     pub in_queue: i64,
     /// RUNNING.
     pub running: i64,
+    /// PENDING: waiting for a slot.
+    pub pending: i64,
+    /// SUBMITTED.
+    pub submitted: i64,
+    /// CANCEL_PENDING: holding a slot until its pods are deleted.
+    pub cancel_pending: i64,
 }
 
 impl QueueCounts {
     fn add(&mut self, state: JobRunState, sign: i64) {
         match state {
-            JobRunState::Pending | JobRunState::Submitted => self.in_queue += sign,
+            JobRunState::Pending => {
+                self.in_queue += sign;
+                self.pending += sign;
+            }
+            JobRunState::Submitted => {
+                self.in_queue += sign;
+                self.submitted += sign;
+            }
             JobRunState::Running => self.running += sign,
+            JobRunState::CancelPending => self.cancel_pending += sign,
             _ => {}
         }
+    }
+
+    /// Runs that hold one of the `maxConcurrentJobRuns` slots (see
+    /// `cluster::queue`).
+    pub fn holding(&self) -> i64 {
+        self.submitted + self.running + self.cancel_pending
     }
 }
 
@@ -373,6 +393,28 @@ impl Store {
     pub fn queue_counts(&self, vc_id: &str) -> QueueCounts {
         let counts = self.inner.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.get(vc_id).copied().unwrap_or_default()
+    }
+
+    /// The queue counts of every virtual cluster that has had open runs
+    /// since the store opened (most have none left).
+    pub fn all_queue_counts(&self) -> Vec<(String, QueueCounts)> {
+        let counts = self.inner.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.iter().map(|(vc, c)| (vc.clone(), *c)).collect()
+    }
+
+    /// The IDs of virtual cluster `vc_id`'s runs stored in `state`, oldest
+    /// first, from the state index: reads only those runs' index keys.
+    pub fn job_run_ids_in_state(
+        &self,
+        vc_id: &str,
+        state: JobRunState,
+    ) -> impl Iterator<Item = StoreResult<String>> + '_ {
+        let prefix = keys::by_state(&keys::job_run_prefix(vc_id), state.as_str(), b"");
+        let skip = prefix.len();
+        self.tree(TreeId::JobRunsByState)
+            .scan_prefix(prefix)
+            .keys()
+            .map(move |key| Ok(String::from_utf8_lossy(&key?[skip..]).into_owned()))
     }
 
     /// Every non-terminal job run, as (virtual cluster ID, job run ID, state).

@@ -19,22 +19,23 @@ use crate::state::JobRunState;
 use crate::store::{StoreError, Timer};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// A step, as planned: what to do to which run, on which cluster.
 #[derive(Debug, Clone)]
 pub(super) struct Planned {
-    run: OpenRun,
-    step: Step,
+    pub(super) run: OpenRun,
+    pub(super) step: Step,
     /// The Kubernetes cluster of the run's virtual cluster, if configured.
     cluster: Option<String>,
     /// The plan it belongs to, to tell when a plan is done.
     plan: u64,
 }
 
-type RunKey = (String, String);
+/// (virtual cluster ID, job run ID).
+pub(super) type RunKey = (String, String);
 
 fn key(run: &OpenRun) -> RunKey {
     (run.vc_id.clone(), run.run_id.clone())
@@ -75,7 +76,7 @@ impl Executor {
     /// Plans and runs steps until the task is stopped.
     pub(super) async fn submission_loop(&self) {
         let mut backlog: VecDeque<Planned> = VecDeque::new();
-        let mut busy: HashSet<RunKey> = HashSet::new();
+        let mut busy: HashMap<RunKey, Step> = HashMap::new();
         let mut plans = Plans::default();
         let mut running = FuturesUnordered::new();
         let (mut plan_due, mut check_starts) = (true, true);
@@ -112,7 +113,7 @@ impl Executor {
             while running.len() < STEPS_IN_FLIGHT
                 && let Some(planned) = backlog.pop_front()
             {
-                busy.insert(key(&planned.run));
+                busy.insert(key(&planned.run), planned.step);
                 running.push(async move {
                     let result = self.run_step(&planned).await;
                     (planned, result)
@@ -172,32 +173,30 @@ impl Executor {
     /// The steps for the open runs, leaving out the runs in `busy` (a step
     /// of theirs is still in flight). A busy PENDING run is being submitted:
     /// it holds its slot already.
-    fn plan(&self, check_starts: bool, busy: &HashSet<RunKey>) -> Result<Vec<Planned>, StoreError> {
-        let open: Vec<OpenRun> = self
-            .store
-            .open_job_runs()?
-            .into_iter()
-            .map(|(vc_id, run_id, state)| {
-                let submitting = state == JobRunState::Pending
-                    && busy.contains(&(vc_id.clone(), run_id.clone()));
-                OpenRun {
-                    vc_id,
-                    run_id,
-                    state: if submitting {
-                        JobRunState::Submitted
-                    } else {
-                        state
-                    },
-                }
-            })
-            .collect();
-        // Each virtual cluster's concurrency limit and Kubernetes cluster.
-        let mut vcs: HashMap<&str, (usize, Option<String>)> = HashMap::new();
-        for run in &open {
-            if vcs.contains_key(run.vc_id.as_str()) {
+    ///
+    /// Reads only what it may act on: each virtual cluster's counts say
+    /// how many slots are free, and the state index gives that many PENDING
+    /// runs, oldest first, plus the CANCEL_PENDING ones (and the SUBMITTED
+    /// ones for a start check). A cluster full of RUNNING runs costs
+    /// nothing here, however many there are.
+    pub(super) fn plan(
+        &self,
+        check_starts: bool,
+        busy: &HashMap<RunKey, Step>,
+    ) -> Result<Vec<Planned>, StoreError> {
+        let mut submitting: HashMap<&str, usize> = HashMap::new();
+        for ((vc_id, _), step) in busy {
+            if *step == Step::Submit {
+                *submitting.entry(vc_id.as_str()).or_default() += 1;
+            }
+        }
+        let mut steps = Vec::new();
+        for (vc_id, counts) in self.store.all_queue_counts() {
+            let checks = if check_starts { counts.submitted } else { 0 };
+            if counts.pending + counts.cancel_pending + checks <= 0 {
                 continue;
             }
-            let vc = self.store.virtual_cluster(&run.vc_id)?;
+            let vc = self.store.virtual_cluster(&vc_id)?;
             let limit = vc
                 .as_ref()
                 .and_then(|vc| vc.scheduler_configuration)
@@ -207,18 +206,44 @@ impl Executor {
             let cluster = vc
                 .and_then(|vc| vc.container_provider)
                 .map(|provider| provider.id);
-            vcs.insert(&run.vc_id, (limit, cluster));
+            // A submission whose SUBMITTED state is stored but whose step
+            // has not finished counts twice for a moment: that only delays
+            // the next submission, never lets one exceed the limit.
+            let holding = usize::try_from(counts.holding()).unwrap_or(0)
+                + submitting.get(vc_id.as_str()).copied().unwrap_or(0);
+            let free = queue::free_slots(limit, holding);
+            let mut wanted = vec![(JobRunState::CancelPending, Step::Cancel, usize::MAX)];
+            if free > 0 {
+                wanted.push((JobRunState::Pending, Step::Submit, free));
+            }
+            if check_starts {
+                wanted.push((JobRunState::Submitted, Step::CheckStart, usize::MAX));
+            }
+            for (state, step, most) in wanted {
+                let mut taken = 0;
+                for run_id in self.store.job_run_ids_in_state(&vc_id, state) {
+                    if taken == most {
+                        break;
+                    }
+                    let run_id = run_id?;
+                    if busy.contains_key(&(vc_id.clone(), run_id.clone())) {
+                        continue;
+                    }
+                    taken += 1;
+                    steps.push(Planned {
+                        run: OpenRun {
+                            vc_id: vc_id.clone(),
+                            run_id,
+                            state,
+                        },
+                        step,
+                        cluster: cluster.clone(),
+                        plan: 0,
+                    });
+                }
+            }
         }
-        Ok(queue::plan(&open, |vc_id| vcs[vc_id].0, check_starts)
-            .into_iter()
-            .filter(|(i, _)| !busy.contains(&key(&open[*i])))
-            .map(|(i, step)| Planned {
-                run: open[i].clone(),
-                step,
-                cluster: vcs[open[i].vc_id.as_str()].1.clone(),
-                plan: 0,
-            })
-            .collect())
+        Ok(steps)
     }
 
     /// Runs one step once an API slot is free; None if it was held back
@@ -266,7 +291,7 @@ impl Executor {
     /// step and record their outcomes.
     #[cfg(test)]
     pub(super) async fn pass(&self, check_starts: bool) -> Result<(), StoreError> {
-        let steps = self.plan(check_starts, &HashSet::new())?;
+        let steps = self.plan(check_starts, &HashMap::new())?;
         // Lazily started, so a step that starts after another failed sees
         // its cluster's backoff, as in the loop.
         let results = futures::stream::iter(steps)

@@ -536,3 +536,50 @@ fn refusals_name_the_missing_permission_not_the_requester() {
     // Anything else passes unchanged.
     assert_eq!(super::without_requester("quota exceeded"), "quota exceeded");
 }
+
+#[tokio::test]
+async fn a_plan_gives_free_slots_to_the_oldest_pending_runs_and_skips_runs_in_flight() {
+    use crate::cluster::queue::Step;
+    let h = Harness::new().await;
+    let mut vc = h.store.virtual_cluster(VC).unwrap().unwrap();
+    vc.scheduler_configuration =
+        serde_json::from_value(json!({"maxConcurrentJobRuns": 2})).unwrap();
+    h.store
+        .write(|txn| -> Result<(), StoreError> { txn.put_virtual_cluster(&vc) })
+        .await
+        .unwrap();
+    for id in [
+        "0000000000000000001",
+        "0000000000000000002",
+        "0000000000000000003",
+    ] {
+        h.add_run(id, json!({})).await;
+    }
+    h.force("0000000000000000001", JobRunState::Submitted).await;
+    let steps = |check_starts, busy: &HashMap<(String, String), Step>| -> Vec<(String, Step)> {
+        h.executor
+            .plan(check_starts, busy)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.run.run_id, p.step))
+            .collect()
+    };
+
+    // One slot of two is held: the oldest PENDING run takes the other.
+    let none = HashMap::new();
+    assert_eq!(
+        steps(false, &none),
+        [("0000000000000000002".into(), Step::Submit)]
+    );
+    // While it is being submitted it holds that slot, and gets no second step.
+    let busy = HashMap::from([(
+        (VC.to_string(), "0000000000000000002".to_string()),
+        Step::Submit,
+    )]);
+    assert_eq!(steps(false, &busy), []);
+    // Start checks look at the SUBMITTED runs only when asked to.
+    assert_eq!(
+        steps(true, &busy),
+        [("0000000000000000001".into(), Step::CheckStart)]
+    );
+}
