@@ -713,6 +713,11 @@ where
     }
 }
 
+/// Whether a job run state is terminal (COMPLETED, FAILED or CANCELLED).
+pub fn is_terminal(state: &str) -> bool {
+    matches!(state, "COMPLETED" | "FAILED" | "CANCELLED")
+}
+
 /// Every job run of a virtual cluster, following nextToken.
 pub async fn all_runs(client: &mut Client, vc: &str) -> Vec<pb::JobRun> {
     let mut runs = Vec::new();

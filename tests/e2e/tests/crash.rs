@@ -98,10 +98,7 @@ async fn kill9_at_random_points_loses_nothing_and_submits_nothing_twice() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     let runs = loop {
         let runs = all_runs(&mut client, &vc).await;
-        let open = runs
-            .iter()
-            .filter(|r| !matches!(r.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"))
-            .count();
+        let open = runs.iter().filter(|r| !is_terminal(&r.state)).count();
         if open == 0 {
             break runs;
         }

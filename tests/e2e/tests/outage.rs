@@ -57,7 +57,7 @@ impl Drop for RestartOnDrop {
 }
 
 fn is_open(state: &str) -> bool {
-    !matches!(state, "COMPLETED" | "FAILED" | "CANCELLED")
+    !is_terminal(state)
 }
 
 #[tokio::test]

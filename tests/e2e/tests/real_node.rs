@@ -90,10 +90,7 @@ mod real_node {
 
     /// Waits for the run to end and returns it.
     async fn ended(s: &mut ClusterSetup, id: &str) -> pb::JobRun {
-        wait_or_diagnose(s, id, "a terminal state", |run| {
-            matches!(run.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED")
-        })
-        .await
+        wait_or_diagnose(s, id, "a terminal state", |run| is_terminal(&run.state)).await
     }
 
     /// Waits until the run is in `state` and returns it.
@@ -542,7 +539,7 @@ mod real_node {
             }
             let run = describe_run(&mut s.client, &s.vc.clone(), &id).await;
             assert!(
-                !matches!(run.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"),
+                !is_terminal(&run.state),
                 "the run ended ({}: {}) before an executor pod was seen",
                 run.state,
                 run.state_details
@@ -1249,7 +1246,7 @@ mod real_node {
             &run,
             "a terminal state",
             RUN_TIMEOUT,
-            |r| matches!(r.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"),
+            |r| is_terminal(&r.state),
         )
         .await;
         if done.state != "COMPLETED" {
@@ -1549,10 +1546,7 @@ mod real_node {
                 .await;
             let ours: Vec<pb::JobRun> =
                 listed.into_iter().filter(|r| ids.contains(&r.id)).collect();
-            let open = ours
-                .iter()
-                .filter(|r| !matches!(r.state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED"))
-                .count();
+            let open = ours.iter().filter(|r| !is_terminal(&r.state)).count();
             if ours.len() == RUNS && open == 0 {
                 break ours;
             }

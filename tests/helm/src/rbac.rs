@@ -139,21 +139,17 @@ impl Rbac {
     pub fn without(&self, permission: &Permission) -> Self {
         let mut rbac = self.clone();
         let names_of = |rule: &PolicyRule| self.names_of(rule);
+        let strip =
+            |kind: &str, meta: &kube::api::ObjectMeta, rules: &mut Option<Vec<PolicyRule>>| {
+                if self.role_key(kind, meta) == permission.role {
+                    *rules = rules.take().map(|r| rules_without(r, permission, names_of));
+                }
+            };
         for role in &mut rbac.cluster_roles {
-            if self.role_key("ClusterRole", &role.metadata) == permission.role {
-                role.rules = role
-                    .rules
-                    .take()
-                    .map(|r| rules_without(r, permission, names_of));
-            }
+            strip("ClusterRole", &role.metadata, &mut role.rules);
         }
         for role in &mut rbac.roles {
-            if self.role_key("Role", &role.metadata) == permission.role {
-                role.rules = role
-                    .rules
-                    .take()
-                    .map(|r| rules_without(r, permission, names_of));
-            }
+            strip("Role", &role.metadata, &mut role.rules);
         }
         rbac
     }

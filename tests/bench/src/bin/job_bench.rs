@@ -46,7 +46,9 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use sparkvc_bench::baseline;
 use sparkvc_cluster_tests::{LocalEnv, TestNamespace};
-use sparkvc_e2e::{Client, Server, create_vc_request, http_get, start_request, virtual_cluster_on};
+use sparkvc_e2e::{
+    Client, Server, create_vc_request, http_get, is_terminal, start_request, virtual_cluster_on,
+};
 use sparkvc_proto::v1 as pb;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -247,10 +249,6 @@ async fn describe_all(
         .buffer_unordered(16)
         .collect()
         .await
-}
-
-fn is_terminal(state: &str) -> bool {
-    matches!(state, "COMPLETED" | "FAILED" | "CANCELLED")
 }
 
 /// When each run's terminal state was stored, from its `stateHistory`.
