@@ -2,6 +2,7 @@
 //! file.
 
 pub mod baseline;
+pub mod process;
 
 use hdrhistogram::Histogram;
 use serde_json::json;

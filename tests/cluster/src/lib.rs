@@ -64,6 +64,9 @@ pub struct LocalEnv {
     /// `NAMESPACE/NAME` of the Lease that identity may hold
     /// (`$SPARKVC_SERVER_LEASE`), if it is limited to one.
     pub server_lease: Option<String>,
+    /// Where `deploy/local/up` keeps the cluster's state, logs and PID
+    /// files (`$SPARKVC_LOCAL_RUN_DIR`).
+    pub run_dir: PathBuf,
 }
 
 impl LocalEnv {
@@ -98,6 +101,7 @@ impl LocalEnv {
             server_lease: from_process("SPARKVC_SERVER_LEASE"),
             kubeconfig,
             context: get("SPARKVC_KUBE_CONTEXT")?,
+            run_dir: PathBuf::from(get("SPARKVC_LOCAL_RUN_DIR")?),
             aws_endpoint: get("AWS_ENDPOINT_URL")?,
             aws_region: get("AWS_REGION")?,
             aws_access_key_id: get("AWS_ACCESS_KEY_ID")?,
@@ -107,6 +111,19 @@ impl LocalEnv {
                 .filter(|v| !v.is_empty())
                 .cloned(),
         })
+    }
+
+    /// The PID of a process `deploy/local/up` started (`etcd`,
+    /// `kube-apiserver`, `kwok`, ...), from its PID file; None when it has
+    /// none.
+    pub fn component_pid(&self, name: &str) -> Option<u32> {
+        let file = self.run_dir.join("pids").join(format!("{name}.pid"));
+        std::fs::read_to_string(file)
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
 
     /// The `sparkvc-server` flags that serve this cluster as `local`, as

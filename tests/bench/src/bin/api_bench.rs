@@ -11,6 +11,7 @@
 use clap::Parser;
 use serde_json::json;
 use sparkvc_bench::Latencies;
+use sparkvc_bench::process::{cpu_seconds, peak_rss_mb};
 use sparkvc_e2e::{Client, Server, new_virtual_cluster, start_request};
 use sparkvc_proto::v1 as pb;
 use std::path::PathBuf;
@@ -199,28 +200,8 @@ where
     lat
 }
 
-/// CPU time (user + system, all threads) the process has used. USER_HZ,
-/// the unit of /proc/<pid>/stat, is 100 on every Linux ABI.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold
-    // spaces: state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
-
 fn per_request_us(before: Option<f64>, after: Option<f64>, requests: usize) -> Option<f64> {
     Some((after? - before?) * 1e6 / requests as f64)
-}
-
-fn peak_rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
 }
 
 #[tokio::main]

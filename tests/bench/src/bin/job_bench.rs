@@ -45,6 +45,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use sparkvc_bench::baseline;
+use sparkvc_bench::process::{cpu_seconds, metric_sum, peak_rss_mb};
 use sparkvc_cluster_tests::{LocalEnv, TestNamespace};
 use sparkvc_e2e::{
     Client, Server, create_vc_request, http_get, is_terminal, start_request, virtual_cluster_on,
@@ -112,39 +113,6 @@ fn histogram() -> Histogram<u64> {
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
-}
-
-fn proc_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after ") ".
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// The sum of a metric's samples whose line starts with `prefix`.
-fn metric_sum(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-        .sum()
 }
 
 fn server_args(env: &LocalEnv) -> Vec<String> {
@@ -547,7 +515,7 @@ async fn main() {
 
     // Counted from here: sparkvc's phases only, not the baseline.
     let cluster_writes_before = api_server_writes(&kube).await;
-    let cpu_before = proc_cpu_seconds(server.pid());
+    let cpu_before = cpu_seconds(server.pid()).unwrap_or(0.0);
     let total_rate: u32 = rates.iter().sum();
     let phase_secs = args.runs as f64 / f64::from(total_rate.max(1));
     println!(
@@ -624,8 +592,8 @@ async fn main() {
         delta.sort_by(|a, b| b.1.total_cmp(&a.1));
         delta
     };
-    let cpu = proc_cpu_seconds(server.pid()) - cpu_before;
-    let rss = peak_rss_mb(server.pid());
+    let cpu = cpu_seconds(server.pid()).unwrap_or(0.0) - cpu_before;
+    let rss = peak_rss_mb(server.pid()).unwrap_or(0.0);
     let metrics = http_get(server.metrics_url.as_deref().expect("metrics URL"));
     let writes = metric_sum(
         &metrics,
