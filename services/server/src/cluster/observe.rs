@@ -13,6 +13,7 @@
 //! - A job-runner that succeeded without a driver is reported as missing, and
 //!   the caller confirms with a direct read before failing the run.
 
+use crate::render::names;
 use crate::state::{JobRunState, Outcome, fit_details};
 use k8s_openapi::api::core::v1::Pod;
 use sparkvc_proto::FailureReason;
@@ -40,6 +41,72 @@ impl From<ObservedOutcome> for Outcome {
             details: o.details,
             failure_reason: o.failure_reason,
         }
+    }
+}
+
+/// The labels the pod watch and [`observe`] read; a pod's others (EMR's, a
+/// user's own) are not kept.
+const OBSERVED_LABELS: [&str; 5] = [
+    names::VIRTUAL_CLUSTER_ID,
+    names::JOB_RUN_ID,
+    names::COMPONENT,
+    names::ATTEMPT,
+    names::SPARK_APP_SELECTOR,
+];
+
+/// Leaves of a watched pod only what [`observe`], [`wants_driver_log`] and
+/// [`why_not_started`] read: its name, namespace and sparkvc's labels, its
+/// phase and reason, an unschedulable condition, and its containers' names
+/// and states (with the image while one waits for it). The pod cache holds
+/// every sparkvc pod until its run's clean-up, two per running run: the
+/// spec, managed fields, IPs, images and the other conditions were most of
+/// its memory at 20,000 runs.
+pub fn keep_what_is_observed(pod: &mut Pod) {
+    pod.spec = None;
+    let meta = &mut pod.metadata;
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.generate_name = None;
+    meta.creation_timestamp = None;
+    meta.uid = None;
+    if let Some(labels) = meta.labels.as_mut() {
+        labels.retain(|key, _| OBSERVED_LABELS.contains(&key.as_str()));
+    }
+    let Some(status) = pod.status.as_mut() else {
+        return;
+    };
+    if let Some(conditions) = status.conditions.as_mut() {
+        conditions.retain(|c| c.type_ == "PodScheduled" && c.status == "False");
+    }
+    if status.conditions.as_ref().is_some_and(Vec::is_empty) {
+        status.conditions = None;
+    }
+    status.host_ip = None;
+    status.host_ips = None;
+    status.pod_ip = None;
+    status.pod_ips = None;
+    status.qos_class = None;
+    status.start_time = None;
+    status.init_container_statuses = None;
+    status.ephemeral_container_statuses = None;
+    status.resource_claim_statuses = None;
+    for container in status.container_statuses.iter_mut().flatten() {
+        let waiting = container
+            .state
+            .as_ref()
+            .is_some_and(|s| s.waiting.is_some());
+        if !waiting {
+            container.image = String::new();
+        }
+        container.image_id = String::new();
+        container.container_id = None;
+        container.last_state = None;
+        container.allocated_resources = None;
+        container.resources = None;
+        container.volume_mounts = None;
+        container.user = None;
     }
 }
 
@@ -280,6 +347,74 @@ mod tests {
 
     fn pod(status: serde_json::Value) -> Pod {
         serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status})).unwrap()
+    }
+
+    /// A driver as the API server sends it, with what the watch drops.
+    fn full_pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": "spark-r-driver", "namespace": "ns", "uid": "u-1",
+                "annotations": {"note": "x"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "r", "uid": "u-0"}],
+                "labels": {
+                    names::JOB_RUN_ID: "r", names::VIRTUAL_CLUSTER_ID: "vc",
+                    names::COMPONENT: names::COMPONENT_DRIVER, names::ATTEMPT: "2",
+                    names::SPARK_APP_SELECTOR: "spark-1", names::MANAGED_BY: "sparkvc",
+                    "team": "a",
+                },
+            },
+            "spec": {"containers": [{"name": "spark-kubernetes-driver", "image": "spark"}]},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn what_the_watch_keeps_observes_the_same() {
+        let failed = full_pod(json!({
+            "phase": "Failed", "hostIP": "10.0.0.1", "podIP": "10.1.0.1", "qosClass": "Burstable",
+            "conditions": [{"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [{
+                "name": "spark-kubernetes-driver", "image": "spark", "imageID": "sha", "ready": false,
+                "restartCount": 0, "containerID": "c-1",
+                "state": {"terminated": {"exitCode": 1, "reason": "Error",
+                    "message": "Exception in thread \"main\" java.lang.IllegalStateException: boom"}},
+            }],
+        }));
+        let pending = full_pod(json!({
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "message": "0/3 nodes are available"}],
+            "containerStatuses": [{
+                "name": "spark-kubernetes-driver", "image": "spark:missing", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff"}},
+            }],
+        }));
+        for full in [failed, pending] {
+            let mut kept = full.clone();
+            keep_what_is_observed(&mut kept);
+            for current in [JobRunState::Submitted, JobRunState::Running] {
+                assert_eq!(
+                    observe(current, None, Some(&kept), None),
+                    observe(current, None, Some(&full), None)
+                );
+                assert_eq!(
+                    wants_driver_log(current, &kept),
+                    wants_driver_log(current, &full)
+                );
+            }
+            assert_eq!(
+                why_not_started(None, Some(&kept)),
+                why_not_started(None, Some(&full))
+            );
+            let labels = kept.metadata.labels.as_ref().unwrap();
+            assert_eq!(
+                labels.len(),
+                5,
+                "only sparkvc's observed labels: {labels:?}"
+            );
+            assert!(kept.spec.is_none() && kept.metadata.annotations.is_none());
+            assert!(kept.status.as_ref().unwrap().pod_ip.is_none());
+        }
     }
 
     #[test]

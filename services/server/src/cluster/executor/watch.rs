@@ -3,7 +3,9 @@
 //! while the run's retry policy has attempts left.
 
 use super::Executor;
-use crate::cluster::observe::{Observation, ObservedOutcome, observe, wants_driver_log};
+use crate::cluster::observe::{
+    Observation, ObservedOutcome, keep_what_is_observed, observe, wants_driver_log,
+};
 use crate::render::names;
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::{StoreError, Timer};
@@ -92,13 +94,9 @@ impl Executor {
         ));
         let events = watcher(pods, config)
             .default_backoff()
-            // The cache holds every sparkvc pod until its run's TTL passes;
-            // state is read from metadata and status only, so the rest
-            // (the spec, managedFields: most of a pod) is not kept.
-            .modify(|pod: &mut Pod| {
-                pod.spec = None;
-                pod.metadata.managed_fields = None;
-            })
+            // The cache holds every sparkvc pod until its run's TTL passes:
+            // only what the state is read from is kept.
+            .modify(keep_what_is_observed)
             .reflect(writer)
             .applied_objects();
         futures::pin_mut!(events);
