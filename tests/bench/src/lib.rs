@@ -6,8 +6,11 @@ pub mod process;
 
 use hdrhistogram::Histogram;
 use serde_json::json;
+use sparkvc_cluster_tests::LocalEnv;
+use sparkvc_e2e::{Server, is_terminal};
+use sparkvc_proto::v1 as pb;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Latencies in microseconds, from 1 µs to 10 minutes at 3 significant
 /// digits.
@@ -63,4 +66,31 @@ pub fn dir_size(path: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// The flags that serve the local cluster as `local`, with metrics on a
+/// free loopback port.
+pub fn cluster_server_args(env: &LocalEnv) -> Vec<String> {
+    let mut args = env.server_args();
+    args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
+    args
+}
+
+/// Starts `sparkvc-server` on `dir` with `args`, logging errors only, so
+/// that a benchmark's output stays its own.
+pub fn start_server(dir: &Path, args: &[String]) -> Server {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start_with_env(dir, &args, &[("SPARKVC_LOG", "error")])
+}
+
+/// When a run's terminal state was stored, from its `stateHistory`; None
+/// while it is not terminal.
+pub fn terminal_stored_at(run: &pb::JobRun) -> Option<SystemTime> {
+    let last = run.state_history.last().filter(|t| is_terminal(&t.state))?;
+    let at = last.at.as_ref()?;
+    let since_epoch = Duration::new(
+        u64::try_from(at.seconds).ok()?,
+        u32::try_from(at.nanos).ok()?,
+    );
+    Some(SystemTime::UNIX_EPOCH + since_epoch)
 }

@@ -44,11 +44,11 @@ use kube::api::PostParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use sparkvc_bench::baseline;
 use sparkvc_bench::process::{cpu_seconds, metric_sum, peak_rss_mb};
+use sparkvc_bench::{baseline, cluster_server_args, start_server};
 use sparkvc_cluster_tests::{LocalEnv, TestNamespace};
 use sparkvc_e2e::{
-    Client, Server, create_vc_request, http_get, is_terminal, start_request, virtual_cluster_on,
+    Client, create_vc_request, http_get, is_terminal, start_request, virtual_cluster_on,
 };
 use sparkvc_proto::v1 as pb;
 use std::collections::HashMap;
@@ -113,17 +113,6 @@ fn histogram() -> Histogram<u64> {
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
-}
-
-fn server_args(env: &LocalEnv) -> Vec<String> {
-    let mut args = env.server_args();
-    args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
-    args
-}
-
-fn start_server(dir: &std::path::Path, args: &[String]) -> Server {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start_with_env(dir, &args, &[("SPARKVC_LOG", "error")])
 }
 
 /// Records job-runner pod creation and termination as the watch sees them.
@@ -224,19 +213,10 @@ async fn terminal_stored_at(
     client: &Client,
     ids: Vec<(String, String)>,
 ) -> HashMap<String, SystemTime> {
-    let stored_at = |run: &pb::JobRun| {
-        let last = run.state_history.last().filter(|t| is_terminal(&t.state))?;
-        let at = last.at.as_ref()?;
-        let since_epoch = Duration::new(
-            u64::try_from(at.seconds).ok()?,
-            u32::try_from(at.nanos).ok()?,
-        );
-        Some(SystemTime::UNIX_EPOCH + since_epoch)
-    };
     describe_all(client, ids)
         .await
         .into_iter()
-        .filter_map(|(id, run, _)| Some((id, stored_at(run.as_ref()?)?)))
+        .filter_map(|(id, run, _)| Some((id, sparkvc_bench::terminal_stored_at(run.as_ref()?)?)))
         .collect()
 }
 
@@ -344,7 +324,7 @@ async fn restart(env: &LocalEnv, kube: &kube::Client, n: usize) -> (f64, f64) {
         .await;
     server.kill9();
     let started = Instant::now();
-    let server = start_server(dir.path(), &server_args(env));
+    let server = start_server(dir.path(), &cluster_server_args(env));
     let serving = started.elapsed().as_secs_f64();
     let url = server.metrics_url.clone().expect("metrics URL");
     loop {
@@ -436,7 +416,7 @@ async fn main() {
     let env = LocalEnv::load().expect("the local cluster (deploy/local/up)");
     let kube = env.kube_client().await.expect("kube client");
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start_server(dir.path(), &server_args(&env));
+    let server = start_server(dir.path(), &cluster_server_args(&env));
     let mut client = server.client().await;
     let board: Board = Arc::default();
     // One namespace per virtual cluster (a namespace holds at most one).

@@ -45,8 +45,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use rand::Rng;
 use serde_json::json;
-use sparkvc_bench::Latencies;
 use sparkvc_bench::process::{cpu_seconds, metric_sum, peak_rss_mb, rss_mb};
+use sparkvc_bench::{Latencies, cluster_server_args, start_server};
 use sparkvc_cluster_tests::{LocalEnv, TestNamespace, kwok};
 use sparkvc_e2e::{Client, Server, all_runs, http_get, start_request, virtual_cluster_on};
 use sparkvc_proto::v1 as pb;
@@ -231,7 +231,7 @@ fn watch_pods(kube: kube::Client, watched: Arc<Watched>, runners: mpsc::Unbounde
 /// to 32 at once.
 fn make_drivers(kube: kube::Client, watched: Arc<Watched>, runners: mpsc::UnboundedReceiver<Pod>) {
     tokio::spawn(async move {
-        tokio_stream_of(runners)
+        tokio_stream::wrappers::UnboundedReceiverStream::new(runners)
             .for_each_concurrent(32, |runner| {
                 let (kube, watched) = (kube.clone(), watched.clone());
                 async move {
@@ -253,12 +253,6 @@ fn make_drivers(kube: kube::Client, watched: Arc<Watched>, runners: mpsc::Unboun
             })
             .await;
     });
-}
-
-fn tokio_stream_of<T: Send + 'static>(
-    mut rx: mpsc::UnboundedReceiver<T>,
-) -> impl futures::Stream<Item = T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// Which part of the benchmark a probe call fell in.
@@ -445,27 +439,6 @@ fn count_states<'a>(
     counts
 }
 
-/// When a run's terminal state was stored, from its `stateHistory`.
-fn terminal_at(run: &pb::JobRun) -> Option<SystemTime> {
-    let last = run
-        .state_history
-        .last()
-        .filter(|t| sparkvc_e2e::is_terminal(&t.state))?;
-    let at = last.at.as_ref()?;
-    let since_epoch = Duration::new(
-        u64::try_from(at.seconds).ok()?,
-        u32::try_from(at.nanos).ok()?,
-    );
-    Some(SystemTime::UNIX_EPOCH + since_epoch)
-}
-
-fn start_server(dir: &std::path::Path, env: &LocalEnv) -> Server {
-    let mut args = env.server_args();
-    args.extend(["--metrics-listen".into(), "127.0.0.1:0".into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start_with_env(dir, &args, &[("SPARKVC_LOG", "error")])
-}
-
 /// The executor's create requests for pods so far, from its metrics.
 fn pod_creates(server: &Server) -> f64 {
     let metrics = http_get(server.metrics_url.as_deref().expect("metrics URL"));
@@ -481,7 +454,7 @@ async fn main() {
     let env = LocalEnv::load().expect("the local cluster (deploy/local/up)");
     let kube = env.kube_client().await.expect("kube client");
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut server = start_server(dir.path(), &env);
+    let mut server = start_server(dir.path(), &cluster_server_args(&env));
     let client = server.client().await;
     let mut results = serde_json::Map::new();
 
@@ -659,7 +632,10 @@ async fn main() {
         let runs = watched.runs.lock().unwrap();
         for (_, id) in &short_runs {
             let ended = runs.get(id).and_then(|s| s.driver_ended);
-            match (ended, listed.get(id).and_then(terminal_at)) {
+            match (
+                ended,
+                listed.get(id).and_then(sparkvc_bench::terminal_stored_at),
+            ) {
                 (Some(ended), Some(stored)) => {
                     lag.record(stored.duration_since(ended).unwrap_or_default())
                 }
@@ -739,7 +715,7 @@ async fn main() {
         let creates_before = pod_creates(&server);
         server.kill9();
         let restarted = Instant::now();
-        server = start_server(dir.path(), &env);
+        server = start_server(dir.path(), &cluster_server_args(&env));
         let serving = restarted.elapsed().as_secs_f64();
         let url = server.metrics_url.clone().expect("metrics URL");
         let first_pass = loop {
