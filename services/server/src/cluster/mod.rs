@@ -11,6 +11,7 @@ pub use apply::{create_if_absent, delete_if_present};
 pub mod executor;
 pub mod lease;
 pub mod observe;
+pub mod observed_pod;
 pub mod queue;
 pub mod templates;
 pub mod tenancy;

@@ -13,9 +13,8 @@
 //! - A job-runner that succeeded without a driver is reported as missing, and
 //!   the caller confirms with a direct read before failing the run.
 
-use crate::render::names;
+use super::observed_pod::{ContainerNow, ObservedPod};
 use crate::state::{JobRunState, Outcome, fit_details};
-use k8s_openapi::api::core::v1::Pod;
 use sparkvc_proto::FailureReason;
 
 /// What the caller should do.
@@ -44,107 +43,27 @@ impl From<ObservedOutcome> for Outcome {
     }
 }
 
-/// The labels the pod watch and [`observe`] read; a pod's others (EMR's, a
-/// user's own) are not kept.
-const OBSERVED_LABELS: [&str; 5] = [
-    names::VIRTUAL_CLUSTER_ID,
-    names::JOB_RUN_ID,
-    names::COMPONENT,
-    names::ATTEMPT,
-    names::SPARK_APP_SELECTOR,
-];
-
-/// Leaves of a watched pod only what [`observe`], [`wants_driver_log`] and
-/// [`why_not_started`] read: its name, namespace and sparkvc's labels, its
-/// phase and reason, an unschedulable condition, and its containers' names
-/// and states (with the image while one waits for it). The pod cache holds
-/// every sparkvc pod until its run's clean-up, two per running run: the
-/// spec, managed fields, IPs, images and the other conditions were most of
-/// its memory at 20,000 runs.
-pub fn keep_what_is_observed(pod: &mut Pod) {
-    pod.spec = None;
-    let meta = &mut pod.metadata;
-    meta.managed_fields = None;
-    meta.annotations = None;
-    meta.owner_references = None;
-    meta.finalizers = None;
-    meta.generate_name = None;
-    meta.creation_timestamp = None;
-    meta.uid = None;
-    if let Some(labels) = meta.labels.as_mut() {
-        labels.retain(|key, _| OBSERVED_LABELS.contains(&key.as_str()));
-    }
-    let Some(status) = pod.status.as_mut() else {
-        return;
-    };
-    if let Some(conditions) = status.conditions.as_mut() {
-        conditions.retain(|c| c.type_ == "PodScheduled" && c.status == "False");
-    }
-    if status.conditions.as_ref().is_some_and(Vec::is_empty) {
-        status.conditions = None;
-    }
-    status.host_ip = None;
-    status.host_ips = None;
-    status.pod_ip = None;
-    status.pod_ips = None;
-    status.qos_class = None;
-    status.start_time = None;
-    status.init_container_statuses = None;
-    status.ephemeral_container_statuses = None;
-    status.resource_claim_statuses = None;
-    for container in status.container_statuses.iter_mut().flatten() {
-        let waiting = container
-            .state
-            .as_ref()
-            .is_some_and(|s| s.waiting.is_some());
-        if !waiting {
-            container.image = String::new();
-        }
-        container.image_id = String::new();
-        container.container_id = None;
-        container.last_state = None;
-        container.allocated_resources = None;
-        container.resources = None;
-        container.volume_mounts = None;
-        container.user = None;
-    }
-}
-
-fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("Pending")
-}
-
 /// Whether the caller should read the end of a driver's log before
 /// [`observe`]: the driver failed and no container said why in its
 /// termination message.
-pub fn wants_driver_log(current: JobRunState, driver: &Pod) -> bool {
+pub fn wants_driver_log(current: JobRunState, driver: &ObservedPod) -> bool {
     !current.is_terminal()
-        && phase(driver) == "Failed"
-        && failed_container(driver).is_some_and(|(_, term)| {
-            term.message.as_deref().and_then(telling_line).is_none()
-                && term.reason.as_deref() != Some("OOMKilled")
-        })
-}
-
-/// The first container of a pod that exited non-zero, with its end.
-fn failed_container(
-    pod: &Pod,
-) -> Option<(
-    &k8s_openapi::api::core::v1::ContainerStatus,
-    &k8s_openapi::api::core::v1::ContainerStateTerminated,
-)> {
-    pod.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .iter()
-        .find_map(|status| {
-            let term = status.state.as_ref()?.terminated.as_ref()?;
-            (term.exit_code != 0).then_some((status, term))
-        })
+        && driver.phase() == "Failed"
+        && driver
+            .containers
+            .iter()
+            .find_map(|c| match &c.state {
+                ContainerNow::Terminated {
+                    exit_code,
+                    reason,
+                    message,
+                } if *exit_code != 0 => Some((reason, message)),
+                _ => None,
+            })
+            .is_some_and(|(reason, message)| {
+                message.as_deref().and_then(telling_line).is_none()
+                    && reason.as_deref() != Some("OOMKilled")
+            })
 }
 
 /// The error a log ends with: Spark's own log lines (`yy/MM/dd HH:mm:ss
@@ -179,28 +98,28 @@ pub fn error_in_log(log: &str) -> Option<&str> {
 
 /// A sentence about the first container that terminated badly, with the
 /// error from the end of its log when its termination message has none.
-fn termination(pod: &Pod, log: Option<&str>) -> String {
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref());
-    for status in statuses.into_iter().flatten() {
-        let Some(term) = status.state.as_ref().and_then(|s| s.terminated.as_ref()) else {
+fn termination(pod: &ObservedPod, log: Option<&str>) -> String {
+    for container in &pod.containers {
+        let ContainerNow::Terminated {
+            exit_code,
+            reason,
+            message,
+        } = &container.state
+        else {
             continue;
         };
-        if term.exit_code == 0 {
+        if *exit_code == 0 {
             continue;
         }
-        let reason = term.reason.as_deref().unwrap_or("Error");
+        let reason = reason.as_deref().unwrap_or("Error");
         let mut text = format!(
-            "container {} exited with code {} ({reason})",
-            status.name, term.exit_code
+            "container {} exited with code {exit_code} ({reason})",
+            container.name
         );
         if reason == "OOMKilled" {
             text.push_str(": it ran out of memory; raise its memory limit");
         }
-        if let Some(message) = term
-            .message
+        if let Some(message) = message
             .as_deref()
             .and_then(telling_line)
             .or_else(|| log.and_then(error_in_log))
@@ -210,21 +129,21 @@ fn termination(pod: &Pod, log: Option<&str>) -> String {
         }
         return text;
     }
-    for status in statuses.into_iter().flatten() {
-        if let Some(waiting) = status.state.as_ref().and_then(|s| s.waiting.as_ref()) {
-            let reason = waiting.reason.as_deref().unwrap_or_default();
+    for container in &pod.containers {
+        if let ContainerNow::Waiting { reason, image } = &container.state {
+            let reason = reason.as_deref().unwrap_or_default();
             if matches!(
                 reason,
                 "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName"
             ) {
                 return format!(
-                    "container {} cannot start: {reason} for image {}",
-                    status.name, status.image
+                    "container {} cannot start: {reason} for image {image}",
+                    container.name
                 );
             }
         }
     }
-    match pod.status.as_ref().and_then(|s| s.reason.as_deref()) {
+    match &pod.reason {
         Some(reason) => format!("pod {reason}"),
         None => "pod failed".into(),
     }
@@ -256,8 +175,8 @@ fn telling_line(message: &str) -> Option<&str> {
 /// asked for it and it could be read.
 pub fn observe(
     current: JobRunState,
-    runner: Option<&Pod>,
-    driver: Option<&Pod>,
+    runner: Option<&ObservedPod>,
+    driver: Option<&ObservedPod>,
     driver_log: Option<&str>,
 ) -> Observation {
     use JobRunState::*;
@@ -274,7 +193,7 @@ pub fn observe(
         )
     };
     if let Some(driver) = driver {
-        return match (phase(driver), current) {
+        return match (driver.phase(), current) {
             ("Running", Submitted | Pending) => {
                 to(Running, "The Spark driver is running.".into(), None)
             }
@@ -290,7 +209,7 @@ pub fn observe(
             _ => Observation::Unchanged,
         };
     }
-    match runner.map(phase) {
+    match runner.map(ObservedPod::phase) {
         Some("Failed") => to(
             Failed,
             format!(
@@ -306,37 +225,31 @@ pub fn observe(
 
 /// Why a run's pods have not started, for a run that timed out: the
 /// driver's state if it exists, else the job-runner's.
-pub fn why_not_started(runner: Option<&Pod>, driver: Option<&Pod>) -> String {
+pub fn why_not_started(runner: Option<&ObservedPod>, driver: Option<&ObservedPod>) -> String {
     let (what, pod) = match (driver, runner) {
         (Some(driver), _) => ("the Spark driver", driver),
         (None, Some(runner)) => ("the job-runner", runner),
         (None, None) => return "no job-runner pod was created".into(),
     };
-    let status = pod.status.as_ref();
-    let unschedulable = status
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .find(|c| c.type_ == "PodScheduled" && c.status == "False");
-    if let Some(condition) = unschedulable {
-        let why = condition.message.as_deref().unwrap_or("no reason given");
+    if let Some(message) = &pod.unschedulable {
+        let why = if message.is_empty() {
+            "no reason given"
+        } else {
+            message
+        };
         return format!("{what} pod cannot be scheduled: {why}");
     }
-    let waiting = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .find_map(|c| {
-            let w = c.state.as_ref()?.waiting.as_ref()?;
-            Some(format!(
-                "container {} is waiting: {}",
-                c.name,
-                w.reason.as_deref().unwrap_or("no reason given")
-            ))
-        });
+    let waiting = pod.containers.iter().find_map(|c| match &c.state {
+        ContainerNow::Waiting { reason, .. } => Some(format!(
+            "container {} is waiting: {}",
+            c.name,
+            reason.as_deref().unwrap_or("no reason given")
+        )),
+        _ => None,
+    });
     match waiting {
         Some(text) => format!("{what} pod has not started: {text}"),
-        None => format!("{what} pod is {}", phase(pod)),
+        None => format!("{what} pod is {}", pod.phase()),
     }
 }
 
@@ -345,76 +258,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(status: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status})).unwrap()
-    }
-
-    /// A driver as the API server sends it, with what the watch drops.
-    fn full_pod(status: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({
-            "metadata": {
-                "name": "spark-r-driver", "namespace": "ns", "uid": "u-1",
-                "annotations": {"note": "x"},
-                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "r", "uid": "u-0"}],
-                "labels": {
-                    names::JOB_RUN_ID: "r", names::VIRTUAL_CLUSTER_ID: "vc",
-                    names::COMPONENT: names::COMPONENT_DRIVER, names::ATTEMPT: "2",
-                    names::SPARK_APP_SELECTOR: "spark-1", names::MANAGED_BY: "sparkvc",
-                    "team": "a",
-                },
-            },
-            "spec": {"containers": [{"name": "spark-kubernetes-driver", "image": "spark"}]},
-            "status": status,
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn what_the_watch_keeps_observes_the_same() {
-        let failed = full_pod(json!({
-            "phase": "Failed", "hostIP": "10.0.0.1", "podIP": "10.1.0.1", "qosClass": "Burstable",
-            "conditions": [{"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True"}],
-            "containerStatuses": [{
-                "name": "spark-kubernetes-driver", "image": "spark", "imageID": "sha", "ready": false,
-                "restartCount": 0, "containerID": "c-1",
-                "state": {"terminated": {"exitCode": 1, "reason": "Error",
-                    "message": "Exception in thread \"main\" java.lang.IllegalStateException: boom"}},
-            }],
-        }));
-        let pending = full_pod(json!({
-            "phase": "Pending",
-            "conditions": [{"type": "PodScheduled", "status": "False", "message": "0/3 nodes are available"}],
-            "containerStatuses": [{
-                "name": "spark-kubernetes-driver", "image": "spark:missing", "imageID": "", "ready": false,
-                "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff"}},
-            }],
-        }));
-        for full in [failed, pending] {
-            let mut kept = full.clone();
-            keep_what_is_observed(&mut kept);
-            for current in [JobRunState::Submitted, JobRunState::Running] {
-                assert_eq!(
-                    observe(current, None, Some(&kept), None),
-                    observe(current, None, Some(&full), None)
-                );
-                assert_eq!(
-                    wants_driver_log(current, &kept),
-                    wants_driver_log(current, &full)
-                );
-            }
-            assert_eq!(
-                why_not_started(None, Some(&kept)),
-                why_not_started(None, Some(&full))
-            );
-            let labels = kept.metadata.labels.as_ref().unwrap();
-            assert_eq!(
-                labels.len(),
-                5,
-                "only sparkvc's observed labels: {labels:?}"
-            );
-            assert!(kept.spec.is_none() && kept.metadata.annotations.is_none());
-            assert!(kept.status.as_ref().unwrap().pod_ip.is_none());
-        }
+    /// A pod with `status`, as the watch hands it on.
+    fn pod(status: serde_json::Value) -> ObservedPod {
+        let pod: k8s_openapi::api::core::v1::Pod =
+            serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status})).unwrap();
+        pod.into()
     }
 
     #[test]

@@ -56,6 +56,7 @@ mod tests;
 
 use super::Clusters;
 use super::lease::Fence;
+use super::observed_pod::ObservedPod;
 use super::templates::{TemplateError, TemplateReader};
 use crate::ids::Clock;
 use crate::log_access::LogAccessChecker;
@@ -66,7 +67,6 @@ use crate::render::tenancy::TenancyConfig;
 use crate::state;
 use crate::store::{Store, StoreError};
 use backoff::ClusterBackoff;
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector;
 use sparkvc_proto::FailureReason;
 use sparkvc_proto::v1 as pb;
@@ -120,7 +120,7 @@ pub struct Executor {
     log_access: LogAccessChecker,
     clock: Clock,
     /// The pod cache of each cluster's watch.
-    pods: Mutex<HashMap<String, reflector::Store<Pod>>>,
+    pods: Mutex<HashMap<String, reflector::Store<ObservedPod>>>,
     /// Shared objects known to exist: `cluster/namespace/virtual
     /// cluster/kind/name` → when they were last created or found.
     shared_objects: Mutex<HashMap<String, Duration>>,
@@ -287,7 +287,9 @@ impl Executor {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, reflector::Store<Pod>>> {
+    fn lock_pods(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, reflector::Store<ObservedPod>>> {
         self.pods.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -4,10 +4,10 @@
 
 use super::{DEFAULT_START_TIMEOUT, Executor, Placement, SubmitError};
 use crate::cluster::observe::why_not_started;
+use crate::cluster::observed_pod::ObservedPod;
 use crate::render::{self, names};
 use crate::state::{self, JobRunState};
 use crate::time::micros_from_timestamp;
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
 use sparkvc_proto::FailureReason;
 use sparkvc_proto::v1 as pb;
@@ -58,7 +58,7 @@ impl Executor {
         &self,
         at: &Placement,
         run: &pb::JobRun,
-    ) -> (Option<Arc<Pod>>, Option<Arc<Pod>>) {
+    ) -> (Option<Arc<ObservedPod>>, Option<Arc<ObservedPod>>) {
         let Some(cache) = self.lock_pods().get(&at.cluster).cloned() else {
             return (None, None);
         };

@@ -11,6 +11,7 @@ use crate::state::{JobRunState, Outcome};
 use crate::store::Timer;
 use crate::time::timestamp_from_micros;
 use http::{Method, Request, Response};
+use k8s_openapi::api::core::v1::Pod;
 use kube::client::Body;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -425,6 +426,7 @@ async fn a_failed_driver_is_retried_after_its_backoff() {
         "status": {"phase": "Failed"},
     }))
     .unwrap();
+    let driver = ObservedPod::from(driver);
     writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(driver.clone()));
     let client = h.api.client();
     h.executor

@@ -3,17 +3,17 @@
 //! while the run's retry policy has attempts left.
 
 use super::Executor;
-use crate::cluster::observe::{
-    Observation, ObservedOutcome, keep_what_is_observed, observe, wants_driver_log,
-};
+use crate::cluster::observe::{Observation, ObservedOutcome, observe, wants_driver_log};
+use crate::cluster::observed_pod::{ObservedPod, observed_event};
 use crate::render::names;
 use crate::state::{self, JobRunState, Outcome};
 use crate::store::{StoreError, Timer};
 use crate::time::timestamp_from_micros;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt, watcher};
 use sparkvc_proto::FailureReason;
 use std::hash::{Hash, Hasher};
@@ -29,10 +29,11 @@ const EVENT_SHARDS: usize = 32;
 const SHARD_QUEUE: usize = 1024;
 
 /// The (virtual cluster ID, job run ID) a sparkvc pod belongs to.
-fn run_of(pod: &Pod) -> Option<(&str, &str)> {
-    let labels = pod.metadata.labels.as_ref()?;
-    let label = |key| labels.get(key).map(String::as_str);
-    Some((label(names::VIRTUAL_CLUSTER_ID)?, label(names::JOB_RUN_ID)?))
+fn run_of(pod: &ObservedPod) -> Option<(&str, &str)> {
+    Some((
+        pod.virtual_cluster_id.as_deref()?,
+        pod.job_run_id.as_deref()?,
+    ))
 }
 
 fn shard_of(run_id: &str) -> usize {
@@ -67,7 +68,7 @@ impl Executor {
     pub(super) async fn watch_pods(
         self: Arc<Self>,
         cluster: String,
-        writer: reflector::store::Writer<Pod>,
+        mut writer: reflector::store::Writer<ObservedPod>,
     ) {
         let Some(client) = self.clusters.get(&cluster).cloned() else {
             return;
@@ -77,7 +78,7 @@ impl Executor {
         };
         // Owned by this task: when it is stopped (at shutdown), so are they.
         let mut workers = tokio::task::JoinSet::new();
-        let shards: Vec<mpsc::Sender<(Pod, Instant)>> = (0..EVENT_SHARDS)
+        let shards: Vec<mpsc::Sender<(ObservedPod, Instant)>> = (0..EVENT_SHARDS)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(SHARD_QUEUE);
                 let this = Arc::clone(&self);
@@ -96,18 +97,21 @@ impl Executor {
             .default_backoff()
             // The cache holds every sparkvc pod until its run's TTL passes:
             // only what the state is read from is kept.
-            .modify(keep_what_is_observed)
-            .reflect(writer)
-            .applied_objects();
+            .map_ok(observed_event);
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
             let received = Instant::now();
-            let pod = match event {
-                Ok(pod) => pod,
+            let event = match event {
+                Ok(event) => event,
                 Err(err) => {
                     tracing::warn!(cluster, error = %err, "pod watch error; the watcher retries");
                     continue;
                 }
+            };
+            // The cache first, so that a worker finds the pod of its event.
+            writer.apply_watcher_event(&event);
+            let (Event::Apply(pod) | Event::InitApply(pod)) = event else {
+                continue;
             };
             let Some((_, run_id)) = run_of(&pod) else {
                 continue;
@@ -124,8 +128,8 @@ impl Executor {
     async fn handle_events(
         &self,
         client: &kube::Client,
-        cache: &reflector::Store<Pod>,
-        mut events: mpsc::Receiver<(Pod, Instant)>,
+        cache: &reflector::Store<ObservedPod>,
+        mut events: mpsc::Receiver<(ObservedPod, Instant)>,
     ) {
         while let Some((pod, received)) = events.recv().await {
             // The watch sends only pods that have both labels.
@@ -146,8 +150,8 @@ impl Executor {
     pub(super) async fn on_pod(
         &self,
         client: &kube::Client,
-        cache: &reflector::Store<Pod>,
-        pod: &Pod,
+        cache: &reflector::Store<ObservedPod>,
+        pod: &ObservedPod,
         (vc_id, run_id): (&str, &str),
         received: Instant,
     ) -> Result<(), StoreError> {
@@ -155,24 +159,18 @@ impl Executor {
             return Ok(());
         };
         let attempt = state::attempt_of(&run);
-        if names::attempt_of_labels(pod.metadata.labels.as_ref()) != attempt {
+        if pod.attempt != attempt {
             // A late event of an attempt that failed and was replaced.
             return Ok(());
         }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let namespace = pod.namespace.as_str();
         let attempt_name = names::attempt_name(run_id, attempt);
         // The driver decides when it exists; the job-runner matters only
         // while no driver does, so the pod of this event is enough.
         let driver =
             cache.get(&ObjectRef::new(&names::driver_pod_name(&attempt_name)).within(namespace));
         let driver = driver.as_deref();
-        let is_runner = pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(names::COMPONENT))
-            .map(String::as_str)
-            == Some(names::COMPONENT_JOB_RUNNER);
+        let is_runner = pod.component.as_deref() == Some(names::COMPONENT_JOB_RUNNER);
         let runner = is_runner.then_some(pod);
         // A run waiting for its next attempt is, for that attempt, SUBMITTED.
         let current = match state::state_of(&run) {
@@ -180,9 +178,8 @@ impl Executor {
             current => current,
         };
         if let Some(app_id) = driver
-            .and_then(|d| d.metadata.labels.as_ref())
-            .and_then(|l| l.get(names::SPARK_APP_SELECTOR))
-            .filter(|id| **id != run.spark_application_id)
+            .and_then(|d| d.spark_app_selector.as_deref())
+            .filter(|id| *id != run.spark_application_id)
         {
             self.record_app_id((vc_id, run_id), app_id).await?;
         }
