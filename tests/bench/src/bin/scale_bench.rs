@@ -15,10 +15,15 @@
 //! - sparkvc's peak RSS, and the CPU each process of the local cluster used
 //!   (etcd, the API server, the scheduler, the controller-manager, kwok,
 //!   sparkvc, this program): where the limit is;
-//! - restart at scale: sparkvc killed with SIGKILL while every run is in
-//!   flight and started again on the same store: time until it serves and
-//!   until its first reconcile pass, pods it created again (should be 0),
-//!   and runs whose state changed (should be 0).
+//! - restart at scale, twice: sparkvc killed with SIGKILL and started again
+//!   on the same store,
+//!   - while filling, once every StartJobRun is answered: most of the 20,000
+//!     runs are still PENDING or SUBMITTED. Time until it serves, until it
+//!     creates pods again and until its first reconcile pass, and any
+//!     job-runner pod created twice for a run (should be none);
+//!   - once full, with every run settled: time until it serves and until its
+//!     first reconcile pass, pods it created again (should be 0), and runs
+//!     whose state changed (should be 0).
 //!
 //! kwok runs no containers, so nothing runs spark-submit: this program
 //! plays its part. When a run's job-runner pod is Running, it creates the
@@ -29,7 +34,7 @@
 //!
 //! usage: scale-bench [--runs 20000] [--virtual-clusters 20] [--rate 200]
 //!   [--hold-seconds 120] [--short-runs 300] [--short-run-seconds 20]
-//!   [--probe-rate 40] [--no-restart] [--out PATH]
+//!   [--probe-rate 40] [--no-restart] [--no-restart-while-filling] [--out PATH]
 //! Needs the local cluster with pod slots for every pod and a scheduler
 //! allowed enough requests/s (a binding and an event per pod):
 //!   SPARKVC_REAL_NODE=0 SPARKVC_NODES=20 SPARKVC_NODE_PODS=2200 \
@@ -52,7 +57,7 @@ use sparkvc_e2e::{Client, Server, all_runs, http_get, start_request, virtual_clu
 use sparkvc_proto::v1 as pb;
 use sparkvc_render::names;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -84,9 +89,12 @@ struct Args {
     /// DescribeJobRun / ListJobRuns calls per second, one at a time.
     #[arg(long, default_value_t = 40)]
     probe_rate: u32,
-    /// Skip the restart measurement.
+    /// Skip the restart once full.
     #[arg(long)]
     no_restart: bool,
+    /// Skip the restart while filling.
+    #[arg(long)]
+    no_restart_while_filling: bool,
     #[arg(long, default_value = "target/bench-results/scale-bench.json")]
     out: PathBuf,
 }
@@ -103,6 +111,8 @@ struct Seen {
     /// When the watch saw its driver end (wall clock, to compare with the
     /// stored state history).
     driver_ended: Option<SystemTime>,
+    /// The UID of its job-runner pod: a second UID is a run submitted twice.
+    runner_uid: Option<String>,
 }
 
 /// The pods the watch sees running now, and the most at once.
@@ -118,6 +128,8 @@ struct Watched {
     runs: Mutex<HashMap<String, Seen>>,
     running: Mutex<Running>,
     driver_errors: AtomicUsize,
+    /// Runs whose job-runner pod the watch saw with a second UID.
+    runners_created_again: AtomicUsize,
 }
 
 fn phase(pod: &Pod) -> &str {
@@ -216,6 +228,15 @@ fn watch_pods(kube: kube::Client, watched: Arc<Watched>, runners: mpsc::Unbounde
             }
             let mut runs = watched.runs.lock().unwrap();
             let seen = runs.entry(run).or_default();
+            if !is_driver && !deleted {
+                let uid = pod.uid();
+                if seen.runner_uid.is_some() && seen.runner_uid != uid {
+                    watched
+                        .runners_created_again
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                seen.runner_uid = uid;
+            }
             if is_driver && matches!(phase(&pod), "Succeeded" | "Failed") {
                 seen.driver_ended.get_or_insert_with(SystemTime::now);
             }
@@ -259,6 +280,8 @@ fn make_drivers(kube: kube::Client, watched: Arc<Watched>, runners: mpsc::Unboun
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Filling,
+    /// sparkvc is being killed and started again: no calls.
+    Restarting,
     Full,
 }
 
@@ -274,7 +297,7 @@ struct ProbeLatencies {
 /// (first page, unfiltered), ListJobRuns with `states=RUNNING`, in turn,
 /// `rate` calls a second, one at a time, until `stop`.
 async fn probe(
-    client: Client,
+    client: Arc<Mutex<Client>>,
     known: Arc<Mutex<Vec<(String, String)>>>,
     vcs: Vec<String>,
     rate: u32,
@@ -289,9 +312,10 @@ async fn probe(
         ticker.tick().await;
         let name = match *stage.lock().unwrap() {
             Stage::Filling => "filling",
+            Stage::Restarting => continue,
             Stage::Full => "full",
         };
-        let mut client = client.clone();
+        let mut client = client.lock().unwrap().clone();
         let (kind, started, ok) = match turn % 3 {
             0 => {
                 let pick = {
@@ -344,11 +368,13 @@ async fn probe(
     by_stage
 }
 
-/// CPU seconds each named process has used so far.
-fn cpu_now(processes: &[(String, u32)]) -> Vec<f64> {
+/// CPU seconds each named process has used so far, plus what a process
+/// of the same name used before it was killed (`carried`).
+fn cpu_now(processes: &[(String, u32)], carried: &[f64]) -> Vec<f64> {
     processes
         .iter()
-        .map(|(_, pid)| cpu_seconds(*pid).unwrap_or(0.0))
+        .zip(carried)
+        .map(|((_, pid), carried)| cpu_seconds(*pid).unwrap_or(0.0) + carried)
         .collect()
 }
 
@@ -448,6 +474,45 @@ fn pod_creates(server: &Server) -> f64 {
     )
 }
 
+/// The executor's completed reconcile passes so far, from its metrics.
+fn reconcile_passes(server: &Server) -> f64 {
+    let metrics = http_get(server.metrics_url.as_deref().expect("metrics URL"));
+    metric_sum(&metrics, "sparkvc_reconcile_passes_total")
+}
+
+/// SIGKILL, then a new server on the same store: returns it, when it was
+/// killed, and how long until the new one served.
+fn kill_and_start(server: Server, dir: &Path, env: &LocalEnv) -> (Server, Instant, f64) {
+    server.kill9();
+    let killed = Instant::now();
+    let server = start_server(dir, &cluster_server_args(env));
+    (server, killed, killed.elapsed().as_secs_f64())
+}
+
+/// The restart while filling, as measured so far.
+struct FillRestart {
+    killed: Instant,
+    serving_s: f64,
+    /// Runs whose job-runner pod was Running when sparkvc was killed.
+    runners_running_at_kill: usize,
+    /// Until the new server's first pod create (submissions resumed).
+    creating_again_s: Option<f64>,
+    first_pass_s: Option<f64>,
+}
+
+impl FillRestart {
+    /// Notes, from the new server's metrics, what has happened since.
+    fn check(&mut self, server: &Server) {
+        let since = self.killed.elapsed().as_secs_f64();
+        if self.creating_again_s.is_none() && pod_creates(server) > 0.0 {
+            self.creating_again_s = Some(since);
+        }
+        if self.first_pass_s.is_none() && reconcile_passes(server) >= 1.0 {
+            self.first_pass_s = Some(since);
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -455,7 +520,7 @@ async fn main() {
     let kube = env.kube_client().await.expect("kube client");
     let dir = tempfile::tempdir().expect("temp dir");
     let mut server = start_server(dir.path(), &cluster_server_args(&env));
-    let client = server.client().await;
+    let mut client = server.client().await;
     let mut results = serde_json::Map::new();
 
     // One namespace per virtual cluster; the short runs get one more.
@@ -483,14 +548,17 @@ async fn main() {
     .iter()
     .filter_map(|name| Some((name.to_string(), env.component_pid(name)?)))
     .collect();
+    let sparkvc_at = processes.len();
     processes.push(("sparkvc".into(), server.pid()));
     processes.push(("scale-bench (this program)".into(), std::process::id()));
+    let mut carried = vec![0.0; processes.len()];
 
     let known: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let stage = Arc::new(Mutex::new(Stage::Filling));
     let stop_probe = Arc::new(AtomicBool::new(false));
+    let probe_client = Arc::new(Mutex::new(client.clone()));
     let prober = tokio::spawn(probe(
-        client.clone(),
+        probe_client.clone(),
         known.clone(),
         vcs.clone(),
         args.probe_rate,
@@ -505,7 +573,7 @@ async fn main() {
         vcs.len(),
         args.rate
     );
-    let cpu_before = cpu_now(&processes);
+    let cpu_before = cpu_now(&processes, &carried);
     let began = Instant::now();
     let stay = runner_overrides(json!({kwok::STAY_RUNNING: "true"}));
     let long_runs = start_runs(
@@ -523,6 +591,30 @@ async fn main() {
         args.runs
     );
     let long_ids: HashSet<&str> = long_runs.iter().map(|(_, id)| id.as_str()).collect();
+
+    // kill -9 with every run accepted and most not yet running.
+    let mut fill_restart = None;
+    if !args.no_restart_while_filling {
+        *stage.lock().unwrap() = Stage::Restarting;
+        let runners_running_at_kill = watched.running.lock().unwrap().runners.len();
+        carried[sparkvc_at] += cpu_seconds(server.pid()).unwrap_or(0.0);
+        let (new, killed, serving_s) = kill_and_start(server, dir.path(), &env);
+        server = new;
+        processes[sparkvc_at].1 = server.pid();
+        client = server.client().await;
+        *probe_client.lock().unwrap() = client.clone();
+        *stage.lock().unwrap() = Stage::Filling;
+        println!(
+            "  killed sparkvc with SIGKILL ({runners_running_at_kill} job-runners Running): serving again after {serving_s:.2} s"
+        );
+        fill_restart = Some(FillRestart {
+            killed,
+            serving_s,
+            runners_running_at_kill,
+            creating_again_s: None,
+            first_pass_s: None,
+        });
+    }
     let deadline = Instant::now() + Duration::from_secs(1800);
     let mut last_report = Instant::now();
     let full_after = loop {
@@ -539,6 +631,9 @@ async fn main() {
                     .count(),
             )
         };
+        if let Some(restart) = fill_restart.as_mut() {
+            restart.check(&server);
+        }
         if runners == args.runs && drivers == args.runs {
             break began.elapsed().as_secs_f64();
         }
@@ -555,7 +650,7 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let cpu_full = cpu_now(&processes);
+    let cpu_full = cpu_now(&processes, &carried);
     let fill_cores = cores(&processes, &cpu_before, &cpu_full, full_after);
     println!(
         "full after {full_after:.1} s: {} job-runner and {} driver pods Running ({:.0} pods/s); sparkvc RSS {:.0} MB",
@@ -593,7 +688,7 @@ async fn main() {
     let hold_end = hold_began + Duration::from_secs(args.hold_seconds);
     tokio::time::sleep_until(hold_end.into()).await;
     let held = hold_began.elapsed().as_secs_f64();
-    let cpu_held = cpu_now(&processes);
+    let cpu_held = cpu_now(&processes, &carried);
     let hold_cores = cores(&processes, &cpu_full, &cpu_held, held);
     let peak_rss = peak_rss_mb(server.pid()).unwrap_or(0.0);
     stop_probe.store(true, Ordering::Release);
@@ -709,17 +804,32 @@ async fn main() {
         }),
     );
     results.insert("driver_create_errors".into(), json!(driver_errors));
+    let runners_created_again = watched.runners_created_again.load(Ordering::Relaxed);
+    if let Some(restart) = &fill_restart {
+        let secs = |s: Option<f64>| s.map_or("not yet".to_string(), |s| format!("{s:.2} s"));
+        println!(
+            "restart while filling ({} job-runners Running at the kill): serving after {:.2} s, creating pods again after {}, first reconcile pass after {}",
+            restart.runners_running_at_kill,
+            restart.serving_s,
+            secs(restart.creating_again_s),
+            secs(restart.first_pass_s),
+        );
+        results.insert(
+            "restart_while_filling".into(),
+            json!({"serving_s": restart.serving_s, "creating_pods_again_s": restart.creating_again_s,
+                   "first_pass_s": restart.first_pass_s, "runners_running_at_kill": restart.runners_running_at_kill}),
+        );
+    }
+    println!("runs whose job-runner pod was created twice: {runners_created_again}");
+    results.insert("runners_created_again".into(), json!(runners_created_again));
 
     if !args.no_restart {
         // kill -9 with every long run in flight, then the same store again.
         let creates_before = pod_creates(&server);
-        server.kill9();
-        let restarted = Instant::now();
-        server = start_server(dir.path(), &cluster_server_args(&env));
-        let serving = restarted.elapsed().as_secs_f64();
-        let url = server.metrics_url.clone().expect("metrics URL");
+        let (new, restarted, serving) = kill_and_start(server, dir.path(), &env);
+        server = new;
         let first_pass = loop {
-            if metric_sum(&http_get(&url), "sparkvc_reconcile_passes_total") >= 1.0 {
+            if reconcile_passes(&server) >= 1.0 {
                 break restarted.elapsed().as_secs_f64();
             }
             assert!(
