@@ -36,6 +36,28 @@ fn run_of(pod: &ObservedPod) -> Option<(&str, &str)> {
     ))
 }
 
+/// Applies a watch event to the pod cache and returns the pods whose runs
+/// it gives news of.
+///
+/// The pods of a (re-)list are not handed on one by one: until it is done
+/// the cache still holds what was there before (nothing, after a restart),
+/// so a driver listed before its job-runner, or a job-runner before its
+/// driver, would be judged without the other. Once the list is complete,
+/// every cached pod is handed on; a re-list means events may have been
+/// missed, so each run is looked at again.
+fn apply_event(
+    event: Event<ObservedPod>,
+    writer: &mut reflector::store::Writer<ObservedPod>,
+    cache: &reflector::Store<ObservedPod>,
+) -> Vec<Arc<ObservedPod>> {
+    writer.apply_watcher_event(&event);
+    match event {
+        Event::Apply(pod) => vec![Arc::new(pod)],
+        Event::InitDone => cache.state(),
+        Event::Init | Event::InitApply(_) | Event::Delete(_) => vec![],
+    }
+}
+
 fn shard_of(run_id: &str) -> usize {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     run_id.hash(&mut hasher);
@@ -78,7 +100,7 @@ impl Executor {
         };
         // Owned by this task: when it is stopped (at shutdown), so are they.
         let mut workers = tokio::task::JoinSet::new();
-        let shards: Vec<mpsc::Sender<(ObservedPod, Instant)>> = (0..EVENT_SHARDS)
+        let shards: Vec<mpsc::Sender<(Arc<ObservedPod>, Instant)>> = (0..EVENT_SHARDS)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(SHARD_QUEUE);
                 let this = Arc::clone(&self);
@@ -109,17 +131,15 @@ impl Executor {
                 }
             };
             // The cache first, so that a worker finds the pod of its event.
-            writer.apply_watcher_event(&event);
-            let (Event::Apply(pod) | Event::InitApply(pod)) = event else {
-                continue;
-            };
-            let Some((_, run_id)) = run_of(&pod) else {
-                continue;
-            };
-            let shard = &shards[shard_of(run_id)];
-            if shard.send((pod, received)).await.is_err() {
-                tracing::error!(cluster, "a pod event worker stopped; the pod watch ends");
-                return;
+            for pod in apply_event(event, &mut writer, &cache) {
+                let Some((_, run_id)) = run_of(&pod) else {
+                    continue;
+                };
+                let shard = &shards[shard_of(run_id)];
+                if shard.send((pod, received)).await.is_err() {
+                    tracing::error!(cluster, "a pod event worker stopped; the pod watch ends");
+                    return;
+                }
             }
         }
     }
@@ -129,7 +149,7 @@ impl Executor {
         &self,
         client: &kube::Client,
         cache: &reflector::Store<ObservedPod>,
-        mut events: mpsc::Receiver<(ObservedPod, Instant)>,
+        mut events: mpsc::Receiver<(Arc<ObservedPod>, Instant)>,
     ) {
         while let Some((pod, received)) = events.recv().await {
             // The watch sends only pods that have both labels.
@@ -396,5 +416,49 @@ impl Executor {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> ObservedPod {
+        ObservedPod {
+            name: name.into(),
+            namespace: "ns".into(),
+            ..ObservedPod::default()
+        }
+    }
+
+    fn names_of(pods: &[Arc<ObservedPod>]) -> Vec<&str> {
+        let mut names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// After a restart the list brings a running driver whose run the store
+    /// still has SUBMITTED: judged before the list was complete, it was not
+    /// yet in the cache and its run stayed SUBMITTED.
+    #[test]
+    fn listed_pods_are_handed_on_once_the_list_is_complete() {
+        let (cache, mut writer) = reflector::store::<ObservedPod>();
+        assert!(apply_event(Event::Init, &mut writer, &cache).is_empty());
+        for name in ["spark-r-driver", "r-runner"] {
+            let handed = apply_event(Event::InitApply(pod(name)), &mut writer, &cache);
+            assert!(handed.is_empty(), "{name} handed on before the list ended");
+        }
+        let handed = apply_event(Event::InitDone, &mut writer, &cache);
+        assert_eq!(names_of(&handed), ["r-runner", "spark-r-driver"]);
+        let driver = ObjectRef::new("spark-r-driver").within("ns");
+        assert!(
+            cache.get(&driver).is_some(),
+            "cached before it is handed on"
+        );
+
+        let handed = apply_event(Event::Apply(pod("other")), &mut writer, &cache);
+        assert_eq!(names_of(&handed), ["other"]);
+        let handed = apply_event(Event::Delete(pod("other")), &mut writer, &cache);
+        assert!(handed.is_empty());
     }
 }
