@@ -4,7 +4,7 @@
 //! two pods per running run, 40,000 at 20,000 runs. A `Pod` costs some 5 KB
 //! in memory even with every field it does not need emptied, because its
 //! spec, status and container statuses are large structs of `Option`s held
-//! inline. [`ObservedPod`] holds only what [`super::observe`] reads, so the
+//! inline. [`ObservedPod`] holds only what the run state is read from, so the
 //! cache costs a fraction of that.
 
 use crate::render::names;
