@@ -88,6 +88,14 @@ pub const PARALLEL: usize = 64;
 /// Kubernetes requests that wait for their state to be stored: the store
 /// write does not hold one of the [`PARALLEL`] slots.
 const STEPS_IN_FLIGHT: usize = 4 * PARALLEL;
+/// How many submissions one plan holds at most, shared evenly among the
+/// virtual clusters with runs waiting; the next plan is made as soon as
+/// they have all started. A plan that held every queued run (thousands
+/// after a restart while filling, or after one tenant's burst) let nothing
+/// newer be planned until the cluster had taken all of them: minutes for a
+/// cancellation or another tenant's run, and the tenants served one after
+/// another in store order.
+const PLAN_SUBMISSIONS: usize = 2 * PARALLEL;
 /// How long a shared object sparkvc created is trusted to still exist.
 const SHARED_OBJECT_TTL: Duration = Duration::from_secs(600);
 /// `job-start-timeout` when the run sets none (EMR's default).

@@ -8,12 +8,13 @@
 //! Measured with `job-bench` at 245 runs/s offered, passes of 63 steps took
 //! 0.8 s where one step took 0.3-0.4 s. Here a step starts as soon as a slot
 //! frees; the next plan is made once the last one's steps have all started
-//! (and something woke the executor), leaving out the runs whose steps are
-//! still in flight, so no run ever has two steps at once. A submission gives
+//! (and something woke the executor, or that plan left runs waiting beyond
+//! its share), leaving out the runs whose steps are still in flight, so no
+//! run ever has two steps at once. A submission gives
 //! its API slot back before its state is stored, so waiting for the disk
 //! does not hold back the next run's requests.
 
-use super::{Executor, RESYNC, STEPS_IN_FLIGHT, SubmitError};
+use super::{Executor, PLAN_SUBMISSIONS, RESYNC, STEPS_IN_FLIGHT, SubmitError};
 use crate::cluster::queue::{self, OpenRun, Step};
 use crate::state::JobRunState;
 use crate::store::{StoreError, Timer};
@@ -32,6 +33,15 @@ pub(super) struct Planned {
     cluster: Option<String>,
     /// The plan it belongs to, to tell when a plan is done.
     plan: u64,
+}
+
+/// What one planning of the open runs produced.
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    pub(super) steps: Vec<Planned>,
+    /// Some virtual cluster has runs it could submit beyond its share of
+    /// this plan: plan again as soon as these steps have started.
+    pub(super) cut_short: bool,
 }
 
 /// (virtual cluster ID, job run ID).
@@ -94,10 +104,11 @@ impl Executor {
                 }
                 plan_due = false;
                 match self.plan(check_starts, &busy) {
-                    Ok(steps) if steps.is_empty() => {
+                    Ok(plan) if plan.steps.is_empty() => {
                         self.metrics.reconcile_passes.inc();
                     }
-                    Ok(steps) => {
+                    Ok(Plan { steps, cut_short }) => {
+                        plan_due = cut_short;
                         let plan = plans.start(steps.len());
                         backlog.extend(steps.into_iter().map(|p| Planned { plan, ..p }));
                     }
@@ -179,18 +190,24 @@ impl Executor {
     /// runs, oldest first, plus the CANCEL_PENDING ones (and the SUBMITTED
     /// ones for a start check). A cluster full of RUNNING runs costs
     /// nothing here, however many there are.
+    ///
+    /// Submissions are capped at [`PLAN_SUBMISSIONS`], shared evenly among
+    /// the virtual clusters with runs waiting; cancellations and start
+    /// checks are not capped.
     pub(super) fn plan(
         &self,
         check_starts: bool,
         busy: &HashMap<RunKey, Step>,
-    ) -> Result<Vec<Planned>, StoreError> {
+    ) -> Result<Plan, StoreError> {
         let mut submitting: HashMap<&str, usize> = HashMap::new();
         for ((vc_id, _), step) in busy {
             if *step == Step::Submit {
                 *submitting.entry(vc_id.as_str()).or_default() += 1;
             }
         }
-        let mut steps = Vec::new();
+        // First what each virtual cluster may do, so that the submissions
+        // can be shared among those with runs waiting.
+        let mut clusters = Vec::new();
         for (vc_id, counts) in self.store.all_queue_counts() {
             let checks = if check_starts { counts.submitted } else { 0 };
             if counts.pending + counts.cancel_pending + checks <= 0 {
@@ -211,10 +228,21 @@ impl Executor {
             // the next submission, never lets one exceed the limit.
             let holding = usize::try_from(counts.holding()).unwrap_or(0)
                 + submitting.get(vc_id.as_str()).copied().unwrap_or(0);
-            let free = queue::free_slots(limit, holding);
+            let free = if counts.pending > 0 {
+                queue::free_slots(limit, holding)
+            } else {
+                0
+            };
+            clusters.push((vc_id, cluster, free));
+        }
+        let waiting = clusters.iter().filter(|(_, _, free)| *free > 0).count();
+        let share = PLAN_SUBMISSIONS.div_ceil(waiting.max(1));
+
+        let mut plan = Plan::default();
+        for (vc_id, cluster, free) in clusters {
             let mut wanted = vec![(JobRunState::CancelPending, Step::Cancel, usize::MAX)];
             if free > 0 {
-                wanted.push((JobRunState::Pending, Step::Submit, free));
+                wanted.push((JobRunState::Pending, Step::Submit, free.min(share)));
             }
             if check_starts {
                 wanted.push((JobRunState::Submitted, Step::CheckStart, usize::MAX));
@@ -222,15 +250,17 @@ impl Executor {
             for (state, step, most) in wanted {
                 let mut taken = 0;
                 for run_id in self.store.job_run_ids_in_state(&vc_id, state) {
-                    if taken == most {
-                        break;
-                    }
                     let run_id = run_id?;
                     if busy.contains_key(&(vc_id.clone(), run_id.clone())) {
                         continue;
                     }
+                    if taken == most {
+                        // Only the share ran out, not the free slots.
+                        plan.cut_short |= most < free;
+                        break;
+                    }
                     taken += 1;
-                    steps.push(Planned {
+                    plan.steps.push(Planned {
                         run: OpenRun {
                             vc_id: vc_id.clone(),
                             run_id,
@@ -243,7 +273,7 @@ impl Executor {
                 }
             }
         }
-        Ok(steps)
+        Ok(plan)
     }
 
     /// Runs one step once an API slot is free; None if it was held back
@@ -291,7 +321,7 @@ impl Executor {
     /// step and record their outcomes.
     #[cfg(test)]
     pub(super) async fn pass(&self, check_starts: bool) -> Result<(), StoreError> {
-        let steps = self.plan(check_starts, &HashMap::new())?;
+        let steps = self.plan(check_starts, &HashMap::new())?.steps;
         // Lazily started, so a step that starts after another failed sees
         // its cluster's backoff, as in the loop.
         let results = futures::stream::iter(steps)

@@ -562,6 +562,7 @@ async fn a_plan_gives_free_slots_to_the_oldest_pending_runs_and_skips_runs_in_fl
         h.executor
             .plan(check_starts, busy)
             .unwrap()
+            .steps
             .into_iter()
             .map(|p| (p.run.run_id, p.step))
             .collect()
@@ -584,4 +585,82 @@ async fn a_plan_gives_free_slots_to_the_oldest_pending_runs_and_skips_runs_in_fl
         steps(true, &busy),
         [("0000000000000000001".into(), Step::CheckStart)]
     );
+}
+
+#[tokio::test]
+async fn a_plan_shares_its_submissions_among_the_virtual_clusters_with_runs_waiting() {
+    use super::PLAN_SUBMISSIONS;
+    use crate::cluster::queue::Step;
+    const OTHER: &str = "0000000000000000000000vc2";
+    let h = Harness::new().await;
+    h.add_virtual_cluster(OTHER).await;
+    // Far more queued runs than one plan takes, in both virtual clusters,
+    // VC's all older than OTHER's.
+    let queued = PLAN_SUBMISSIONS + 10;
+    for i in 0..queued {
+        h.add_run(&format!("{i:019}"), json!({})).await;
+    }
+    for i in 0..queued {
+        h.add_run(
+            &format!("{:019}", queued + i),
+            json!({"virtualClusterId": OTHER}),
+        )
+        .await;
+    }
+    let plan = h.executor.plan(false, &HashMap::new()).unwrap();
+    assert!(plan.cut_short, "runs are left for the next plan");
+    let of = |vc: &str| -> Vec<String> {
+        plan.steps
+            .iter()
+            .filter(|p| p.run.vc_id == vc && p.step == Step::Submit)
+            .map(|p| p.run.run_id.clone())
+            .collect()
+    };
+    let half = PLAN_SUBMISSIONS / 2;
+    // Each gets half, oldest first: OTHER is not kept waiting behind VC.
+    assert_eq!(
+        of(VC),
+        (0..half).map(|i| format!("{i:019}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        of(OTHER),
+        (queued..queued + half)
+            .map(|i| format!("{i:019}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(plan.steps.len(), PLAN_SUBMISSIONS);
+
+    // The next plan, made while those are in flight, takes the next ones.
+    let busy: HashMap<_, _> = plan
+        .steps
+        .iter()
+        .map(|p| ((p.run.vc_id.clone(), p.run.run_id.clone()), Step::Submit))
+        .collect();
+    let next = h.executor.plan(false, &busy).unwrap();
+    assert!(next.cut_short);
+    assert_eq!(next.steps.len(), PLAN_SUBMISSIONS);
+    assert!(
+        next.steps
+            .iter()
+            .all(|p| !busy.contains_key(&(p.run.vc_id.clone(), p.run.run_id.clone())))
+    );
+
+    // A plan that takes every waiting run is not cut short.
+    let mut vc = h.store.virtual_cluster(OTHER).unwrap().unwrap();
+    vc.scheduler_configuration =
+        serde_json::from_value(json!({"maxConcurrentJobRuns": 3})).unwrap();
+    h.store
+        .write(|txn| -> Result<(), StoreError> { txn.put_virtual_cluster(&vc) })
+        .await
+        .unwrap();
+    let mut vc = h.store.virtual_cluster(VC).unwrap().unwrap();
+    vc.scheduler_configuration =
+        serde_json::from_value(json!({"maxConcurrentJobRuns": 5})).unwrap();
+    h.store
+        .write(|txn| -> Result<(), StoreError> { txn.put_virtual_cluster(&vc) })
+        .await
+        .unwrap();
+    let limited = h.executor.plan(false, &HashMap::new()).unwrap();
+    assert!(!limited.cut_short, "the limits, not the share, stopped it");
+    assert_eq!(limited.steps.len(), 8);
 }
