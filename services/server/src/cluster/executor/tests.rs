@@ -216,6 +216,17 @@ impl Harness {
             .unwrap();
     }
 
+    /// Sets a virtual cluster's `maxConcurrentJobRuns`.
+    async fn limit_concurrent_runs(&self, vc_id: &str, most: u32) {
+        let mut vc = self.store.virtual_cluster(vc_id).unwrap().unwrap();
+        vc.scheduler_configuration =
+            serde_json::from_value(json!({"maxConcurrentJobRuns": most})).unwrap();
+        self.store
+            .write(|txn| -> Result<(), StoreError> { txn.put_virtual_cluster(&vc) })
+            .await
+            .unwrap();
+    }
+
     /// Stores a PENDING run of [`VC`], with `extra` fields.
     async fn add_run(&self, id: &str, extra: Value) {
         let mut fields = json!({
@@ -543,13 +554,7 @@ fn refusals_name_the_missing_permission_not_the_requester() {
 async fn a_plan_gives_free_slots_to_the_oldest_pending_runs_and_skips_runs_in_flight() {
     use crate::cluster::queue::Step;
     let h = Harness::new().await;
-    let mut vc = h.store.virtual_cluster(VC).unwrap().unwrap();
-    vc.scheduler_configuration =
-        serde_json::from_value(json!({"maxConcurrentJobRuns": 2})).unwrap();
-    h.store
-        .write(|txn| -> Result<(), StoreError> { txn.put_virtual_cluster(&vc) })
-        .await
-        .unwrap();
+    h.limit_concurrent_runs(VC, 2).await;
     for id in [
         "0000000000000000001",
         "0000000000000000002",
@@ -646,20 +651,8 @@ async fn a_plan_shares_its_submissions_among_the_virtual_clusters_with_runs_wait
     );
 
     // A plan that takes every waiting run is not cut short.
-    let mut vc = h.store.virtual_cluster(OTHER).unwrap().unwrap();
-    vc.scheduler_configuration =
-        serde_json::from_value(json!({"maxConcurrentJobRuns": 3})).unwrap();
-    h.store
-        .write(|txn| -> Result<(), StoreError> { txn.put_virtual_cluster(&vc) })
-        .await
-        .unwrap();
-    let mut vc = h.store.virtual_cluster(VC).unwrap().unwrap();
-    vc.scheduler_configuration =
-        serde_json::from_value(json!({"maxConcurrentJobRuns": 5})).unwrap();
-    h.store
-        .write(|txn| -> Result<(), StoreError> { txn.put_virtual_cluster(&vc) })
-        .await
-        .unwrap();
+    h.limit_concurrent_runs(OTHER, 3).await;
+    h.limit_concurrent_runs(VC, 5).await;
     let limited = h.executor.plan(false, &HashMap::new()).unwrap();
     assert!(!limited.cut_short, "the limits, not the share, stopped it");
     assert_eq!(limited.steps.len(), 8);
