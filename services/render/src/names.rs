@@ -177,22 +177,33 @@ pub fn role_name(execution_role_arn: &str) -> Result<&str, RenderError> {
 /// base 36 without leading zeros (`"0"` for no bytes or all-zero bytes).
 pub fn base36(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    // Repeated division of the big number (as base-256 digits) by 36.
-    let mut number: Vec<u8> = bytes.iter().copied().skip_while(|&b| b == 0).collect();
-    let mut out = Vec::new();
-    while !number.is_empty() {
-        let mut remainder: u32 = 0;
-        let mut quotient = Vec::with_capacity(number.len());
-        for &byte in &number {
-            let acc = (remainder << 8) | u32::from(byte);
-            let q = acc / 36;
-            remainder = acc % 36;
-            if !(quotient.is_empty() && q == 0) {
-                quotient.push(q as u8);
-            }
+    // Long division of the number (as base-256 digits, in place) by 36^6,
+    // the largest power of 36 below 2^32: six base-36 digits a pass rather
+    // than one, and no allocation per pass. Rendering names this way twice a
+    // submission, so it showed in profiles.
+    const CHUNK: u64 = 36u64.pow(6);
+    let mut number: Vec<u8> = bytes.to_vec();
+    let mut start = number.iter().position(|&b| b != 0).unwrap_or(number.len());
+    let mut out = Vec::with_capacity(bytes.len() * 8 / 5 + 6);
+    while start < number.len() {
+        let mut remainder: u64 = 0;
+        for byte in &mut number[start..] {
+            let acc = (remainder << 8) | u64::from(*byte);
+            *byte = (acc / CHUNK) as u8;
+            remainder = acc % CHUNK;
         }
-        out.push(DIGITS[remainder as usize]);
-        number = quotient;
+        while start < number.len() && number[start] == 0 {
+            start += 1;
+        }
+        // Six digits, least significant first; the last chunk's leading
+        // zeros are dropped below.
+        for _ in 0..6 {
+            out.push(DIGITS[(remainder % 36) as usize]);
+            remainder /= 36;
+        }
+    }
+    while out.last() == Some(&b'0') {
+        out.pop();
     }
     if out.is_empty() {
         out.push(b'0');
@@ -282,6 +293,40 @@ mod tests {
                 n /= 36;
             }
             assert_eq!(base36(bytes), want, "{text}");
+        }
+    }
+
+    /// Long names (IAM allows 64 bytes) against Horner's rule in base 36:
+    /// reading the base-36 answer back digit by digit, times 256 plus each
+    /// byte, must give the same digits.
+    #[test]
+    fn base36_of_long_names_reads_back() {
+        for len in [17, 31, 32, 33, 63, 64] {
+            for fill in [b'a', b'Z', 0xff, 0x01] {
+                let mut bytes = vec![fill; len];
+                bytes[0] = b'R';
+                // The number, rebuilt as base-36 digits (least significant
+                // first) by multiplying by 256 and adding each byte.
+                let mut digits: Vec<u32> = vec![];
+                for &b in &bytes {
+                    let mut carry = u32::from(b);
+                    for d in &mut digits {
+                        let v = *d * 256 + carry;
+                        *d = v % 36;
+                        carry = v / 36;
+                    }
+                    while carry > 0 {
+                        digits.push(carry % 36);
+                        carry /= 36;
+                    }
+                }
+                let want: String = digits
+                    .iter()
+                    .rev()
+                    .map(|&d| char::from_digit(d, 36).unwrap())
+                    .collect();
+                assert_eq!(base36(&bytes), want, "{len} bytes of {fill}");
+            }
         }
     }
 

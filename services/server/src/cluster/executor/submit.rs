@@ -88,12 +88,12 @@ impl Executor {
         // The job-runner exists now, so it can own the rest of the attempt.
         // It mounts the ConfigMap made next: until that exists the kubelet
         // holds the pod back and retries, as for any missing volume source.
-        let runner_name = runner.metadata.name.clone().unwrap_or_default();
+        let runner_name = runner.name;
         let owner = OwnerReference {
             api_version: "v1".into(),
             kind: "Pod".into(),
             name: runner_name.clone(),
-            uid: runner.metadata.uid.clone().unwrap_or_default(),
+            uid: runner.uid,
             controller: Some(false),
             block_owner_deletion: Some(false),
         };

@@ -147,6 +147,13 @@ impl FakeApi {
             .cloned()
     }
 
+    /// Stores an object as if an earlier process had created it.
+    fn put(&self, plural: &str, object: Value) {
+        let name = object["metadata"]["name"].as_str().unwrap().to_string();
+        let key = format!("{plural}/{name}");
+        self.0.lock().unwrap().objects.insert(key, object);
+    }
+
     fn names(&self, plural: &str) -> Vec<String> {
         let prefix = format!("{plural}/");
         self.0
@@ -316,6 +323,29 @@ async fn submit_sets_up_the_namespace_then_creates_the_job_runner_and_its_config
     h.add_run("0000000000000000002", json!({})).await;
     h.executor.submit(VC, "0000000000000000002").await.unwrap();
     assert_eq!(h.api.take_calls(), ["POST pods", "POST configmaps"]);
+}
+
+/// A job-runner made before a crash (the create answered 409) is adopted:
+/// only its name and UID are read back, and that UID owns the ConfigMap.
+#[tokio::test]
+async fn a_job_runner_left_by_a_crash_is_adopted_and_owns_the_config_map() {
+    let h = Harness::new().await;
+    h.add_run("0000000000000000001", json!({})).await;
+    let runner_name = runner_of("0000000000000000001", 1);
+    h.api.put(
+        "pods",
+        json!({"metadata": {"name": runner_name, "namespace": NS, "uid": "uid-before-the-crash"}}),
+    );
+    h.executor.submit(VC, "0000000000000000001").await.unwrap();
+
+    assert_eq!(h.run("0000000000000000001").state, "SUBMITTED");
+    let calls = h.api.take_calls();
+    let get = format!("GET pods/{runner_name}");
+    assert!(calls.contains(&get), "{calls:?}");
+    let config_map = &h.api.names("configmaps")[0];
+    let owner = &h.api.object("configmaps", config_map).unwrap()["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["name"], runner_name);
+    assert_eq!(owner["uid"], "uid-before-the-crash");
 }
 
 #[tokio::test]
