@@ -14,7 +14,7 @@
 //! its API slot back before its state is stored, so waiting for the disk
 //! does not hold back the next run's requests.
 
-use super::{Executor, PLAN_SUBMISSIONS, RESYNC, STEPS_IN_FLIGHT, SubmitError};
+use super::{Executor, PLAN_GAP, PLAN_SUBMISSIONS, RESYNC, STEPS_IN_FLIGHT, SubmitError};
 use crate::cluster::queue::{self, OpenRun, Step};
 use crate::state::JobRunState;
 use crate::store::{StoreError, Timer};
@@ -91,8 +91,15 @@ impl Executor {
         let mut running = FuturesUnordered::new();
         let (mut plan_due, mut check_starts) = (true, true);
         let mut resync_at = Instant::now();
+        let mut planned_at = Instant::now();
         loop {
-            if plan_due && backlog.is_empty() {
+            // See PLAN_GAP: while steps are in flight, plans are spaced out.
+            let plan_at = if running.is_empty() {
+                Instant::now()
+            } else {
+                planned_at + PLAN_GAP
+            };
+            if plan_due && backlog.is_empty() && plan_at <= Instant::now() {
                 // Another instance holds every cluster's Lease: nothing to
                 // do here but wait (every step would be held back anyway).
                 if running.is_empty() && !self.fence.holds_any(self.clusters.ids()) {
@@ -103,6 +110,7 @@ impl Executor {
                     continue;
                 }
                 plan_due = false;
+                planned_at = Instant::now();
                 match self.plan(check_starts, &busy) {
                     Ok(plan) if plan.steps.is_empty() => {
                         self.metrics.reconcile_passes.inc();
@@ -142,6 +150,7 @@ impl Executor {
                     }
                 }
                 () = self.wake.notified() => plan_due = true,
+                () = tokio::time::sleep_until(plan_at), if plan_due && backlog.is_empty() => {}
                 () = tokio::time::sleep_until(resync_at) => {
                     plan_due = true;
                     check_starts = true;
