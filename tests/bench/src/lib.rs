@@ -83,6 +83,16 @@ pub fn start_server(dir: &Path, args: &[String]) -> Server {
     Server::start_with_env(dir, &args, &[("SPARKVC_LOG", "error")])
 }
 
+/// StartJobRun that must succeed; returns the new run's ID.
+pub async fn start_run(mut client: sparkvc_e2e::Client, req: pb::StartJobRunRequest) -> String {
+    client
+        .start_job_run(req)
+        .await
+        .expect("StartJobRun")
+        .into_inner()
+        .id
+}
+
 /// When a run's terminal state was stored, from its `stateHistory`; None
 /// while it is not terminal.
 pub fn terminal_stored_at(run: &pb::JobRun) -> Option<SystemTime> {

@@ -410,18 +410,13 @@ async fn start_runs(
     let mut starts = Vec::with_capacity(n);
     for i in 0..n {
         ticker.tick().await;
-        let mut client = client.clone();
         let vc = vcs[i % vcs.len()].clone();
         let mut req = start_request(&vc);
         req.configuration_overrides = Some(overrides.clone());
+        let started = sparkvc_bench::start_run(client.clone(), req);
         let known = known.clone();
         starts.push(tokio::spawn(async move {
-            let id = client
-                .start_job_run(req)
-                .await
-                .expect("StartJobRun")
-                .into_inner()
-                .id;
+            let id = started.await;
             known.lock().unwrap().push((vc.clone(), id.clone()));
             (vc, id)
         }));
