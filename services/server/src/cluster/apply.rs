@@ -40,20 +40,14 @@ where
 {
     let url = K::url_path(&K::DynamicType::default(), Some(namespace));
     let body = serde_json::to_vec(object).map_err(kube::Error::SerdeError)?;
-    let mut request = Request::new(&url)
-        .create(&PostParams::default(), body)
-        .map_err(kube::Error::BuildRequest)?;
-    request.extensions_mut().insert("create");
-    match client.request::<Answer>(request).await {
+    let create = Request::new(&url).create(&PostParams::default(), body);
+    match send::<Answer>(client, "create", create).await {
         Ok(answer) => Ok(answer.metadata),
         Err(kube::Error::Api(status)) if status.code == 409 => {
             // Only the metadata, as a PartialObjectMetadata.
             let name = object.meta().name.as_deref().unwrap_or_default();
-            let mut request = Request::new(url)
-                .get_metadata(name, &GetParams::default())
-                .map_err(kube::Error::BuildRequest)?;
-            request.extensions_mut().insert("get_metadata");
-            Ok(client.request::<Answer>(request).await?.metadata)
+            let get = Request::new(url).get_metadata(name, &GetParams::default());
+            Ok(send::<Answer>(client, "get_metadata", get).await?.metadata)
         }
         Err(err) => Err(err),
     }
@@ -72,13 +66,22 @@ where
     K::DynamicType: Default,
 {
     let url = K::url_path(&K::DynamicType::default(), Some(namespace));
-    let mut request = Request::new(url)
-        .delete(name, &DeleteParams::background())
-        .map_err(kube::Error::BuildRequest)?;
-    request.extensions_mut().insert("delete");
-    match client.request::<IgnoredAny>(request).await {
+    let delete = Request::new(url).delete(name, &DeleteParams::background());
+    match send::<IgnoredAny>(client, "delete", delete).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(err) => Err(err),
     }
+}
+
+/// Sends a request built by `kube::core::Request`, named for kube's tracing
+/// as its `Api` methods name theirs, and decodes the answer as `T`.
+async fn send<T: serde::de::DeserializeOwned>(
+    client: &kube::Client,
+    verb: &'static str,
+    built: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+) -> Result<T, kube::Error> {
+    let mut request = built.map_err(kube::Error::BuildRequest)?;
+    request.extensions_mut().insert(verb);
+    client.request::<T>(request).await
 }

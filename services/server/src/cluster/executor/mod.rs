@@ -90,11 +90,11 @@ pub const PARALLEL: usize = 64;
 const STEPS_IN_FLIGHT: usize = 4 * PARALLEL;
 /// How many submissions one plan holds at most, shared evenly among the
 /// virtual clusters with runs waiting; the next plan is made as soon as
-/// they have all started (and [`PLAN_GAP`] has passed). A plan that held every queued run (thousands
-/// after a restart while filling, or after one tenant's burst) let nothing
-/// newer be planned until the cluster had taken all of them: minutes for a
-/// cancellation or another tenant's run, and the tenants served one after
-/// another in store order.
+/// they have all started (and [`PLAN_GAP`] has passed). A plan that held
+/// every queued run (thousands after a restart while filling, or after one
+/// tenant's burst) let nothing newer be planned until the cluster had taken
+/// all of them: minutes for a cancellation or another tenant's run, and the
+/// tenants served one after another in store order.
 const PLAN_SUBMISSIONS: usize = 2 * PARALLEL;
 /// The least time between two plans while steps are in flight. Every
 /// StartJobRun wakes the executor, and each plan walks past the queued runs
